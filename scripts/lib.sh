@@ -1,0 +1,54 @@
+# shellcheck shell=bash
+# Shared helpers for the environment scripts. Sourced, not run.
+#
+# Everything installed is cached under $ROWFERRY_CACHE (default ~/.cache/rowferry), outside the
+# clone, so a second run is fast; server data lives under $ROWFERRY_RUN (a temp dir) and is
+# removed by the matching stop command.
+
+set -euo pipefail
+
+ROWFERRY_CACHE=${ROWFERRY_CACHE:-$HOME/.cache/rowferry}
+ROWFERRY_RUN=${ROWFERRY_RUN:-${TMPDIR:-/tmp}/rowferry-env}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROWFERRY_CACHE/target}
+mkdir -p "$ROWFERRY_CACHE" "$ROWFERRY_RUN"
+
+# The one password of the local test environment's accounts (loopback only, throwaway data).
+ROWFERRY_ENV_PASSWORD=rowferry
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# as_root CMD...: run as root (directly, or through sudo when not root).
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else die "need root for: $*"; fi
+}
+
+apt_install() {
+  log "installing Debian packages: $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# wait_until SECONDS WHAT CMD...: poll CMD (every 0.1 s) until it succeeds or SECONDS pass.
+wait_until() {
+  local limit=$1 what=$2; shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.1
+  done
+  log "$what"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# stop_pid PIDFILE WHAT: TERM, wait up to 30 s, then KILL.
+stop_pid() {
+  local pidfile=$1 what=$2 pid
+  pid_alive "$pidfile" || return 0
+  pid=$(cat "$pidfile")
+  kill "$pid" 2>/dev/null || true
+  wait_until 30 "$what stopped" bash -c "! kill -0 $pid" || { log "$what did not stop in 30 s; killing"; kill -9 "$pid" 2>/dev/null || true; }
+}

@@ -1,0 +1,45 @@
+//! Command-line arguments, as typed (clap). Turning them into validated settings is
+//! [`crate::config`]'s job; running a command is `main.rs`'s.
+
+use crate::config::LogFormat;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// rowferry: MySQL/MariaDB binlog → Kafka change-data-capture, as Avro.
+#[derive(Debug, Parser)]
+#[command(name = "rowferry", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format; overrides log.format. Human is the default (colours only on a terminal).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The `--config` option every subcommand takes.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// TOML config file; ROWFERRY__SECTION__KEY environment variables override it.
+    #[arg(long, short = 'c', env = "ROWFERRY_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Stream binlog changes to Kafka (resumes from the stored offset).
+    Run(ConfigArg),
+    /// Snapshot the configured tables into Kafka.
+    Snapshot(ConfigArg),
+    /// Compare the latest record per key in Kafka with the source tables.
+    Verify(ConfigArg),
+    /// Check that the source server and Kafka give rowferry what it needs; exit 1 if not.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only validate the configuration; connect to nothing.
+        #[arg(long)]
+        config_only: bool,
+    },
+    /// Print the running connector's status.
+    Status(ConfigArg),
+}

@@ -1,0 +1,152 @@
+//! The configuration exactly as written: defaults → TOML file → `ROWFERRY__SECTION__KEY`
+//! environment variables, merged by the `config` crate and deserialised into these structs.
+//!
+//! Every struct denies unknown fields, so a misspelt key (in the file or in an environment
+//! variable) stops start-up instead of being ignored. Every field is optional here: defaults,
+//! required keys and cross-field rules are applied in one place, [`super::Settings::from_raw`],
+//! which also produces the error message that names the key.
+
+use super::secret::Secret;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Connector name: the key of the stored offset and the `source.name` of every record.
+    /// Default `rowferry`.
+    pub name: Option<String>,
+    /// The MySQL or MariaDB server to read from.
+    #[serde(default)]
+    pub source: RawSource,
+    /// The Kafka cluster to write to.
+    #[serde(default)]
+    pub kafka: RawKafka,
+    /// Where Avro schemas are registered.
+    #[serde(default)]
+    pub registry: RawRegistry,
+    /// Where the committed GTID offset is stored.
+    #[serde(default)]
+    pub offsets: RawOffsets,
+    /// Which tables are captured.
+    #[serde(default)]
+    pub tables: RawTables,
+    /// The HTTP server for health, metrics, status, control and the embedded registry.
+    #[serde(default)]
+    pub http: RawHttp,
+    /// Logging.
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+/// `[source]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// `mysql://user:password@host:port` (or `mariadb://`); alternative to host/port/user/password.
+    pub url: Option<Secret>,
+    /// Server host name or address. Default `127.0.0.1`.
+    pub host: Option<String>,
+    /// Server port. Default 3306.
+    pub port: Option<u16>,
+    /// Replication user.
+    pub user: Option<String>,
+    /// Password of `user`. Set it, or `password_file`, or put it in `url`; `""` means no password.
+    pub password: Option<Secret>,
+    /// File whose content (one trailing newline trimmed) is the password.
+    pub password_file: Option<PathBuf>,
+    /// The server_id rowferry registers with as a replica; unique among the topology's servers.
+    pub server_id: Option<u32>,
+    /// `auto` (default), `mysql` or `mariadb`; a set flavor must match the server.
+    pub flavor: Option<String>,
+    /// Seconds to wait for a connection. Default 10.
+    pub connect_timeout_secs: Option<u64>,
+    /// TLS to the server.
+    #[serde(default)]
+    pub tls: RawTls,
+}
+
+/// `[source.tls]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// `disabled` (default), `required`, `verify_ca` or `verify_identity`.
+    pub mode: Option<String>,
+    /// PEM file with the CA that signed the server certificate (`verify_ca`, `verify_identity`).
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for servers that require one.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+}
+
+/// `[kafka]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKafka {
+    /// Comma-separated `host:port` list. Default `127.0.0.1:9092`.
+    pub bootstrap_servers: Option<String>,
+    /// First part of every topic name: `<prefix>.<db>.<table>`. Default `rowferry`.
+    pub topic_prefix: Option<String>,
+    /// Extra librdkafka properties passed through as they are (`"linger.ms" = "5"`). From the
+    /// environment, write dots as underscores: `ROWFERRY__KAFKA__LIBRDKAFKA__LINGER_MS=5`.
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+/// `[registry]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRegistry {
+    /// `embedded` (default: schemas kept in the `_schemas` topic, served on the HTTP port) or
+    /// `external` (a Confluent-compatible Schema Registry at `url`).
+    pub mode: Option<String>,
+    /// Registry URL, for `external`.
+    pub url: Option<String>,
+    /// Basic-auth user, for `external`.
+    pub username: Option<String>,
+    /// Basic-auth password, for `external`.
+    pub password: Option<Secret>,
+}
+
+/// `[offsets]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOffsets {
+    /// `kafka` (default: a compacted topic keyed by connector name) or `file`.
+    pub store: Option<String>,
+    /// Offsets topic, for `kafka`. Default `<topic_prefix>.offsets`.
+    pub topic: Option<String>,
+    /// Offsets file, for `file` (written atomically: temp file, fsync, rename).
+    pub path: Option<PathBuf>,
+}
+
+/// `[tables]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTables {
+    /// `db.table` patterns with `*` and `?`; default `["*.*"]`. System schemas are never captured.
+    pub include: Option<Vec<String>>,
+    /// `db.table` patterns removed from what `include` matched.
+    pub exclude: Option<Vec<String>>,
+}
+
+/// `[http]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// Address and port to listen on. Default `127.0.0.1:8080`.
+    pub listen: Option<String>,
+}
+
+/// `[log]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// Level or `tracing` filter (`info`, `rowferry=debug,warn`). Default `info`; RUST_LOG wins.
+    pub level: Option<String>,
+    /// `human` (default) or `json`; `--log-format` wins.
+    pub format: Option<String>,
+}

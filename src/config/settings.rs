@@ -1,0 +1,392 @@
+//! Validated, typed settings: the only configuration the rest of rowferry sees.
+//!
+//! [`Settings::from_raw`] applies defaults, reads `password_file`, checks every value and every
+//! cross-field rule, and turns the first problem into a [`ConfigError::Invalid`] that names the
+//! key. Nothing here clamps or guesses: an invalid value stops start-up.
+
+use super::ConfigError;
+use super::raw::{RawConfig, RawHttp, RawKafka, RawLog, RawOffsets, RawRegistry, RawSource, RawTls};
+use super::secret::Secret;
+use super::tables::TableFilter;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything rowferry was configured with, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Connector name (offset key, `source.name`).
+    pub name: String,
+    pub source: SourceSettings,
+    pub kafka: KafkaSettings,
+    pub registry: RegistrySettings,
+    pub offsets: OffsetSettings,
+    pub tables: TableFilter,
+    pub http: HttpSettings,
+    pub log: LogSettings,
+}
+
+/// Which server family the source is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlavorSetting {
+    /// Detect from the server's version string.
+    Auto,
+    MySql,
+    MariaDb,
+}
+
+/// How the connection to the source uses TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    Disabled,
+    /// Encrypt, do not verify the certificate.
+    Required,
+    /// Encrypt and verify the chain, not the host name.
+    VerifyCa,
+    /// Encrypt and verify chain and host name.
+    VerifyIdentity,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub mode: TlsMode,
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key, both or neither.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Secret,
+    /// Our replica server_id; 0 is not a valid server_id.
+    pub server_id: NonZeroU32,
+    pub flavor: FlavorSetting,
+    pub connect_timeout: Duration,
+    pub tls: TlsSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    pub bootstrap_servers: String,
+    pub topic_prefix: String,
+    /// Extra librdkafka properties, keys normalised (`linger_ms` → `linger.ms`).
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum RegistrySettings {
+    Embedded,
+    External { url: url::Url, username: Option<String>, password: Option<Secret> },
+}
+
+#[derive(Debug, Clone)]
+pub enum OffsetSettings {
+    Kafka { topic: String },
+    File { path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+/// librdkafka properties that rowferry sets itself; setting them in `kafka.librdkafka` would either
+/// duplicate a typed key or break the commit rule, so they are rejected.
+const OWNED_LIBRDKAFKA_KEYS: &[(&str, &str)] = &[
+    ("bootstrap.servers", "set kafka.bootstrap_servers instead"),
+    ("metadata.broker.list", "set kafka.bootstrap_servers instead"),
+    ("enable.idempotence", "rowferry always produces idempotently (ordering and no duplicates on retry)"),
+    ("acks", "rowferry always uses acks=all (the offset is committed only after a durable ack)"),
+    ("request.required.acks", "rowferry always uses acks=all (the offset is committed only after a durable ack)"),
+];
+
+fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.to_string(), problem: problem.into() }
+}
+
+impl Settings {
+    /// Applies defaults and validates; the first problem found is returned, naming its key.
+    pub fn from_raw(raw: RawConfig) -> Result<Settings, ConfigError> {
+        let name = raw.name.unwrap_or_else(|| "rowferry".to_string());
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+            return Err(invalid(
+                "name",
+                format!("{name:?} is not a valid connector name: use letters, digits, '.', '_' and '-'"),
+            ));
+        }
+        let kafka = kafka(raw.kafka)?;
+        Ok(Settings {
+            source: source(raw.source)?,
+            registry: registry(raw.registry)?,
+            offsets: offsets(raw.offsets, &kafka.topic_prefix)?,
+            tables: TableFilter::new(
+                raw.tables.include.unwrap_or_else(|| vec!["*.*".to_string()]),
+                raw.tables.exclude.unwrap_or_default(),
+            )?,
+            http: http(raw.http)?,
+            log: log(raw.log)?,
+            kafka,
+            name,
+        })
+    }
+}
+
+fn source(raw: RawSource) -> Result<SourceSettings, ConfigError> {
+    let mut host = raw.host;
+    let mut port = raw.port;
+    let mut user = raw.user;
+    let mut password = raw.password;
+    if let Some(url) = raw.url {
+        if host.is_some() || port.is_some() || user.is_some() {
+            return Err(invalid("source.url", "set either source.url or source.host/port/user, not both"));
+        }
+        let parsed = url::Url::parse(url.expose())
+            .map_err(|e| invalid("source.url", format!("not a URL ({e}); expected mysql://user:password@host:port")))?;
+        if !matches!(parsed.scheme(), "mysql" | "mariadb") {
+            return Err(invalid("source.url", format!("scheme {:?} is not mysql:// or mariadb://", parsed.scheme())));
+        }
+        if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() {
+            return Err(invalid(
+                "source.url",
+                "a database or options in the URL are not used; choose tables with tables.include and TLS with source.tls",
+            ));
+        }
+        host = parsed.host_str().map(|h| h.trim_matches(['[', ']']).to_string());
+        port = parsed.port();
+        if !parsed.username().is_empty() {
+            user = Some(decode_url_part(parsed.username(), "source.url")?);
+        }
+        if let Some(p) = parsed.password() {
+            if password.is_some() || raw.password_file.is_some() {
+                return Err(invalid(
+                    "source.password",
+                    "the password is set twice: in source.url and in source.password/password_file",
+                ));
+            }
+            password = Some(Secret::new(decode_url_part(p, "source.url")?));
+        }
+    }
+    let password = match (password, raw.password_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "source.password_file",
+                "set either source.password or source.password_file, not both",
+            ));
+        }
+        (Some(p), None) => p,
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| invalid("source.password_file", format!("cannot read {}: {e}", path.display())))?;
+            let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+            Secret::new(text)
+        }
+        (None, None) => {
+            return Err(invalid(
+                "source.password",
+                "missing: set source.password, source.password_file, a password in source.url, or ROWFERRY__SOURCE__PASSWORD (\"\" for none)",
+            ));
+        }
+    };
+    let user = user
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| invalid("source.user", "missing: the replication user to log in as"))?;
+    let server_id = raw.server_id.ok_or_else(|| {
+        invalid(
+            "source.server_id",
+            "missing: pick a server_id that no server or replica of this topology uses, e.g. 5401",
+        )
+    })?;
+    let server_id = NonZeroU32::new(server_id)
+        .ok_or_else(|| invalid("source.server_id", "0 is not a valid server_id; use 1..=4294967295"))?;
+    let flavor = match raw.flavor.as_deref() {
+        None | Some("auto") => FlavorSetting::Auto,
+        Some("mysql") => FlavorSetting::MySql,
+        Some("mariadb") => FlavorSetting::MariaDb,
+        Some(other) => return Err(invalid("source.flavor", format!("{other:?} is not one of auto, mysql, mariadb"))),
+    };
+    let connect_timeout = match raw.connect_timeout_secs {
+        Some(0) => return Err(invalid("source.connect_timeout_secs", "must be at least 1")),
+        Some(s) => Duration::from_secs(s),
+        None => Duration::from_secs(10),
+    };
+    Ok(SourceSettings {
+        host: host.filter(|h| !h.is_empty()).unwrap_or_else(|| "127.0.0.1".to_string()),
+        port: port.unwrap_or(3306),
+        user,
+        password,
+        server_id,
+        flavor,
+        connect_timeout,
+        tls: tls(raw.tls)?,
+    })
+}
+
+fn decode_url_part(part: &str, key: &str) -> Result<String, ConfigError> {
+    url::form_urlencoded::parse(format!("x={part}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| invalid(key, "cannot percent-decode the user or password"))
+}
+
+fn tls(raw: RawTls) -> Result<TlsSettings, ConfigError> {
+    let mode = match raw.mode.as_deref() {
+        None | Some("disabled") => TlsMode::Disabled,
+        Some("required") => TlsMode::Required,
+        Some("verify_ca") => TlsMode::VerifyCa,
+        Some("verify_identity") => TlsMode::VerifyIdentity,
+        Some("preferred") => {
+            return Err(invalid(
+                "source.tls.mode",
+                "\"preferred\" is not supported (it silently falls back to plain text); use disabled or required",
+            ));
+        }
+        Some(other) => {
+            return Err(invalid(
+                "source.tls.mode",
+                format!("{other:?} is not one of disabled, required, verify_ca, verify_identity"),
+            ));
+        }
+    };
+    if matches!(mode, TlsMode::VerifyCa | TlsMode::VerifyIdentity) && raw.ca_file.is_none() {
+        return Err(invalid("source.tls.ca_file", "missing: verify_ca and verify_identity need the CA's PEM file"));
+    }
+    if mode == TlsMode::Disabled && (raw.ca_file.is_some() || raw.cert_file.is_some() || raw.key_file.is_some()) {
+        return Err(invalid("source.tls.mode", "TLS files are set but source.tls.mode is disabled"));
+    }
+    let client_identity = match (raw.cert_file, raw.key_file) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        (Some(_), None) => return Err(invalid("source.tls.key_file", "missing: cert_file is set without its key")),
+        (None, Some(_)) => {
+            return Err(invalid("source.tls.cert_file", "missing: key_file is set without its certificate"));
+        }
+    };
+    for (key, path) in [("source.tls.ca_file", raw.ca_file.as_ref())].into_iter().chain(
+        client_identity.iter().flat_map(|(c, k)| [("source.tls.cert_file", Some(c)), ("source.tls.key_file", Some(k))]),
+    ) {
+        if let Some(p) = path.filter(|p| !p.is_file()) {
+            return Err(invalid(key, format!("{} is not a readable file", p.display())));
+        }
+    }
+    Ok(TlsSettings { mode, ca_file: raw.ca_file, client_identity })
+}
+
+fn kafka(raw: RawKafka) -> Result<KafkaSettings, ConfigError> {
+    let bootstrap_servers = raw.bootstrap_servers.unwrap_or_else(|| "127.0.0.1:9092".to_string());
+    for server in bootstrap_servers.split(',') {
+        let server = server.trim();
+        let ok = server.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !ok {
+            return Err(invalid("kafka.bootstrap_servers", format!("{server:?} is not host:port")));
+        }
+    }
+    let topic_prefix = raw.topic_prefix.unwrap_or_else(|| "rowferry".to_string());
+    if topic_prefix.is_empty() || !topic_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+        return Err(invalid(
+            "kafka.topic_prefix",
+            format!("{topic_prefix:?} is not a valid topic name part: use letters, digits, '.', '_' and '-'"),
+        ));
+    }
+    let mut librdkafka = BTreeMap::new();
+    for (key, value) in raw.librdkafka {
+        // Environment variables cannot carry dots, so `linger_ms` means `linger.ms`; librdkafka
+        // property names have no underscores.
+        let normal = key.to_ascii_lowercase().replace('_', ".");
+        let shown = format!("kafka.librdkafka.{key:?}");
+        if let Some((_, why)) = OWNED_LIBRDKAFKA_KEYS.iter().find(|(k, _)| *k == normal) {
+            return Err(invalid(&shown, format!("rowferry sets {normal} itself: {why}")));
+        }
+        if librdkafka.insert(normal.clone(), value).is_some() {
+            return Err(invalid(&shown, format!("{normal} is set twice (keys differ only in case or '_' versus '.')")));
+        }
+    }
+    Ok(KafkaSettings { bootstrap_servers, topic_prefix, librdkafka })
+}
+
+fn registry(raw: RawRegistry) -> Result<RegistrySettings, ConfigError> {
+    match raw.mode.as_deref() {
+        None | Some("embedded") => {
+            if raw.url.is_some() || raw.username.is_some() || raw.password.is_some() {
+                return Err(invalid("registry.url", "set only with registry.mode = \"external\""));
+            }
+            Ok(RegistrySettings::Embedded)
+        }
+        Some("external") => {
+            let text =
+                raw.url.ok_or_else(|| invalid("registry.url", "missing: external mode needs the registry's URL"))?;
+            let url =
+                url::Url::parse(&text).map_err(|e| invalid("registry.url", format!("{text:?} is not a URL: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(invalid("registry.url", "must be http:// or https://"));
+            }
+            if raw.password.is_some() && raw.username.is_none() {
+                return Err(invalid("registry.username", "missing: registry.password is set without a user"));
+            }
+            Ok(RegistrySettings::External { url, username: raw.username, password: raw.password })
+        }
+        Some(other) => Err(invalid("registry.mode", format!("{other:?} is not one of embedded, external"))),
+    }
+}
+
+fn offsets(raw: RawOffsets, topic_prefix: &str) -> Result<OffsetSettings, ConfigError> {
+    match raw.store.as_deref() {
+        None | Some("kafka") => {
+            if raw.path.is_some() {
+                return Err(invalid("offsets.path", "set only with offsets.store = \"file\""));
+            }
+            Ok(OffsetSettings::Kafka { topic: raw.topic.unwrap_or_else(|| format!("{topic_prefix}.offsets")) })
+        }
+        Some("file") => {
+            if raw.topic.is_some() {
+                return Err(invalid("offsets.topic", "set only with offsets.store = \"kafka\""));
+            }
+            let path =
+                raw.path.ok_or_else(|| invalid("offsets.path", "missing: file mode needs the offsets file's path"))?;
+            Ok(OffsetSettings::File { path })
+        }
+        Some(other) => Err(invalid("offsets.store", format!("{other:?} is not one of kafka, file"))),
+    }
+}
+
+fn http(raw: RawHttp) -> Result<HttpSettings, ConfigError> {
+    let text = raw.listen.unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    let listen = text.parse().map_err(|_| {
+        invalid("http.listen", format!("{text:?} is not an address:port such as 127.0.0.1:8080 or 0.0.0.0:8080"))
+    })?;
+    Ok(HttpSettings { listen })
+}
+
+fn log(raw: RawLog) -> Result<LogSettings, ConfigError> {
+    let level = raw.level.unwrap_or_else(|| "info".to_string());
+    // A bare word is a level; EnvFilter would take a misspelt one ("infoo") for a target name.
+    let bare = !level.contains(['=', ',', '[']);
+    if bare && !["trace", "debug", "info", "warn", "error", "off"].contains(&level.to_ascii_lowercase().as_str()) {
+        return Err(invalid("log.level", format!("{level:?} is not one of trace, debug, info, warn, error, off")));
+    }
+    tracing_subscriber::EnvFilter::try_new(&level)
+        .map_err(|e| invalid("log.level", format!("{level:?} is not a level or tracing filter: {e}")))?;
+    let format = match raw.format.as_deref() {
+        None | Some("human") => LogFormat::Human,
+        Some("json") => LogFormat::Json,
+        Some(other) => return Err(invalid("log.format", format!("{other:?} is not one of human, json"))),
+    };
+    Ok(LogSettings { level, format })
+}

@@ -1,0 +1,31 @@
+//! rowferry streams the row changes of MySQL 8.0+/9.x and MariaDB 10.6+ to Kafka as Avro, reading
+//! the binlog as a replica would.
+//!
+//! The pipeline (see DESIGN.md; each stage is a module, wired in one place, [`app`]):
+//!
+//! ```text
+//! source ─binlog─▶ reader ─events─▶ decoder (+ schema) ─changes─▶ encoder ─records─▶ publisher
+//!                                                                                      │ acks
+//!                                       offsets ◀─ committer ◀─────────────────────────┘
+//! source ─SELECT chunk─▶ snapshot (and verify) ─changes, merged at a stream position─▶ encoder
+//! ```
+//!
+//! Pure modules (config parsing, check rules, and later GTID sets, row changes, table schemas)
+//! do no IO so they can be unit- and property-tested and fuzzed.
+
+pub mod app;
+pub mod check;
+pub mod committer;
+pub mod config;
+pub mod decoder;
+pub mod encoder;
+pub mod error;
+pub mod logging;
+pub mod ops;
+pub mod publisher;
+pub mod reader;
+pub mod snapshot;
+pub mod source;
+pub mod verify;
+
+pub mod cli;

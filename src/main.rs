@@ -1,0 +1,65 @@
+//! The binary's edge: parse arguments, load and validate the configuration, set up logging, run
+//! the command, and turn the outcome into an exit code.
+//!
+//! Exit codes: 0 success; 1 the command ran and found a problem (a failed check, a runtime
+//! error); 2 the invocation is wrong (bad arguments or configuration, command not available yet).
+
+use clap::Parser;
+use rowferry::cli::{Cli, Command, ConfigArg};
+use rowferry::{check, config, logging};
+use std::process::ExitCode;
+
+const EXIT_PROBLEM: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (config_arg, name) = match &cli.command {
+        Command::Run(c) => (c, "run"),
+        Command::Snapshot(c) => (c, "snapshot"),
+        Command::Verify(c) => (c, "verify"),
+        Command::Check { config, .. } => (config, "check"),
+        Command::Status(c) => (c, "status"),
+    };
+    let settings = match load(config_arg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rowferry: invalid configuration: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    logging::init(cli.log_format.unwrap_or(settings.log.format), &settings.log.level);
+    match cli.command {
+        Command::Check { config_only: true, .. } => {
+            println!("configuration is valid");
+            ExitCode::SUCCESS
+        }
+        Command::Check { .. } => match run_check(&settings) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("rowferry: {e:#}");
+                ExitCode::from(EXIT_PROBLEM)
+            }
+        },
+        _ => {
+            let issue = match name {
+                "run" => "#5",
+                "snapshot" | "verify" => "#6",
+                _ => "#7",
+            };
+            eprintln!("rowferry {name}: not implemented yet (tracked in issue {issue}); `rowferry check` works today");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn load(arg: &ConfigArg) -> Result<config::Settings, config::ConfigError> {
+    config::load(arg.config.as_deref())
+}
+
+fn run_check(settings: &config::Settings) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let report = runtime.block_on(check::run(settings));
+    println!("{report}");
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PROBLEM) })
+}
