@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         }
     };
     logging::init(cli.log_format.unwrap_or(settings.log.format), &settings.log.level);
+    tracing::debug!(file = ?config_arg.config, connector = %settings.name, command = name, "configuration loaded");
     match cli.command {
         Command::Check { config_only: true, .. } => {
             println!("configuration is valid");
