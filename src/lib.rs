@@ -22,6 +22,7 @@ pub mod encoder;
 pub mod error;
 pub mod logging;
 pub mod ops;
+pub mod position;
 pub mod publisher;
 pub mod reader;
 pub mod snapshot;

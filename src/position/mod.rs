@@ -1,0 +1,39 @@
+//! Stream positions as GTIDs: pure values with text forms, no IO.
+//!
+//! rowferry's offset is a GTID set, never a file/position pair, so that it survives a failover to
+//! another server with the same history (DESIGN.md, invariant 7). The two server families spell
+//! positions differently:
+//!
+//! * MySQL ([`mysql`]): a set of transactions, `uuid:1-5:7-9`, with tagged GTIDs in 8.3+
+//!   (`uuid:1-5:tag:1-3`). A transaction is *in* the set or not; holes are meaningful.
+//! * MariaDB ([`mariadb`]): a position, one `domain-server-seq` per replication domain
+//!   (`0-1-100,1-2-5`). Within a domain, sequence numbers only grow (gtid_strict_mode), so the
+//!   position names the last transaction applied and everything before it.
+//!
+//! Parsing never panics; malformed text is a [`PositionError`] that quotes the bad part.
+
+pub mod mariadb;
+pub mod mysql;
+
+use crate::error::ErrorClass;
+
+pub use mariadb::{MariaDbGtid, MariaDbPosition};
+pub use mysql::{MySqlGtid, MySqlGtidSet, Uuid};
+
+/// Malformed GTID text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PositionError {
+    #[error("malformed GTID {what} {text:?}: {problem}")]
+    Malformed { what: &'static str, text: String, problem: String },
+}
+
+impl PositionError {
+    pub(crate) fn malformed(what: &'static str, text: &str, problem: impl Into<String>) -> PositionError {
+        PositionError::Malformed { what, text: text.to_string(), problem: problem.into() }
+    }
+
+    /// A malformed position in the offset store or the config is never retried.
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::Fatal
+    }
+}
