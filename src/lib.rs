@@ -14,6 +14,7 @@
 //! do no IO so they can be unit- and property-tested and fuzzed.
 
 pub mod app;
+pub mod binlog;
 pub mod check;
 pub mod committer;
 pub mod config;
