@@ -15,6 +15,7 @@
 
 pub mod app;
 pub mod binlog;
+pub mod change;
 pub mod check;
 pub mod committer;
 pub mod config;
@@ -26,6 +27,7 @@ pub mod ops;
 pub mod position;
 pub mod publisher;
 pub mod reader;
+pub mod schema;
 pub mod snapshot;
 pub mod source;
 pub mod verify;

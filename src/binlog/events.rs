@@ -29,7 +29,9 @@ pub fn mysql_gtid(event_type: u8, body: &[u8]) -> Result<MySqlGtidEvent, BinlogE
     c.skip(1)?; // commit flag
     let sid = c.bytes(16)?;
     let gno = c.u64()?;
-    c.skip(17)?; // logical clock: type, last_committed, sequence_number
+    if c.remaining() >= 17 {
+        c.skip(17)?; // logical clock (MySQL 5.7+): type, last_committed, sequence_number
+    }
     let immediate_commit_us = if c.remaining() >= 7 { Some(c.uint(7)? & !(1 << 55)) } else { None };
     let gtid = if event_type == event_type::ANONYMOUS_GTID {
         None

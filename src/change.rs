@@ -1,0 +1,90 @@
+//! Row changes: what the decoder produces and the encoder consumes. Pure data, no IO.
+//!
+//! A [`RowChange`] carries the table's schema *as of the event* (an `Arc` shared by every row
+//! decoded against the same TABLE_MAP) and typed [`Value`]s in column order. UPDATE carries
+//! before and after images, INSERT only after, DELETE only before.
+
+use crate::schema::TableSchema;
+use std::sync::Arc;
+
+/// A column value as MySQL/MariaDB stored it, typed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    /// Not in the row image (the server's binlog_row_image is not FULL).
+    Absent,
+    /// Signed integers of every width.
+    Int(i64),
+    /// Unsigned integers of every width (BIGINT UNSIGNED up to 2^64-1).
+    UInt(u64),
+    Float(f32),
+    Double(f64),
+    /// Exact decimal text: optional `-`, integer digits, and exactly `scale` fraction digits.
+    Decimal(String),
+    /// BIT(n): the bits, right-aligned.
+    Bit {
+        value: u64,
+        width: u16,
+    },
+    /// YEAR; 0 is the zero year `0000`.
+    Year(u16),
+    /// DATE; zero parts allowed (`0000-00-00`, `2020-00-00`).
+    Date {
+        year: u16,
+        month: u8,
+        day: u8,
+    },
+    /// DATETIME(n), no time zone.
+    DateTime {
+        year: u16,
+        month: u8,
+        day: u8,
+        hour: u8,
+        minute: u8,
+        second: u8,
+        micros: u32,
+    },
+    /// TIMESTAMP(n): seconds since the epoch, UTC; 0 with 0 µs is the zero timestamp.
+    Timestamp {
+        seconds: u32,
+        micros: u32,
+    },
+    /// TIME(n): signed microseconds (−838:59:59.999999 … 838:59:59.999999).
+    Time {
+        micros: i64,
+    },
+    /// Character data, transcoded to UTF-8.
+    Text(String),
+    /// Binary data; BINARY(n) padded to n bytes.
+    Bytes(Vec<u8>),
+    /// ENUM label; an invalid value (index 0) is the empty string, as MySQL shows it.
+    Enum(String),
+    /// SET members in definition order.
+    Set(Vec<String>),
+    /// JSON as text (MySQL's binary JSON decoded; MariaDB's LONGTEXT as stored).
+    Json(String),
+    /// Spatial value: SRID and WKB.
+    Geometry {
+        srid: u32,
+        wkb: Vec<u8>,
+    },
+    /// MySQL 9 VECTOR.
+    Vector(Vec<f32>),
+}
+
+/// The kind of change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Insert,
+    Update,
+    Delete,
+}
+
+/// One row changed by one rows event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowChange {
+    pub op: Op,
+    pub table: Arc<TableSchema>,
+    pub before: Option<Vec<Value>>,
+    pub after: Option<Vec<Value>>,
+}

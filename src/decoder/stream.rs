@@ -1,0 +1,228 @@
+//! From raw events to decoded items: the part of the read side that needs no IO.
+//!
+//! [`StreamDecoder::push`] takes one event's bytes as the server sent them (header, body,
+//! checksum), frames it with the current FORMAT_DESCRIPTION, keeps the schema cache, and calls
+//! back with zero or more [`Item`]s: positions (GTIDs, rotations, heartbeats), transaction
+//! boundaries, DDL and decoded rows. A MySQL TRANSACTION_PAYLOAD is opened and its embedded
+//! events are pushed through the same code, one at a time. Event types that carry no row data
+//! for rowferry are skipped *by type*; an unknown type that the server did not mark ignorable is an
+//! error — nothing is dropped silently.
+
+use super::{DecodeError, parse_rows};
+use crate::binlog::events::{self, MySqlGtidEvent};
+use crate::binlog::payload::{PayloadEvents, payload_header};
+use crate::binlog::{BinlogError, EventHeader, EventReader, event_type as et};
+use crate::change::RowChange;
+use crate::position::{MariaDbGtid, MySqlGtid};
+use crate::schema::table_map;
+use crate::schema::{CollationMap, SchemaCache, SchemaOptions, TableExtras, TableSchema};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Something the stream said.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// A MySQL transaction starts (GTID event); `None` for an anonymous transaction.
+    MySqlGtid { gtid: Option<MySqlGtid>, commit_us: Option<u64>, header: EventHeader },
+    /// A MariaDB event group starts; `standalone` groups have no COMMIT (one DDL statement).
+    MariaDbGtid { gtid: MariaDbGtid, standalone: bool, header: EventHeader },
+    /// MariaDB's binlog state at the start of a file.
+    MariaDbGtidList(Vec<MariaDbGtid>),
+    /// `BEGIN`.
+    Begin,
+    /// XID or `COMMIT`: the transaction is durable on the server.
+    Commit { header: EventHeader },
+    /// `ROLLBACK`: the group's changes did not happen.
+    Rollback,
+    /// A statement other than BEGIN/COMMIT/ROLLBACK: DDL (CREATE, ALTER, DROP, RENAME, ...).
+    Statement { db: String, sql: String, header: EventHeader },
+    /// A decoded row change.
+    Row(RowChange),
+    /// The stream continues in `file` at `position`.
+    Rotate { file: String, position: u64 },
+    /// The server is alive and idle.
+    Heartbeat { header: EventHeader },
+}
+
+/// Stateful decoder of one event stream; see the module docs.
+#[derive(Debug)]
+pub struct StreamDecoder {
+    reader: EventReader,
+    schemas: SchemaCache,
+    collations: CollationMap,
+    options: SchemaOptions,
+    extras: HashMap<(String, String), TableExtras>,
+    /// Reused buffer for events embedded in a TRANSACTION_PAYLOAD.
+    embedded: Vec<u8>,
+}
+
+impl StreamDecoder {
+    pub fn new(collations: CollationMap, options: SchemaOptions) -> Self {
+        StreamDecoder {
+            reader: EventReader::new(),
+            schemas: SchemaCache::new(),
+            collations,
+            options,
+            extras: HashMap::new(),
+            embedded: Vec::new(),
+        }
+    }
+
+    /// Sets what information_schema knows that the binlog does not, for one table; schemas
+    /// built from later TABLE_MAPs use it.
+    pub fn set_extras(&mut self, db: &str, table: &str, extras: TableExtras) {
+        self.extras.insert((db.to_string(), table.to_string()), extras);
+        self.schemas.clear();
+    }
+
+    /// The schema a table id maps to now.
+    pub fn schema(&self, table_id: u64) -> Option<&Arc<TableSchema>> {
+        self.schemas.get(table_id)
+    }
+
+    /// Decodes one event, calling `out` for each item.
+    pub fn push(&mut self, bytes: &[u8], out: &mut dyn FnMut(Item)) -> Result<(), DecodeError> {
+        let event = self.reader.read(bytes)?;
+        if event.header.event_type == et::TRANSACTION_PAYLOAD {
+            return self.payload(event.body, out);
+        }
+        self.dispatch(event.header, event.body, out)
+    }
+
+    fn payload(&mut self, body: &[u8], out: &mut dyn FnMut(Item)) -> Result<(), DecodeError> {
+        let header = payload_header(body)?;
+        let mut inner = PayloadEvents::new(&header)?;
+        let mut reader = self.reader.embedded();
+        let mut buf = std::mem::take(&mut self.embedded);
+        let result = (|| {
+            while inner.next_into(&mut buf)? {
+                let event = reader.read(&buf)?;
+                if event.header.event_type == et::TRANSACTION_PAYLOAD {
+                    return Err(BinlogError::malformed("TRANSACTION_PAYLOAD event", "nested payload").into());
+                }
+                self.dispatch(event.header, event.body, out)?;
+            }
+            Ok(())
+        })();
+        self.embedded = buf;
+        result
+    }
+
+    fn dispatch(&mut self, header: EventHeader, body: &[u8], out: &mut dyn FnMut(Item)) -> Result<(), DecodeError> {
+        let fde = self.reader.fde();
+        match header.event_type {
+            et::GTID | et::ANONYMOUS_GTID | et::GTID_TAGGED => {
+                let MySqlGtidEvent { gtid, immediate_commit_us } = events::mysql_gtid(header.event_type, body)?;
+                out(Item::MySqlGtid { gtid, commit_us: immediate_commit_us, header });
+            }
+            et::MARIADB_GTID => {
+                let g = events::mariadb_gtid(&header, body)?;
+                out(Item::MariaDbGtid { gtid: g.gtid, standalone: g.standalone, header });
+            }
+            et::MARIADB_GTID_LIST => out(Item::MariaDbGtidList(events::mariadb_gtid_list(body)?)),
+            et::XID => {
+                events::xid(body)?;
+                out(Item::Commit { header });
+            }
+            et::QUERY | et::MARIADB_QUERY_COMPRESSED => {
+                let q = events::query(header.event_type, body, fde)?;
+                let sql = q.sql.trim();
+                if sql.eq_ignore_ascii_case("BEGIN") || sql.eq_ignore_ascii_case("START TRANSACTION") {
+                    out(Item::Begin);
+                } else if sql.eq_ignore_ascii_case("COMMIT") {
+                    out(Item::Commit { header });
+                } else if sql.eq_ignore_ascii_case("ROLLBACK") {
+                    out(Item::Rollback);
+                } else {
+                    out(Item::Statement { db: q.db.into_owned(), sql: sql.to_string(), header });
+                }
+            }
+            et::ROTATE => {
+                let r = events::rotate(body)?;
+                out(Item::Rotate { file: r.next_file, position: r.position });
+            }
+            et::HEARTBEAT | et::HEARTBEAT_V2 => out(Item::Heartbeat { header }),
+            et::TABLE_MAP => self.table_map(body)?,
+            t if super::is_rows_event(t) => {
+                let rows = parse_rows(t, body, fde)?;
+                let schema = self
+                    .schemas
+                    .get(rows.table_id)
+                    .cloned()
+                    .ok_or(DecodeError::UnknownTable { table_id: rows.table_id })?;
+                for row in rows.rows(&schema)? {
+                    out(Item::Row(row?));
+                }
+            }
+            et::PARTIAL_UPDATE_ROWS => {
+                return Err(BinlogError::Unsupported(
+                    "PARTIAL_UPDATE_ROWS events (binlog_row_value_options=PARTIAL_JSON); fix: SET PERSIST binlog_row_value_options = ''"
+                        .into(),
+                )
+                .into());
+            }
+            // No row data for rowferry: file/stream bookkeeping, statement-based helpers (with
+            // binlog_format=ROW they only accompany DDL), annotations, group-replication views.
+            et::FORMAT_DESCRIPTION
+            | et::STOP
+            | et::PREVIOUS_GTIDS
+            | et::ROWS_QUERY
+            | et::IGNORABLE
+            | et::INTVAR
+            | et::RAND
+            | et::USER_VAR
+            | et::TRANSACTION_CONTEXT
+            | et::VIEW_CHANGE
+            | et::MARIADB_ANNOTATE_ROWS
+            | et::MARIADB_BINLOG_CHECKPOINT
+            | et::MARIADB_START_ENCRYPTION => {
+                if header.event_type == et::MARIADB_START_ENCRYPTION {
+                    return Err(BinlogError::Unsupported("encrypted MariaDB binlogs (encrypt_binlog=ON)".into()).into());
+                }
+            }
+            et::INCIDENT => {
+                return Err(BinlogError::Unsupported(format!(
+                    "the source wrote an INCIDENT event at position {}: it lost changes (e.g. a failed statement on a \
+                     non-transactional table); rowferry cannot know which rows changed — re-snapshot the affected tables",
+                    header.log_pos
+                ))
+                .into());
+            }
+            // The server marks events a reader may skip.
+            _ if header.flags & 0x80 != 0 => {}
+            6..=12 | 17 | 18 => {
+                return Err(BinlogError::Unsupported(format!(
+                    "LOAD DATA logged as a statement (event type {}) at position {}: rows are not in the binlog; \
+                     rowferry needs binlog_format=ROW for every session",
+                    header.event_type, header.log_pos
+                ))
+                .into());
+            }
+            20..=22 => {
+                return Err(BinlogError::Unsupported("pre-GA rows events (MySQL 5.1 beta binlogs)".into()).into());
+            }
+            other => {
+                return Err(BinlogError::Unsupported(format!(
+                    "binlog event type {other} at position {}",
+                    header.log_pos
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    fn table_map(&mut self, body: &[u8]) -> Result<(), DecodeError> {
+        let fde = self.reader.fde();
+        let mut c = crate::binlog::cursor::Cursor::new(body, "TABLE_MAP event");
+        let table_id = table_map::read_table_id(&mut c, fde, et::TABLE_MAP)?;
+        if self.schemas.cached(table_id, body).is_some() {
+            return Ok(());
+        }
+        let map = table_map::parse(body, fde)?;
+        let extras = self.extras.get(&(map.db.clone(), map.table.clone()));
+        let schema = TableSchema::from_map(&map, &self.collations, extras, self.options)?;
+        self.schemas.insert(table_id, body, Arc::new(schema));
+        Ok(())
+    }
+}
