@@ -37,3 +37,56 @@ impl PositionError {
         ErrorClass::Fatal
     }
 }
+
+/// Where a stream stands: everything up to and including the last fully processed transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    MySql(MySqlGtidSet),
+    MariaDb(MariaDbPosition),
+}
+
+impl Position {
+    /// Records a finished transaction.
+    pub fn add(&mut self, gtid: &Gtid) {
+        match (self, gtid) {
+            (Position::MySql(set), Gtid::MySql(g)) => set.add(g),
+            (Position::MariaDb(pos), Gtid::MariaDb(g)) => pos.add(g),
+            // A GTID of the other flavor cannot come from the same server; the reader rejects it.
+            _ => {}
+        }
+    }
+
+    /// Whether a transaction is already included.
+    pub fn contains(&self, gtid: &Gtid) -> bool {
+        match (self, gtid) {
+            (Position::MySql(set), Gtid::MySql(g)) => set.contains(g),
+            (Position::MariaDb(pos), Gtid::MariaDb(g)) => pos.contains(g),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Position::MySql(s) => s.fmt(f),
+            Position::MariaDb(p) => p.fmt(f),
+        }
+    }
+}
+
+/// One transaction's id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Gtid {
+    MySql(MySqlGtid),
+    MariaDb(MariaDbGtid),
+}
+
+impl std::fmt::Display for Gtid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Gtid::MySql(g) => g.fmt(f),
+            Gtid::MariaDb(g) => g.fmt(f),
+        }
+    }
+}

@@ -126,6 +126,11 @@ impl MySqlGtidSet {
         Ok(set)
     }
 
+    /// Each (uuid, tag) group with its sorted, disjoint, inclusive intervals.
+    pub fn groups(&self) -> impl Iterator<Item = (&Uuid, &str, &[(u64, u64)])> {
+        self.groups.iter().map(|((uuid, tag), iv)| (uuid, tag.as_str(), iv.as_slice()))
+    }
+
     /// Adds one transaction.
     pub fn add(&mut self, gtid: &MySqlGtid) {
         self.insert_interval(gtid.uuid, &gtid.tag, gtid.gno, gtid.gno);

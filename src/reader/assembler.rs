@@ -1,0 +1,231 @@
+//! Transaction assembler: decoded items → transactions, with boundaries that survive reconnects.
+//!
+//! A transaction starts at its GTID event (MySQL: GTID then `BEGIN`, or GTID then one DDL
+//! statement; MariaDB: a GTID event that is itself the BEGIN, or a *standalone* one for DDL) and
+//! ends at XID/`COMMIT`, or right after the DDL statement. Rows are held back until the commit,
+//! up to `buffer_rows`; a larger transaction is streamed as it is decoded (bounded memory), and
+//! then a `ROLLBACK` or a reconnect in its middle emits [`TxnEvent::Abort`]: everything since its
+//! `Begin` is void (rolled back, or about to be sent again from its start). Smaller rolled-back
+//! groups are dropped without a trace. The committed [`Position`] moves only at `Commit`.
+//!
+//! Statement-based DML (a session that set binlog_format=STATEMENT) carries no rows: it is an
+//! error, not something to skip.
+
+use crate::change::RowChange;
+use crate::decoder::Item;
+use crate::error::ErrorClass;
+use crate::position::{Gtid, Position};
+
+/// What the assembler emits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TxnEvent {
+    /// A transaction starts. `commit_us`: source commit time in µs (MySQL 8+), else the event
+    /// timestamp in seconds × 10⁶.
+    Begin {
+        gtid: Option<Gtid>,
+        commit_us: u64,
+    },
+    Row(RowChange),
+    /// A statement with no rows: DDL, TRUNCATE, account management.
+    Statement {
+        db: String,
+        sql: String,
+    },
+    /// The transaction is complete; the position now includes `gtid`.
+    Commit {
+        gtid: Option<Gtid>,
+    },
+    /// Everything since the last `Begin` is void.
+    Abort,
+    /// The source is alive (heartbeat while idle).
+    Heartbeat,
+}
+
+/// The stream did not have the expected shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AssemblerError {
+    #[error(
+        "statement-based DML in the binlog ({sql:.80}): its rows are not in the binlog; some session uses \
+         binlog_format=STATEMENT or MIXED — fix the clients, and re-snapshot the table"
+    )]
+    StatementDml { sql: String },
+    #[error("binlog structure: {0}")]
+    Structure(String),
+}
+
+impl AssemblerError {
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::Fatal
+    }
+}
+
+#[derive(Debug)]
+struct Open {
+    gtid: Option<Gtid>,
+    commit_us: u64,
+    /// Inside BEGIN … COMMIT (false: waiting for BEGIN or a lone DDL statement).
+    began: bool,
+    /// Already included in the position (seen before a reconnect): drop its rows.
+    skip: bool,
+    /// Rows and statements held back until the commit.
+    pending: Vec<TxnEvent>,
+    /// Begin and rows already emitted.
+    streaming: bool,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Assembler {
+    position: Position,
+    open: Option<Open>,
+    buffer_rows: usize,
+}
+
+impl Assembler {
+    pub fn new(position: Position, buffer_rows: usize) -> Self {
+        Assembler { position, open: None, buffer_rows }
+    }
+
+    /// Everything up to the last committed transaction.
+    pub fn position(&self) -> &Position {
+        &self.position
+    }
+
+    /// The link dropped: forget the open transaction (it will be sent again from its start).
+    pub fn reset(&mut self, out: &mut dyn FnMut(TxnEvent)) {
+        if let Some(open) = self.open.take()
+            && open.streaming
+        {
+            out(TxnEvent::Abort);
+        }
+    }
+
+    /// Feeds one decoded item.
+    pub fn push(&mut self, item: Item, out: &mut dyn FnMut(TxnEvent)) -> Result<(), AssemblerError> {
+        match item {
+            Item::MySqlGtid { gtid, commit_us, header } => {
+                let gtid = gtid.map(Gtid::MySql);
+                self.start(gtid, commit_us.unwrap_or(u64::from(header.timestamp) * 1_000_000), false)?;
+            }
+            Item::MariaDbGtid { gtid, standalone, header } => {
+                self.start(Some(Gtid::MariaDb(gtid)), u64::from(header.timestamp) * 1_000_000, !standalone)?;
+            }
+            Item::Begin => match &mut self.open {
+                Some(open) if !open.began => open.began = true,
+                Some(_) => return Err(AssemblerError::Structure("BEGIN inside a transaction".into())),
+                // Anonymous transaction without a GTID event (old binlogs).
+                None => self.open = Some(Open::anonymous(true)),
+            },
+            Item::Row(row) => self.row(row, out)?,
+            Item::Commit { .. } => {
+                if self.open.is_none() {
+                    return Err(AssemblerError::Structure("COMMIT without a transaction".into()));
+                }
+                self.finish(out, true);
+            }
+            Item::Rollback => {
+                if let Some(open) = self.open.as_ref()
+                    && open.streaming
+                {
+                    out(TxnEvent::Abort);
+                }
+                // The group is over either way; its GTID is consumed on the source.
+                if let Some(open) = self.open.as_mut() {
+                    open.pending.clear();
+                    open.streaming = false;
+                    open.skip = true;
+                }
+                self.finish(out, false);
+            }
+            Item::Statement { db, sql, .. } => self.statement(db, sql, out)?,
+            Item::Heartbeat { .. } => out(TxnEvent::Heartbeat),
+            Item::Rotate { .. } | Item::MariaDbGtidList(_) => {}
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, gtid: Option<Gtid>, commit_us: u64, began: bool) -> Result<(), AssemblerError> {
+        if let Some(open) = &self.open {
+            return Err(AssemblerError::Structure(format!(
+                "transaction {} started before {} ended",
+                gtid.as_ref().map_or("(anonymous)".into(), |g| g.to_string()),
+                open.gtid.as_ref().map_or("(anonymous)".into(), |g| g.to_string())
+            )));
+        }
+        let skip = gtid.as_ref().is_some_and(|g| self.position.contains(g));
+        self.open = Some(Open { gtid, commit_us, began, skip, pending: Vec::new(), streaming: false });
+        Ok(())
+    }
+
+    fn row(&mut self, row: RowChange, out: &mut dyn FnMut(TxnEvent)) -> Result<(), AssemblerError> {
+        if self.open.is_none() {
+            self.open = Some(Open::anonymous(true));
+        }
+        self.hold(TxnEvent::Row(row), out);
+        Ok(())
+    }
+
+    /// Buffers an event of the open transaction, or emits it when the transaction streams.
+    fn hold(&mut self, event: TxnEvent, out: &mut dyn FnMut(TxnEvent)) {
+        let Some(open) = self.open.as_mut() else { return };
+        if open.skip {
+            return;
+        }
+        if open.streaming {
+            out(event);
+            return;
+        }
+        open.pending.push(event);
+        if open.pending.len() > self.buffer_rows {
+            out(TxnEvent::Begin { gtid: open.gtid.clone(), commit_us: open.commit_us });
+            for event in open.pending.drain(..) {
+                out(event);
+            }
+            open.streaming = true;
+        }
+    }
+
+    fn statement(&mut self, db: String, sql: String, out: &mut dyn FnMut(TxnEvent)) -> Result<(), AssemblerError> {
+        let first = sql.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+        if matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD") {
+            return Err(AssemblerError::StatementDml { sql });
+        }
+        let inside = self.open.as_ref().map(|open| open.began);
+        if inside.is_none() {
+            // No GTID event (anonymous/old binlogs): a one-statement transaction.
+            self.open = Some(Open::anonymous(false));
+        }
+        // SAVEPOINT and RELEASE SAVEPOINT only structure the transaction.
+        if first != "SAVEPOINT" && first != "RELEASE" {
+            self.hold(TxnEvent::Statement { db, sql }, out);
+        }
+        // A statement right after its GTID (no BEGIN) is the whole transaction.
+        if inside != Some(true) {
+            self.finish(out, true);
+        }
+        Ok(())
+    }
+
+    /// Ends the open transaction: emits it (unless skipped) and moves the position.
+    fn finish(&mut self, out: &mut dyn FnMut(TxnEvent), committed: bool) {
+        let Some(mut open) = self.open.take() else { return };
+        if committed && !open.skip {
+            if !open.streaming {
+                out(TxnEvent::Begin { gtid: open.gtid.clone(), commit_us: open.commit_us });
+            }
+            for event in open.pending.drain(..) {
+                out(event);
+            }
+            out(TxnEvent::Commit { gtid: open.gtid.clone() });
+        }
+        if let Some(gtid) = &open.gtid {
+            self.position.add(gtid);
+        }
+    }
+}
+
+impl Open {
+    fn anonymous(began: bool) -> Open {
+        Open { gtid: None, commit_us: 0, began, skip: false, pending: Vec::new(), streaming: false }
+    }
+}

@@ -1,0 +1,319 @@
+//! Binlog reader stage: a replica connection that turns the source's binlog into transactions.
+//!
+//! * **Start.** From a stored [`Position`] (a GTID set), or from "now" — the server's executed
+//!   set — on first start ([`current_position`]). Before streaming, [`check_start`] refuses a
+//!   position the server can no longer serve (purged) or never had (diverged): no silent jumps.
+//! * **Protocol.** MySQL: COM_BINLOG_DUMP_GTID with the set. MariaDB: `@mariadb_slave_capability=4`
+//!   (GTID events stay GTID events), `@slave_connect_state`, strict mode, then a plain dump.
+//!   mysql_async carries the packets; every event is re-framed and decoded by rowferry's own
+//!   [`StreamDecoder`] (checksums verified, MariaDB events and compressed events included).
+//! * **Liveness.** The heartbeat period is set on every connection, and a read that sees neither
+//!   an event nor a heartbeat for `read_timeout` (> heartbeat) means the link is dead: reconnect
+//!   with exponential backoff and jitter, with the same server_id — the source then retires the
+//!   old dump thread — from the last fully processed transaction. The [`Assembler`] voids a
+//!   half-received transaction ([`TxnEvent::Abort`] if it had started streaming).
+//! * **Backpressure.** Events go downstream through a bounded channel; a slow consumer slows the
+//!   reads, and the server's socket buffers, not rowferry's memory, absorb the difference.
+//!
+//! Known limit: mysql_async inflates a MySQL TRANSACTION_PAYLOAD in full before handing it over
+//! (rowferry then decodes it as a stream and ignores mysql_async's inflated copy), so with
+//! `binlog_transaction_compression=ON` memory holds one transaction's uncompressed events.
+
+pub mod assembler;
+
+pub use assembler::{Assembler, AssemblerError, TxnEvent};
+
+use crate::config::SourceSettings;
+use crate::decoder::{DecodeError, Item, StreamDecoder};
+use crate::error::ErrorClass;
+use crate::position::{MariaDbPosition, MySqlGtidSet, Position, PositionError};
+use crate::schema::{CollationMap, SchemaOptions};
+use crate::source::{self, Flavor, SourceError, query_one, query_text};
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStreamRequest, Conn};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+
+/// Reader tuning.
+#[derive(Debug, Clone)]
+pub struct ReaderOptions {
+    /// How often an idle source sends a heartbeat.
+    pub heartbeat: Duration,
+    /// No event and no heartbeat for this long = dead link. Must exceed `heartbeat`.
+    pub read_timeout: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// Rows held back per transaction before it is streamed (see the assembler).
+    pub buffer_rows: usize,
+}
+
+impl Default for ReaderOptions {
+    fn default() -> Self {
+        ReaderOptions {
+            heartbeat: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(15),
+            backoff_initial: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
+            buffer_rows: 10_000,
+        }
+    }
+}
+
+/// Why reading stopped or must reconnect.
+#[derive(Debug, thiserror::Error)]
+pub enum ReaderError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Assemble(#[from] AssemblerError),
+    #[error(transparent)]
+    Position(#[from] PositionError),
+    #[error("binlog stream: {0}")]
+    Stream(mysql_async::Error),
+    #[error("no event or heartbeat for {0:?}: the link is dead")]
+    Silent(Duration),
+    #[error("the source ended the binlog stream")]
+    Ended,
+    #[error(
+        "the source has purged transactions rowferry has not read yet: {missing}; the stored position cannot \
+         continue — re-snapshot the tables (rowferry snapshot) or restore the binlogs"
+    )]
+    Purged { missing: String },
+    #[error(
+        "the source's history does not contain rowferry's position: {missing} were read from elsewhere \
+         (a diverged server, or one that is behind); point rowferry at a server that has them"
+    )]
+    Diverged { missing: String },
+}
+
+impl ReaderError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ReaderError::Source(e) => e.class(),
+            ReaderError::Decode(e) => e.class(),
+            ReaderError::Assemble(e) => e.class(),
+            ReaderError::Position(e) => e.class(),
+            ReaderError::Stream(e) => match e {
+                mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => ErrorClass::Retryable,
+                // 1236: the source cannot serve the position (purged binlog, bad GTID state).
+                mysql_async::Error::Server(s) if s.code == 1236 => ErrorClass::Fatal,
+                mysql_async::Error::Server(_) => ErrorClass::Retryable,
+                _ => ErrorClass::Fatal,
+            },
+            ReaderError::Silent(_) | ReaderError::Ended => ErrorClass::Retryable,
+            ReaderError::Purged { .. } | ReaderError::Diverged { .. } => ErrorClass::Fatal,
+        }
+    }
+}
+
+/// The server's flavor.
+pub async fn flavor(conn: &mut Conn) -> Result<Flavor, SourceError> {
+    let version = query_one(conn, "SELECT VERSION()").await?;
+    Ok(source::ServerInfo::from_version_string(&version)
+        .ok_or_else(|| SourceError::Unexpected { query: "SELECT VERSION()".into(), detail: version })?
+        .flavor)
+}
+
+/// Everything the server has executed: where a first start begins.
+pub async fn current_position(conn: &mut Conn, flavor: Flavor) -> Result<Position, ReaderError> {
+    Ok(match flavor {
+        Flavor::MySql => {
+            Position::MySql(MySqlGtidSet::parse(&query_one(conn, "SELECT @@GLOBAL.gtid_executed").await?)?)
+        }
+        Flavor::MariaDb => {
+            Position::MariaDb(MariaDbPosition::parse(&query_one(conn, "SELECT @@GLOBAL.gtid_binlog_pos").await?)?)
+        }
+    })
+}
+
+/// Refuses a start position the server cannot continue from (MySQL; MariaDB answers a dump
+/// from an unavailable position with error 1236, which is fatal).
+pub async fn check_start(conn: &mut Conn, start: &Position) -> Result<(), ReaderError> {
+    let Position::MySql(start) = start else { return Ok(()) };
+    let executed = MySqlGtidSet::parse(&query_one(conn, "SELECT @@GLOBAL.gtid_executed").await?)?;
+    let diverged = start.difference(&executed);
+    if !diverged.is_empty() {
+        return Err(ReaderError::Diverged { missing: diverged.to_string() });
+    }
+    let purged = MySqlGtidSet::parse(&query_one(conn, "SELECT @@GLOBAL.gtid_purged").await?)?;
+    let lost = purged.difference(start);
+    if !lost.is_empty() {
+        return Err(ReaderError::Purged { missing: lost.to_string() });
+    }
+    Ok(())
+}
+
+/// Collation id → charset, from the server.
+pub async fn collations(conn: &mut Conn) -> Result<CollationMap, SourceError> {
+    let rows = query_text(conn, "SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS").await?;
+    Ok(CollationMap::from_rows(rows.into_iter().filter_map(|r| match r.as_slice() {
+        [Some(id), Some(cs)] => id.parse().ok().map(|id| (id, cs.clone())),
+        _ => None,
+    })))
+}
+
+/// One replica connection's worth of streaming; see the module docs.
+#[derive(Debug)]
+pub struct Reader {
+    settings: SourceSettings,
+    options: ReaderOptions,
+}
+
+impl Reader {
+    pub fn new(settings: SourceSettings, options: ReaderOptions) -> Self {
+        Reader { settings, options }
+    }
+
+    /// Streams from `start` until the receiver of `tx` is dropped (returns `Ok`) or a fatal error.
+    /// Retryable errors reconnect with backoff; `reconnects` counts them.
+    pub async fn run(&self, start: Position, tx: mpsc::Sender<TxnEvent>) -> Result<(), ReaderError> {
+        let mut assembler = Assembler::new(start, self.options.buffer_rows);
+        let mut delay = self.options.backoff_initial;
+        loop {
+            let mut progressed = false;
+            let outcome = self.session(&mut assembler, &tx, &mut progressed).await;
+            let error = match outcome {
+                Ok(()) => return Ok(()),
+                Err(e) if e.class() == ErrorClass::Retryable => e,
+                Err(e) => return Err(e),
+            };
+            let mut voided = Vec::new();
+            assembler.reset(&mut |e| voided.push(e));
+            for event in voided {
+                if tx.send(event).await.is_err() {
+                    return Ok(());
+                }
+            }
+            if progressed {
+                delay = self.options.backoff_initial;
+            }
+            let pause = jitter(delay);
+            tracing::warn!(error = %error, retry_in_ms = pause.as_millis() as u64, position = %assembler.position(), "binlog connection lost; reconnecting");
+            tokio::time::sleep(pause).await;
+            delay = (delay * 2).min(self.options.backoff_max);
+        }
+    }
+
+    async fn session(
+        &self,
+        assembler: &mut Assembler,
+        tx: &mpsc::Sender<TxnEvent>,
+        progressed: &mut bool,
+    ) -> Result<(), ReaderError> {
+        let mut conn = source::connect(&self.settings).await?;
+        let flavor = flavor(&mut conn).await?;
+        check_start(&mut conn, assembler.position()).await?;
+        let collations = collations(&mut conn).await?;
+        let mut stream = self.request(conn, flavor, assembler.position()).await?;
+        let mut decoder = StreamDecoder::new(collations, SchemaOptions { require_full_metadata: true });
+        let (mut raw, mut items, mut out) = (Vec::new(), Vec::new(), Vec::new());
+        loop {
+            let event = match tokio::time::timeout(self.options.read_timeout, stream.next()).await {
+                Err(_) => return Err(ReaderError::Silent(self.options.read_timeout)),
+                Ok(None) => return Err(ReaderError::Ended),
+                Ok(Some(Err(e))) => return Err(ReaderError::Stream(e)),
+                Ok(Some(Ok(event))) => event,
+            };
+            // mysql_async also hands out its own inflated copy of a TRANSACTION_PAYLOAD's events
+            // (read with checksums disabled); rowferry decodes the payload itself.
+            if !event.footer().get_checksum_enabled() {
+                continue;
+            }
+            reframe(&event, &mut raw);
+            decoder.push(&raw, &mut |item| items.push(item))?;
+            *progressed = true;
+            for item in items.drain(..) {
+                if matches!(item, Item::Heartbeat { .. }) {
+                    tracing::trace!("heartbeat");
+                }
+                assembler.push(item, &mut |e| out.push(e))?;
+            }
+            for event in out.drain(..) {
+                if tx.send(event).await.is_err() {
+                    // Downstream is gone: stop reading (nothing is lost: the position did not move).
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn request(
+        &self,
+        mut conn: Conn,
+        flavor: Flavor,
+        start: &Position,
+    ) -> Result<mysql_async::BinlogStream, ReaderError> {
+        let period_ns = self.options.heartbeat.as_nanos();
+        // Both names: MySQL 8.4+ reads the source_ one, MariaDB and older MySQL the master_ one.
+        let mut statements = vec![
+            format!("SET @master_heartbeat_period = {period_ns}"),
+            format!("SET @source_heartbeat_period = {period_ns}"),
+        ];
+        let server_id = self.settings.server_id.get();
+        let request = match (flavor, start) {
+            (Flavor::MariaDb, Position::MariaDb(pos)) => {
+                statements.push("SET @mariadb_slave_capability = 4".into());
+                statements.push(format!("SET @slave_connect_state = '{pos}'"));
+                statements.push("SET @slave_gtid_strict_mode = 1".into());
+                statements.push("SET @slave_gtid_ignore_duplicates = 0".into());
+                BinlogStreamRequest::new(server_id).with_filename(b"").with_pos(4)
+            }
+            (Flavor::MySql, Position::MySql(set)) => {
+                let sids = set.groups().map(|(uuid, tag, intervals)| {
+                    let mut sid = mysql_async::Sid::new(uuid.0).with_intervals(
+                        intervals.iter().map(|&(s, e)| mysql_async::GnoInterval::new(s, e + 1)).collect(),
+                    );
+                    if !tag.is_empty()
+                        && let Ok(t) = mysql_common::packets::Tag::new(tag.to_string())
+                    {
+                        sid = sid.with_tag(t);
+                    }
+                    sid
+                });
+                BinlogStreamRequest::new(server_id).with_gtid().with_gtid_set(sids.collect::<Vec<_>>())
+            }
+            (flavor, _) => {
+                return Err(ReaderError::Source(SourceError::Unexpected {
+                    query: "start position".into(),
+                    detail: format!("the stored position is not a {flavor} position ({start})"),
+                }));
+            }
+        };
+        for sql in &statements {
+            conn.query_drop(sql).await.map_err(|source| SourceError::Query { query: sql.clone(), source })?;
+        }
+        conn.get_binlog_stream(request).await.map_err(ReaderError::Stream)
+    }
+}
+
+/// Rebuilds the event's bytes as the server sent them: header, body, the FDE's checksum
+/// algorithm byte, and the checksum it came with (so the decoder verifies the real one).
+fn reframe(event: &mysql_async::binlog::events::Event, out: &mut Vec<u8>) {
+    let h = event.header();
+    out.clear();
+    out.extend_from_slice(&h.timestamp().to_le_bytes());
+    out.push(h.event_type_raw());
+    out.extend_from_slice(&h.server_id().to_le_bytes());
+    out.extend_from_slice(&h.event_size().to_le_bytes());
+    out.extend_from_slice(&h.log_pos().to_le_bytes());
+    out.extend_from_slice(&h.flags_raw().to_le_bytes());
+    out.extend_from_slice(event.data());
+    if h.event_type_raw() == crate::binlog::event_type::FORMAT_DESCRIPTION
+        && let Ok(Some(alg)) = event.footer().get_checksum_alg()
+    {
+        out.push(alg as u8);
+    }
+    if let Some(checksum) = event.checksum() {
+        out.extend_from_slice(&checksum);
+    }
+}
+
+/// ±25 % jitter, from the clock's nanoseconds (no RNG needed for spreading reconnects).
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |t| t.subsec_nanos());
+    let factor = 0.75 + f64::from(nanos % 1000) / 2000.0;
+    d.mul_f64(factor)
+}
