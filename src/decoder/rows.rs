@@ -64,7 +64,10 @@ pub fn parse_rows<'a>(event_type: u8, body: &'a [u8], fde: &FormatDescription) -
         let extra = usize::from(c.u16()?);
         c.skip(extra.checked_sub(2).ok_or_else(|| BinlogError::malformed(WHAT, "extra data length below 2"))?)?;
     }
-    let column_count = c.lenenc_len()?;
+    let column_count = usize::try_from(c.lenenc()?)
+        .ok()
+        .filter(|&n| n <= 4096)
+        .ok_or_else(|| BinlogError::malformed(WHAT, "more than 4096 columns"))?;
     let bitmap = column_count.div_ceil(8);
     let present = c.bytes(bitmap)?;
     let present_after = if op == Op::Update { c.bytes(bitmap)? } else { present };

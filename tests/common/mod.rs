@@ -97,3 +97,105 @@ pub fn config_for(url: &str, user: &str, pw: &str, kafka: &str) -> String {
          [kafka]\nbootstrap_servers = \"{kafka}\"\n"
     )
 }
+
+pub mod proxy;
+
+use rowferry::config::{FlavorSetting, Secret, SourceSettings, TlsMode, TlsSettings};
+use rowferry::position::Position;
+use rowferry::reader::{Reader, ReaderOptions, TxnEvent};
+
+/// Source settings for the admin of `url`, optionally through another host:port.
+pub fn source_settings(url: &str, server_id: u32, via: Option<std::net::SocketAddr>) -> SourceSettings {
+    let parsed = url::Url::parse(url).expect("server URL");
+    let (host, port) = match via {
+        Some(addr) => (addr.ip().to_string(), addr.port()),
+        None => host_port(url),
+    };
+    SourceSettings {
+        host,
+        port,
+        user: parsed.username().to_string(),
+        password: Secret::new(parsed.password().unwrap_or_default()),
+        server_id: std::num::NonZeroU32::new(server_id).expect("nonzero server_id"),
+        flavor: FlavorSetting::Auto,
+        connect_timeout: std::time::Duration::from_secs(10),
+        tls: TlsSettings { mode: TlsMode::Disabled, ca_file: None, client_identity: None },
+    }
+}
+
+/// A server_id no other test uses.
+pub fn unique_server_id() -> u32 {
+    static N: AtomicU32 = AtomicU32::new(0);
+    10_000 + (std::process::id() % 10_000) * 100 + N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The server's current position ("now").
+pub async fn position_now(url: &str) -> Position {
+    let mut conn = mysql_async::Conn::from_url(url).await.expect("admin connection");
+    let flavor = rowferry::reader::flavor(&mut conn).await.expect("flavor");
+    let pos = rowferry::reader::current_position(&mut conn, flavor).await.expect("position");
+    conn.disconnect().await.expect("disconnect");
+    pos
+}
+
+/// Starts a reader from `start`; events arrive on the returned receiver.
+pub fn spawn_reader(
+    settings: SourceSettings,
+    options: ReaderOptions,
+    start: Position,
+) -> (tokio::sync::mpsc::Receiver<TxnEvent>, tokio::task::JoinHandle<Result<(), rowferry::reader::ReaderError>>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    let handle = tokio::spawn(async move {
+        let result = Reader::new(settings, options).run(start, tx).await;
+        if let Err(e) = &result {
+            eprintln!("reader stopped: {e}");
+        }
+        result
+    });
+    (rx, handle)
+}
+
+/// Committed transactions, as assembled: (gtid text, events between Begin and Commit).
+pub type Txn = (String, Vec<TxnEvent>);
+
+/// Whether an event concerns database `db` (tests share servers, so each looks only at its own).
+pub fn about(event: &TxnEvent, db: &str) -> bool {
+    match event {
+        TxnEvent::Row(r) => r.table.db == db,
+        TxnEvent::Statement { db: d, sql } => d == db || sql.contains(db),
+        _ => false,
+    }
+}
+
+/// Receives events until `done` says the committed transactions so far are enough, or fails after
+/// `limit`. Only transactions with an event about `db` are kept; transactions voided by `Abort`
+/// are dropped; heartbeats are ignored.
+pub async fn committed_until(
+    rx: &mut tokio::sync::mpsc::Receiver<TxnEvent>,
+    db: &str,
+    limit: std::time::Duration,
+    done: impl Fn(&[Txn]) -> bool,
+) -> Vec<Txn> {
+    let mut txns: Vec<Txn> = Vec::new();
+    let mut open: Option<Txn> = None;
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done(&txns) {
+        let event = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("timed out after {limit:?}; {} transactions so far", txns.len()))
+            .expect("reader stopped (its error is printed above)");
+        match event {
+            TxnEvent::Begin { gtid, .. } => open = Some((gtid.map(|g| g.to_string()).unwrap_or_default(), Vec::new())),
+            TxnEvent::Commit { .. } => {
+                let txn = open.take().expect("commit without begin");
+                if txn.1.iter().any(|e| about(e, db)) {
+                    txns.push(txn);
+                }
+            }
+            TxnEvent::Abort => open = None,
+            TxnEvent::Heartbeat => {}
+            other => open.as_mut().expect("event outside a transaction").1.push(other),
+        }
+    }
+    txns
+}

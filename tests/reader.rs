@@ -1,0 +1,370 @@
+//! The read side against the real servers: every column type decodes to exactly what `SELECT`
+//! returns, rows keep their shape across DDL, and the reader survives dead links without losing
+//! or repeating a transaction, leaving one dump thread on the source.
+
+mod common;
+
+use common::{
+    MARIADB, MYSQL, Txn, admin, committed_until, env, position_now, source_settings, spawn_reader, unique,
+    unique_server_id,
+};
+use mysql_async::prelude::Queryable;
+use rowferry::change::{Op, RowChange, Value};
+use rowferry::reader::{ReaderOptions, TxnEvent};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn rows(txns: &[Txn]) -> Vec<RowChange> {
+    txns.iter()
+        .flat_map(|(_, events)| events.iter())
+        .filter_map(|e| match e {
+            TxnEvent::Row(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn row_count(txns: &[Txn]) -> usize {
+    txns.iter().flat_map(|(_, e)| e).filter(|e| matches!(e, TxnEvent::Row(_))).count()
+}
+
+/// The type matrix: (column definition, values for rows 1..=5: max, min, zero, NULL, unusual).
+fn matrix(mysql: bool) -> Vec<(&'static str, &'static str, [&'static str; 5])> {
+    let mut m = vec![
+        ("ti", "TINYINT", ["127", "-128", "0", "NULL", "-1"]),
+        ("tiu", "TINYINT UNSIGNED", ["255", "0", "0", "NULL", "128"]),
+        ("si", "SMALLINT", ["32767", "-32768", "0", "NULL", "-2"]),
+        ("siu", "SMALLINT UNSIGNED", ["65535", "0", "0", "NULL", "40000"]),
+        ("mi", "MEDIUMINT", ["8388607", "-8388608", "0", "NULL", "-5"]),
+        ("miu", "MEDIUMINT UNSIGNED", ["16777215", "0", "0", "NULL", "8388608"]),
+        ("i", "INT", ["2147483647", "-2147483648", "0", "NULL", "-7"]),
+        ("iu", "INT UNSIGNED", ["4294967295", "0", "0", "NULL", "2147483648"]),
+        ("bi", "BIGINT", ["9223372036854775807", "-9223372036854775808", "0", "NULL", "-9"]),
+        ("biu", "BIGINT UNSIGNED", ["18446744073709551615", "0", "0", "NULL", "9223372036854775808"]),
+        ("f", "FLOAT", ["3.40282e38", "-3.40282e38", "0", "NULL", "1.5"]),
+        ("d", "DOUBLE", ["1.7976931348623157e308", "-1.7976931348623157e308", "0", "NULL", "0.1"]),
+        ("dec1", "DECIMAL(10,2)", ["99999999.99", "-99999999.99", "0", "NULL", "-0.01"]),
+        (
+            "dec2",
+            "DECIMAL(65,30)",
+            [
+                "99999999999999999999999999999999999.999999999999999999999999999999",
+                "-99999999999999999999999999999999999.999999999999999999999999999999",
+                "0",
+                "NULL",
+                "12345678901234567890.000000000000000000000000000001",
+            ],
+        ),
+        ("dec3", "DECIMAL(5,0)", ["99999", "-99999", "0", "NULL", "7"]),
+        ("b1", "BIT(1)", ["b'1'", "b'0'", "0", "NULL", "1"]),
+        ("b13", "BIT(13)", ["b'1111111111111'", "0", "0", "NULL", "b'1000000000001'"]),
+        ("b64", "BIT(64)", ["0xFFFFFFFFFFFFFFFF", "0", "0", "NULL", "0x8000000000000001"]),
+        ("dt", "DATE", ["'9999-12-31'", "'1000-01-01'", "'0000-00-00'", "NULL", "'2024-02-29'"]),
+        (
+            "dtm",
+            "DATETIME",
+            [
+                "'9999-12-31 23:59:59'",
+                "'1000-01-01 00:00:00'",
+                "'0000-00-00 00:00:00'",
+                "NULL",
+                "'2024-02-29 12:34:56'",
+            ],
+        ),
+        (
+            "dtm6",
+            "DATETIME(6)",
+            [
+                "'9999-12-31 23:59:59.999999'",
+                "'1000-01-01 00:00:00.000000'",
+                "'0000-00-00 00:00:00'",
+                "NULL",
+                "'2001-02-03 04:05:06.000007'",
+            ],
+        ),
+        (
+            "dtm3",
+            "DATETIME(3)",
+            ["'9999-12-31 23:59:59.999'", "'1000-01-01 00:00:00'", "0", "NULL", "'2024-02-29 12:00:00.5'"],
+        ),
+        (
+            "ts",
+            "TIMESTAMP(6) NULL",
+            ["'2038-01-19 03:14:07.999999'", "'1970-01-01 00:00:01'", "0", "NULL", "'2020-06-01 12:00:00.123456'"],
+        ),
+        (
+            "ts0",
+            "TIMESTAMP NULL",
+            ["'2038-01-19 03:14:07'", "'1970-01-01 00:00:01'", "0", "NULL", "'1999-12-31 23:59:59'"],
+        ),
+        ("tm", "TIME", ["'838:59:59'", "'-838:59:59'", "'00:00:00'", "NULL", "'-00:00:01'"]),
+        ("tm6", "TIME(6)", ["'838:59:59.000000'", "'-838:59:59.000000'", "0", "NULL", "'-12:34:56.000001'"]),
+        ("tm2", "TIME(2)", ["'23:59:59.99'", "'-00:00:00.01'", "0", "NULL", "'-01:00:00.50'"]),
+        ("y", "YEAR", ["2155", "1901", "0", "NULL", "2000"]),
+        ("c", "CHAR(10)", ["'ABCDEFGHIJ'", "''", "''", "NULL", "'é😀 '"]),
+        ("vc", "VARCHAR(300)", ["REPEAT('x', 300)", "''", "''", "NULL", "'emoji 😀 and \"quotes\" \\\\ and ünïcode'"]),
+        ("t", "TEXT", ["REPEAT('t', 1000)", "''", "''", "NULL", "'line1\\nline2\\ttab'"]),
+        ("lt", "LONGTEXT", ["REPEAT('l', 70000)", "''", "''", "NULL", "'😀😀😀'"]),
+        ("lat", "VARCHAR(20) CHARACTER SET latin1", ["'ÿÿÿ'", "''", "''", "NULL", "'café €'"]),
+        ("bin", "BINARY(8)", ["0xFFFFFFFFFFFFFFFF", "0x00", "''", "NULL", "'ab'"]),
+        ("vb", "VARBINARY(20)", ["0xFF00FF", "''", "''", "NULL", "0x0000"]),
+        ("bl", "BLOB", ["REPEAT(0xAB, 1000)", "''", "''", "NULL", "0x00FF00"]),
+        ("e", "ENUM('a','b','ü')", ["'ü'", "'a'", "'b'", "NULL", "'b'"]),
+        ("s", "SET('x','y','z')", ["'x,y,z'", "''", "'x'", "NULL", "'x,z'"]),
+        (
+            "j",
+            "JSON",
+            [
+                "'{\"a\": [1, 2.5, true, null, \"x\"], \"b\": {\"c\": -1}}'",
+                "'[]'",
+                "'{}'",
+                "NULL",
+                "'{\"k\\\\u00e9\": \"v\\\\n\\\\\"q\\\\\"\", \"n\": 12345678901234, \"u\": 18446744073709551615, \"f\": -0.25}'",
+            ],
+        ),
+        (
+            "g",
+            "GEOMETRY",
+            [
+                "ST_GeomFromText('POINT(1 2)')",
+                "ST_GeomFromText('LINESTRING(0 0, 1 1)')",
+                "ST_GeomFromText('POINT(0 0)')",
+                "NULL",
+                "ST_GeomFromText('POINT(-1.5 2.25)', 4326)",
+            ],
+        ),
+    ];
+    if mysql {
+        m.push((
+            "v",
+            "VECTOR(3)",
+            [
+                "TO_VECTOR('[1.5, -2, 3e10]')",
+                "TO_VECTOR('[0, 0, 0]')",
+                "TO_VECTOR('[0, 0, 0]')",
+                "NULL",
+                "TO_VECTOR('[0.1, 0.2, 0.3]')",
+            ],
+        ));
+    }
+    m
+}
+
+/// Rows as the server returns them over the binary protocol, in column order, by id.
+async fn select_all(conn: &mut mysql_async::Conn, table: &str) -> Vec<Vec<mysql_async::Value>> {
+    let rows: Vec<mysql_async::Row> =
+        conn.exec(format!("SELECT * FROM {table} ORDER BY id"), ()).await.expect("select");
+    rows.into_iter().map(|r| r.unwrap()).collect()
+}
+
+/// Days since 1970-01-01 → (year, month, day) (proleptic Gregorian).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Whether the decoded value equals what the server returned.
+fn same(server: &mysql_async::Value, decoded: &Value) -> bool {
+    use mysql_async::Value as S;
+    match (server, decoded) {
+        (S::NULL, Value::Null) => true,
+        (S::Int(a), Value::Int(b)) => a == b,
+        (S::Int(a), Value::UInt(b)) => u64::try_from(*a).is_ok_and(|a| a == *b),
+        (S::UInt(a), Value::UInt(b)) => a == b,
+        (S::Int(a), Value::Year(y)) => *a == i64::from(*y),
+        (S::UInt(a), Value::Year(y)) => *a == u64::from(*y),
+        (S::Float(a), Value::Float(b)) => a.to_bits() == b.to_bits(),
+        (S::Double(a), Value::Double(b)) => a.to_bits() == b.to_bits(),
+        (S::Double(a), Value::Float(b)) => *a == f64::from(*b),
+        (S::Bytes(a), Value::Text(b)) | (S::Bytes(a), Value::Decimal(b)) | (S::Bytes(a), Value::Enum(b)) => {
+            a == b.as_bytes()
+        }
+        (S::Bytes(a), Value::Json(b)) => a == b.as_bytes(),
+        (S::Bytes(a), Value::Bytes(b)) => a == b,
+        (S::Bytes(a), Value::Set(b)) => a == b.join(",").as_bytes(),
+        (S::Bytes(a), Value::Bit { value, width }) => {
+            let n = usize::from(width.div_ceil(8));
+            a.as_slice() == &value.to_be_bytes()[8 - n..]
+        }
+        (S::Bytes(a), Value::Geometry { srid, wkb }) => {
+            a.len() >= 4 && a[..4] == srid.to_le_bytes() && a[4..] == wkb[..]
+        }
+        (S::Bytes(a), Value::Vector(v)) => *a == v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>(),
+        (S::Date(y, m, d, 0, 0, 0, 0), Value::Date { year, month, day }) => (*y, *m, *d) == (*year, *month, *day),
+        (S::Date(y, mo, d, h, mi, s, us), Value::DateTime { year, month, day, hour, minute, second, micros }) => {
+            (*y, *mo, *d, *h, *mi, *s, *us) == (*year, *month, *day, *hour, *minute, *second, *micros)
+        }
+        (S::Date(y, mo, d, h, mi, s, us), Value::Timestamp { seconds, micros }) => {
+            if *seconds == 0 && *micros == 0 {
+                return (*y, *mo, *d, *h, *mi, *s, *us) == (0, 0, 0, 0, 0, 0, 0);
+            }
+            let secs = i64::from(*seconds);
+            let (cy, cm, cd) = civil(secs.div_euclid(86_400));
+            let tod = secs.rem_euclid(86_400);
+            (i64::from(*y), u32::from(*mo), u32::from(*d), i64::from(*h), i64::from(*mi), i64::from(*s), *us)
+                == (cy, cm, cd, tod / 3600, tod / 60 % 60, tod % 60, *micros)
+        }
+        (S::Time(neg, days, h, m, s, us), Value::Time { micros }) => {
+            let total = (((i64::from(*days) * 24 + i64::from(*h)) * 60 + i64::from(*m)) * 60 + i64::from(*s))
+                * 1_000_000
+                + i64::from(*us);
+            (if *neg { -total } else { total }) == *micros
+        }
+        _ => false,
+    }
+}
+
+/// Asserts that every decoded image equals the server's rows (both ordered by id).
+fn assert_images(what: &str, columns: &[String], server: &[Vec<mysql_async::Value>], decoded: &[Vec<Value>]) {
+    assert_eq!(server.len(), decoded.len(), "{what}: row count");
+    for (r, (s, d)) in server.iter().zip(decoded).enumerate() {
+        assert_eq!(s.len(), d.len(), "{what}: column count of row {r}");
+        for (c, (sv, dv)) in s.iter().zip(d).enumerate() {
+            assert!(same(sv, dv), "{what}: row {r} column {}: server {sv:?}, decoded {dv:?}", columns[c]);
+        }
+    }
+}
+
+async fn type_matrix(server: &str) {
+    let url = env(server);
+    let mysql = server == MYSQL;
+    let db = unique("matrix");
+    let table = format!("{db}.m");
+    let matrix = matrix(mysql);
+    let defs: Vec<String> = matrix.iter().map(|(name, ty, _)| format!("`{name}` {ty}")).collect();
+    admin(
+        &url,
+        &[
+            format!("CREATE DATABASE {db}"),
+            format!("CREATE TABLE {table} (id INT PRIMARY KEY, {}, gen INT AS (i + 1) STORED)", defs.join(", ")),
+        ],
+    )
+    .await;
+    let start = position_now(&url).await;
+    let (mut rx, _reader) =
+        spawn_reader(source_settings(&url, unique_server_id(), None), ReaderOptions::default(), start);
+
+    let mut conn = mysql_async::Conn::from_url(url.as_str()).await.expect("connect");
+    conn.query_drop("SET NAMES utf8mb4").await.expect("names");
+    conn.query_drop("SET SESSION time_zone = '+00:00', SESSION sql_mode = ''").await.expect("session");
+    let names: Vec<&str> = matrix.iter().map(|(n, _, _)| *n).collect();
+    for r in 0..5 {
+        let values: Vec<&str> = matrix.iter().map(|(_, _, v)| v[r]).collect();
+        conn.query_drop(format!(
+            "INSERT INTO {table} (id, {}) VALUES ({}, {})",
+            names.join(", "),
+            r + 1,
+            values.join(", ")
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("insert row {}: {e}", r + 1));
+    }
+    let inserted = select_all(&mut conn, &table).await;
+    conn.query_drop(format!(
+        "UPDATE {table} SET i = COALESCE(i, 0) + 1, vc = CONCAT(COALESCE(vc, ''), '!'), dtm6 = '2000-01-01 00:00:00.000001'"
+    ))
+    .await
+    .expect("update");
+    let updated = select_all(&mut conn, &table).await;
+    conn.query_drop(format!("DELETE FROM {table}")).await.expect("delete");
+
+    let txns = committed_until(&mut rx, &db, LIMIT, |t| row_count(t) >= 15).await;
+    let rows = rows(&txns);
+    assert_eq!(rows.len(), 15);
+    let columns: Vec<String> = rows[0].table.columns.iter().map(|c| c.name.clone()).collect();
+    assert_eq!(columns[0], "id");
+    assert_eq!(columns.last().map(String::as_str), Some("gen"));
+    assert_eq!(rows[0].table.primary_key, vec![0]);
+    let images = |op: Op, after: bool| -> Vec<Vec<Value>> {
+        rows.iter()
+            .filter(|r| r.op == op)
+            .map(|r| if after { r.after.clone() } else { r.before.clone() }.expect("image"))
+            .collect()
+    };
+    assert_images("insert after", &columns, &inserted, &images(Op::Insert, true));
+    assert_images("update before", &columns, &inserted, &images(Op::Update, false));
+    assert_images("update after", &columns, &updated, &images(Op::Update, true));
+    assert_images("delete before", &columns, &updated, &images(Op::Delete, false));
+    assert!(rows.iter().filter(|r| r.op == Op::Insert).all(|r| r.before.is_none()));
+    assert!(rows.iter().filter(|r| r.op == Op::Delete).all(|r| r.after.is_none()));
+    admin(&url, &[format!("DROP DATABASE {db}")]).await;
+}
+
+#[tokio::test]
+async fn mariadb_type_matrix_decodes_exactly() {
+    type_matrix(MARIADB).await;
+}
+
+#[tokio::test]
+async fn mysql_type_matrix_decodes_exactly() {
+    type_matrix(MYSQL).await;
+}
+
+async fn ddl_mid_stream(server: &str) {
+    let url = env(server);
+    let db = unique("ddl");
+    admin(&url, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, a VARCHAR(10))")])
+        .await;
+    let start = position_now(&url).await;
+    let (mut rx, _reader) =
+        spawn_reader(source_settings(&url, unique_server_id(), None), ReaderOptions::default(), start);
+    admin(
+        &url,
+        &[
+            format!("INSERT INTO {db}.t VALUES (1, 'one')"),
+            format!("ALTER TABLE {db}.t ADD COLUMN b INT"),
+            format!("INSERT INTO {db}.t VALUES (2, 'two', 2)"),
+            format!("ALTER TABLE {db}.t DROP COLUMN a"),
+            format!("INSERT INTO {db}.t VALUES (3, 3)"),
+            format!("ALTER TABLE {db}.t MODIFY b BIGINT UNSIGNED"),
+            format!("INSERT INTO {db}.t VALUES (4, 18446744073709551615)"),
+            format!("RENAME TABLE {db}.t TO {db}.u"),
+            format!("INSERT INTO {db}.u VALUES (5, 5)"),
+        ],
+    )
+    .await;
+    let txns = committed_until(&mut rx, &db, LIMIT, |t| row_count(t) >= 5).await;
+    let statements: Vec<String> = txns
+        .iter()
+        .flat_map(|(_, e)| e)
+        .filter_map(|e| match e {
+            TxnEvent::Statement { sql, .. } => Some(sql.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statements.len(), 4, "{statements:?}");
+    let shapes: Vec<(String, Vec<String>, Vec<Value>)> = rows(&txns)
+        .into_iter()
+        .map(|r| {
+            (r.table.table.clone(), r.table.columns.iter().map(|c| c.name.clone()).collect(), r.after.expect("insert"))
+        })
+        .collect();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(shapes[0], ("t".into(), s(&["id", "a"]), vec![Value::Int(1), Value::Text("one".into())]));
+    assert_eq!(
+        shapes[1],
+        ("t".into(), s(&["id", "a", "b"]), vec![Value::Int(2), Value::Text("two".into()), Value::Int(2)])
+    );
+    assert_eq!(shapes[2], ("t".into(), s(&["id", "b"]), vec![Value::Int(3), Value::Int(3)]));
+    assert_eq!(shapes[3], ("t".into(), s(&["id", "b"]), vec![Value::Int(4), Value::UInt(u64::MAX)]));
+    assert_eq!(shapes[4], ("u".into(), s(&["id", "b"]), vec![Value::Int(5), Value::UInt(5)]));
+    admin(&url, &[format!("DROP DATABASE {db}")]).await;
+}
+
+#[tokio::test]
+async fn mariadb_rows_keep_their_shape_across_ddl() {
+    ddl_mid_stream(MARIADB).await;
+}
+
+#[tokio::test]
+async fn mysql_rows_keep_their_shape_across_ddl() {
+    ddl_mid_stream(MYSQL).await;
+}
