@@ -368,3 +368,123 @@ async fn mariadb_rows_keep_their_shape_across_ddl() {
 async fn mysql_rows_keep_their_shape_across_ddl() {
     ddl_mid_stream(MYSQL).await;
 }
+
+/// Dump threads on the source serving `user`.
+async fn dump_threads(url: &str, user: &str) -> usize {
+    let mut conn = mysql_async::Conn::from_url(url).await.expect("connect");
+    let rows: Vec<(String, String)> =
+        conn.query("SELECT USER, COMMAND FROM information_schema.PROCESSLIST").await.expect("processlist");
+    conn.disconnect().await.expect("disconnect");
+    rows.iter().filter(|(u, c)| u == user && c.starts_with("Binlog Dump")).count()
+}
+
+/// Waits (polling the condition, bounded) until `f` holds.
+async fn eventually<F, Fut>(what: &str, limit: Duration, f: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn dead_links_lose_nothing(server: &str) {
+    const TXNS: usize = 200;
+    const FREEZES: usize = 3;
+    const ROWS_PER_TXN: usize = 5;
+    let url = env(server);
+    let db = unique("relink");
+    let user = unique("rf_relink");
+    admin(
+        &url,
+        &[
+            format!("CREATE DATABASE {db}"),
+            format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)"),
+            format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"),
+            format!("GRANT REPLICATION SLAVE, SELECT ON *.* TO '{user}'@'%'"),
+            format!(
+                "GRANT {} ON *.* TO '{user}'@'%'",
+                if server == MYSQL { "REPLICATION CLIENT" } else { "BINLOG MONITOR" }
+            ),
+        ],
+    )
+    .await;
+    let (host, port) = common::host_port(&url);
+    let proxy = common::proxy::Proxy::start(format!("{host}:{port}").parse().expect("address")).await;
+    let mut settings = source_settings(&url, unique_server_id(), Some(proxy.addr));
+    settings.user = user.clone();
+    settings.password = rowferry::config::Secret::new("pw");
+    let options = ReaderOptions {
+        heartbeat: Duration::from_millis(200),
+        read_timeout: Duration::from_millis(1500),
+        backoff_initial: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(500),
+        // Small, so that a freeze can cut a transaction that is already streaming.
+        buffer_rows: 2,
+    };
+    let (mut rx, stats) = spawn_reader(settings, options, position_now(&url).await);
+    let mut conn = mysql_async::Conn::from_url(url.as_str()).await.expect("writer connection");
+
+    // Rounds of writes; from the second round on, the link is cut after some kilobytes of the
+    // stream (inside an event or a transaction, wherever that falls) and goes silent.
+    let rounds = FREEZES + 1;
+    let per_round = TXNS / rounds;
+    let mut all: Vec<Txn> = Vec::new();
+    for round in 0..rounds {
+        if round > 0 {
+            proxy.freeze_after(1_000 + 1_777 * round as i64);
+        }
+        for t in round * per_round..(round + 1) * per_round {
+            let values: Vec<String> = (1..=ROWS_PER_TXN).map(|r| format!("({})", t * ROWS_PER_TXN + r)).collect();
+            conn.query_drop(format!("INSERT INTO {db}.t VALUES {}", values.join(","))).await.expect("insert");
+        }
+        let want = (round + 1) * per_round;
+        let have = all.len();
+        all.extend(committed_until(&mut rx, &db, LIMIT, move |t| have + t.len() >= want).await);
+    }
+    assert!(
+        stats.reconnects.load(std::sync::atomic::Ordering::Relaxed) >= FREEZES as u64,
+        "every cut must force a reconnect"
+    );
+
+    // Every row exactly once, every transaction whole.
+    let mut ids: Vec<i64> = rows(&all)
+        .iter()
+        .map(|r| match r.after.as_ref().and_then(|a| a.first()) {
+            Some(Value::Int(id)) => *id,
+            other => panic!("unexpected row {other:?}"),
+        })
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=(TXNS * ROWS_PER_TXN) as i64).collect::<Vec<_>>());
+    assert!(all.iter().all(|(_, events)| events.len() == ROWS_PER_TXN));
+
+    // The source retired the dump threads of the dead links: one is left, ours.
+    eventually("a single dump thread", LIMIT, || async { dump_threads(&url, &user).await == 1 }).await;
+    admin(&url, &[format!("DROP DATABASE {db}"), format!("DROP USER '{user}'@'%'")]).await;
+}
+
+#[tokio::test]
+async fn mariadb_dead_links_lose_nothing_and_leave_one_dump_thread() {
+    dead_links_lose_nothing(MARIADB).await;
+}
+
+#[tokio::test]
+async fn mysql_dead_links_lose_nothing_and_leave_one_dump_thread() {
+    dead_links_lose_nothing(MYSQL).await;
+}
+
+#[tokio::test]
+async fn a_position_the_server_never_had_is_refused() {
+    let url = env(MYSQL);
+    let mut conn = mysql_async::Conn::from_url(url.as_str()).await.expect("connect");
+    let foreign = rowferry::position::Position::MySql(
+        rowferry::position::MySqlGtidSet::parse("11111111-2222-3333-4444-555555555555:1-10").expect("set"),
+    );
+    let err = rowferry::reader::check_start(&mut conn, &foreign).await.expect_err("diverged");
+    assert!(err.to_string().contains("11111111-2222-3333-4444-555555555555:1-10"), "{err}");
+    assert!(err.to_string().contains("diverged"), "{err}");
+}

@@ -155,16 +155,28 @@ pub async fn collations(conn: &mut Conn) -> Result<CollationMap, SourceError> {
     })))
 }
 
+/// Counters the reader keeps for metrics and tests.
+#[derive(Debug, Default)]
+pub struct ReaderStats {
+    /// Connections re-established after a retryable error.
+    pub reconnects: std::sync::atomic::AtomicU64,
+}
+
 /// One replica connection's worth of streaming; see the module docs.
 #[derive(Debug)]
 pub struct Reader {
     settings: SourceSettings,
     options: ReaderOptions,
+    stats: std::sync::Arc<ReaderStats>,
 }
 
 impl Reader {
     pub fn new(settings: SourceSettings, options: ReaderOptions) -> Self {
-        Reader { settings, options }
+        Reader { settings, options, stats: std::sync::Arc::default() }
+    }
+
+    pub fn stats(&self) -> std::sync::Arc<ReaderStats> {
+        std::sync::Arc::clone(&self.stats)
     }
 
     /// Streams from `start` until the receiver of `tx` is dropped (returns `Ok`) or a fatal error.
@@ -194,6 +206,7 @@ impl Reader {
             tracing::warn!(error = %error, retry_in_ms = pause.as_millis() as u64, position = %assembler.position(), "binlog connection lost; reconnecting");
             tokio::time::sleep(pause).await;
             delay = (delay * 2).min(self.options.backoff_max);
+            self.stats.reconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -203,11 +216,18 @@ impl Reader {
         tx: &mpsc::Sender<TxnEvent>,
         progressed: &mut bool,
     ) -> Result<(), ReaderError> {
-        let mut conn = source::connect(&self.settings).await?;
-        let flavor = flavor(&mut conn).await?;
-        check_start(&mut conn, assembler.position()).await?;
-        let collations = collations(&mut conn).await?;
-        let mut stream = self.request(conn, flavor, assembler.position()).await?;
+        // The setup queries are bounded too: a link can die before the stream starts.
+        let setup = async {
+            let mut conn = source::connect(&self.settings).await?;
+            let flavor = flavor(&mut conn).await?;
+            check_start(&mut conn, assembler.position()).await?;
+            let collations = collations(&mut conn).await?;
+            let stream = self.request(conn, flavor, assembler.position()).await?;
+            Ok::<_, ReaderError>((stream, collations))
+        };
+        let limit = self.settings.connect_timeout + self.options.read_timeout;
+        let (mut stream, collations) =
+            tokio::time::timeout(limit, setup).await.map_err(|_| ReaderError::Silent(limit))??;
         let mut decoder = StreamDecoder::new(collations, SchemaOptions { require_full_metadata: true });
         let (mut raw, mut items, mut out) = (Vec::new(), Vec::new(), Vec::new());
         loop {

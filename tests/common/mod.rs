@@ -143,16 +143,20 @@ pub fn spawn_reader(
     settings: SourceSettings,
     options: ReaderOptions,
     start: Position,
-) -> (tokio::sync::mpsc::Receiver<TxnEvent>, tokio::task::JoinHandle<Result<(), rowferry::reader::ReaderError>>) {
+) -> (tokio::sync::mpsc::Receiver<TxnEvent>, std::sync::Arc<rowferry::reader::ReaderStats>) {
+    // The reader's warnings (reconnects) show up in a failing test's output.
+    rowferry::logging::init(rowferry::config::LogFormat::Human, "warn");
     let (tx, rx) = tokio::sync::mpsc::channel(256);
-    let handle = tokio::spawn(async move {
-        let result = Reader::new(settings, options).run(start, tx).await;
+    let reader = Reader::new(settings, options);
+    let stats = reader.stats();
+    tokio::spawn(async move {
+        let result = reader.run(start, tx).await;
         if let Err(e) = &result {
             eprintln!("reader stopped: {e}");
         }
         result
     });
-    (rx, handle)
+    (rx, stats)
 }
 
 /// Committed transactions, as assembled: (gtid text, events between Begin and Commit).
