@@ -22,6 +22,8 @@ pub mod config;
 pub mod decoder;
 pub mod encoder;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logging;
 pub mod ops;
 pub mod position;

@@ -118,11 +118,16 @@ impl Iterator for RowsIter<'_> {
 impl RowsIter<'_> {
     fn next_row(&mut self) -> Result<RowChange, DecodeError> {
         let e = self.event;
+        let start = self.cursor.position();
         let (before, after) = match e.op {
             Op::Insert => (None, Some(self.image(e.present)?)),
             Op::Delete => (Some(self.image(e.present)?), None),
             Op::Update => (Some(self.image(e.present)?), Some(self.image(e.present_after)?)),
         };
+        // A row that takes no bytes (no column present) would repeat forever on corrupt input.
+        if self.cursor.position() == start {
+            return Err(BinlogError::malformed(WHAT, "a row image with no columns").into());
+        }
         Ok(RowChange { op: e.op, table: Arc::clone(&self.schema), before, after })
     }
 
