@@ -233,7 +233,9 @@ fn assert_images(what: &str, columns: &[String], server: &[Vec<mysql_async::Valu
     }
 }
 
-async fn type_matrix(server: &str) {
+/// `compressed`: on MySQL the writes use binlog_transaction_compression (TRANSACTION_PAYLOAD
+/// events); the test MariaDB always compresses (scripts/env starts it with log_bin_compress).
+async fn type_matrix(server: &str, compressed: bool) {
     let url = env(server);
     let mysql = server == MYSQL;
     let db = unique("matrix");
@@ -255,6 +257,9 @@ async fn type_matrix(server: &str) {
     let mut conn = mysql_async::Conn::from_url(url.as_str()).await.expect("connect");
     conn.query_drop("SET NAMES utf8mb4").await.expect("names");
     conn.query_drop("SET SESSION time_zone = '+00:00', SESSION sql_mode = ''").await.expect("session");
+    if compressed && mysql {
+        conn.query_drop("SET SESSION binlog_transaction_compression = ON").await.expect("compression");
+    }
     let names: Vec<&str> = matrix.iter().map(|(n, _, _)| *n).collect();
     for r in 0..5 {
         let values: Vec<&str> = matrix.iter().map(|(_, _, v)| v[r]).collect();
@@ -275,6 +280,28 @@ async fn type_matrix(server: &str) {
     .expect("update");
     let updated = select_all(&mut conn, &table).await;
     conn.query_drop(format!("DELETE FROM {table}")).await.expect("delete");
+    if compressed {
+        // The server really wrote compressed events (else this test would prove nothing new).
+        let status = if mysql { "SHOW BINARY LOG STATUS" } else { "SHOW MASTER STATUS" };
+        let file: String = conn
+            .query_first(status)
+            .await
+            .expect("status")
+            .map(|r: mysql_async::Row| r.get(0).expect("file"))
+            .expect("a binlog");
+        let kinds: Vec<String> = conn
+            .query_map(format!("SHOW BINLOG EVENTS IN '{file}'"), |r: mysql_async::Row| {
+                r.get::<String, _>(2).unwrap_or_default()
+            })
+            .await
+            .expect("binlog events");
+        let want = if mysql { "Transaction_payload" } else { "_compressed" };
+        assert!(
+            kinds.iter().any(|k| k.contains(want)),
+            "no {want} event in {file}: {:?}",
+            kinds.iter().rev().take(10).collect::<Vec<_>>()
+        );
+    }
 
     let txns = committed_until(&mut rx, &db, LIMIT, |t| row_count(t) >= 15).await;
     let rows = rows(&txns);
@@ -283,6 +310,14 @@ async fn type_matrix(server: &str) {
     assert_eq!(columns[0], "id");
     assert_eq!(columns.last().map(String::as_str), Some("gen"));
     assert_eq!(rows[0].table.primary_key, vec![0]);
+    // JSON is JSON on both flavors (MariaDB's LONGTEXT is recognised through information_schema).
+    let j = rows[0].table.columns.iter().find(|c| c.name == "j").expect("column j");
+    let want = if mysql { "Json" } else { "JsonText" };
+    assert!(format!("{:?}", j.ty).starts_with(want), "{:?}", j.ty);
+    assert!(matches!(
+        rows[0].after.as_ref().map(|a| &a[columns.iter().position(|c| c == "j").expect("j")]),
+        Some(Value::Json(_))
+    ));
     let images = |op: Op, after: bool| -> Vec<Vec<Value>> {
         rows.iter()
             .filter(|r| r.op == op)
@@ -299,13 +334,18 @@ async fn type_matrix(server: &str) {
 }
 
 #[tokio::test]
-async fn mariadb_type_matrix_decodes_exactly() {
-    type_matrix(MARIADB).await;
+async fn mariadb_type_matrix_decodes_exactly_from_compressed_events() {
+    type_matrix(MARIADB, true).await;
 }
 
 #[tokio::test]
 async fn mysql_type_matrix_decodes_exactly() {
-    type_matrix(MYSQL).await;
+    type_matrix(MYSQL, false).await;
+}
+
+#[tokio::test]
+async fn mysql_type_matrix_decodes_exactly_from_transaction_payloads() {
+    type_matrix(MYSQL, true).await;
 }
 
 async fn ddl_mid_stream(server: &str) {
@@ -328,10 +368,13 @@ async fn ddl_mid_stream(server: &str) {
             format!("INSERT INTO {db}.t VALUES (4, 18446744073709551615)"),
             format!("RENAME TABLE {db}.t TO {db}.u"),
             format!("INSERT INTO {db}.u VALUES (5, 5)"),
+            // A JSON column added mid-stream is JSON at once (MariaDB: refreshed after the DDL).
+            format!("ALTER TABLE {db}.u ADD COLUMN j JSON"),
+            format!("INSERT INTO {db}.u VALUES (6, 6, '[1]')"),
         ],
     )
     .await;
-    let txns = committed_until(&mut rx, &db, LIMIT, |t| row_count(t) >= 5).await;
+    let txns = committed_until(&mut rx, &db, LIMIT, |t| row_count(t) >= 6).await;
     let statements: Vec<String> = txns
         .iter()
         .flat_map(|(_, e)| e)
@@ -340,7 +383,7 @@ async fn ddl_mid_stream(server: &str) {
             _ => None,
         })
         .collect();
-    assert_eq!(statements.len(), 4, "{statements:?}");
+    assert_eq!(statements.len(), 5, "{statements:?}");
     let shapes: Vec<(String, Vec<String>, Vec<Value>)> = rows(&txns)
         .into_iter()
         .map(|r| {
@@ -356,6 +399,10 @@ async fn ddl_mid_stream(server: &str) {
     assert_eq!(shapes[2], ("t".into(), s(&["id", "b"]), vec![Value::Int(3), Value::Int(3)]));
     assert_eq!(shapes[3], ("t".into(), s(&["id", "b"]), vec![Value::Int(4), Value::UInt(u64::MAX)]));
     assert_eq!(shapes[4], ("u".into(), s(&["id", "b"]), vec![Value::Int(5), Value::UInt(5)]));
+    assert_eq!(
+        shapes[5],
+        ("u".into(), s(&["id", "b", "j"]), vec![Value::Int(6), Value::UInt(6), Value::Json("[1]".into())])
+    );
     admin(&url, &[format!("DROP DATABASE {db}")]).await;
 }
 

@@ -68,11 +68,13 @@ impl StreamDecoder {
         }
     }
 
-    /// Sets what information_schema knows that the binlog does not, for one table; schemas
-    /// built from later TABLE_MAPs use it.
-    pub fn set_extras(&mut self, db: &str, table: &str, extras: TableExtras) {
-        self.extras.insert((db.to_string(), table.to_string()), extras);
-        self.schemas.clear();
+    /// Replaces what information_schema knows that the binlog does not, for every table;
+    /// schemas built from later TABLE_MAPs use it.
+    pub fn set_all_extras(&mut self, extras: HashMap<(String, String), TableExtras>) {
+        if extras != self.extras {
+            self.extras = extras;
+            self.schemas.clear();
+        }
     }
 
     /// The schema a table id maps to now.

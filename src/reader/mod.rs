@@ -27,10 +27,11 @@ use crate::config::SourceSettings;
 use crate::decoder::{DecodeError, Item, StreamDecoder};
 use crate::error::ErrorClass;
 use crate::position::{MariaDbPosition, MySqlGtidSet, Position, PositionError};
-use crate::schema::{CollationMap, SchemaOptions};
+use crate::schema::{CollationMap, SchemaOptions, TableExtras};
 use crate::source::{self, Flavor, SourceError, query_one, query_text};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn};
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
@@ -162,6 +163,27 @@ pub struct ReaderStats {
     pub reconnects: std::sync::atomic::AtomicU64,
 }
 
+/// MariaDB declares a JSON column as LONGTEXT with a `json_valid(col)` CHECK constraint, and the
+/// binlog carries only the LONGTEXT: the JSON columns come from information_schema (as of now,
+/// not as of the event — a documented approximation; it is refreshed after every DDL).
+pub async fn mariadb_json_columns(conn: &mut Conn) -> Result<HashMap<(String, String), TableExtras>, SourceError> {
+    let rows = query_text(
+        conn,
+        "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
+         WHERE CHECK_CLAUSE LIKE 'json\\_valid(%'",
+    )
+    .await?;
+    let mut out: HashMap<(String, String), TableExtras> = HashMap::new();
+    for row in rows {
+        if let [Some(db), Some(table), Some(clause)] = row.as_slice()
+            && let Some(column) = clause.strip_prefix("json_valid(`").and_then(|c| c.strip_suffix("`)"))
+        {
+            out.entry((db.clone(), table.clone())).or_default().json_columns.insert(column.replace("``", "`"));
+        }
+    }
+    Ok(out)
+}
+
 /// One replica connection's worth of streaming; see the module docs.
 #[derive(Debug)]
 pub struct Reader {
@@ -222,13 +244,25 @@ impl Reader {
             let flavor = flavor(&mut conn).await?;
             check_start(&mut conn, assembler.position()).await?;
             let collations = collations(&mut conn).await?;
+            let extras = match flavor {
+                Flavor::MariaDb => Some(mariadb_json_columns(&mut conn).await?),
+                Flavor::MySql => None,
+            };
             let stream = self.request(conn, flavor, assembler.position()).await?;
-            Ok::<_, ReaderError>((stream, collations))
+            Ok::<_, ReaderError>((stream, collations, extras))
         };
         let limit = self.settings.connect_timeout + self.options.read_timeout;
-        let (mut stream, collations) =
+        let (mut stream, collations, extras) =
             tokio::time::timeout(limit, setup).await.map_err(|_| ReaderError::Silent(limit))??;
         let mut decoder = StreamDecoder::new(collations, SchemaOptions { require_full_metadata: true });
+        // MariaDB only: a second connection to refresh the JSON columns after a DDL.
+        let mut metadata = match extras {
+            Some(extras) => {
+                decoder.set_all_extras(extras);
+                Some(source::connect(&self.settings).await?)
+            }
+            None => None,
+        };
         let (mut raw, mut items, mut out) = (Vec::new(), Vec::new(), Vec::new());
         loop {
             let event = match tokio::time::timeout(self.options.read_timeout, stream.next()).await {
@@ -245,11 +279,17 @@ impl Reader {
             reframe(&event, &mut raw);
             decoder.push(&raw, &mut |item| items.push(item))?;
             *progressed = true;
+            let mut ddl = false;
             for item in items.drain(..) {
-                if matches!(item, Item::Heartbeat { .. }) {
-                    tracing::trace!("heartbeat");
-                }
+                ddl |= matches!(item, Item::Statement { .. });
                 assembler.push(item, &mut |e| out.push(e))?;
+            }
+            if ddl && let Some(conn) = metadata.as_mut() {
+                let refresh = mariadb_json_columns(conn);
+                let extras = tokio::time::timeout(self.options.read_timeout, refresh)
+                    .await
+                    .map_err(|_| ReaderError::Silent(self.options.read_timeout))??;
+                decoder.set_all_extras(extras);
             }
             for event in out.drain(..) {
                 if tx.send(event).await.is_err() {
