@@ -1,0 +1,51 @@
+//! Encoder stage: row change → Debezium-shaped envelope → Avro datum → Confluent wire format.
+//!
+//! * [`avro_schema`] derives, deterministically, a key schema (the primary-key columns) and a value
+//!   schema (the envelope: `before`, `after`, `source`, `op`, `ts_ms`, `transaction`) from a
+//!   [`TableSchema`](crate::schema::TableSchema). Every column of the row record is a
+//!   `["null", T]` union with `"default": null`, so adding or dropping a column is a BACKWARD,
+//!   FORWARD and FULL compatible change by construction. The fixed parts (source, transaction,
+//!   offset, heartbeat records) are the `.avsc` files in `schemas/`, compiled in.
+//! * [`datum`] turns values into Avro values for those schemas (type mapping in docs/avro.md).
+//! * [`wire`] frames and parses the Confluent wire format: magic byte 0, big-endian u32 schema id,
+//!   Avro binary.
+//!
+//! Not built yet (issue #4): the schema registry (external and embedded), topic routing, and the
+//! stage that wires these into the pipeline.
+
+pub mod avro_schema;
+pub mod datum;
+pub mod wire;
+
+use crate::error::ErrorClass;
+
+/// The fixed records, as shipped in `schemas/`.
+pub mod fixed {
+    pub const SOURCE: &str = include_str!("../../schemas/source.avsc");
+    pub const TRANSACTION: &str = include_str!("../../schemas/transaction.avsc");
+    pub const OFFSET: &str = include_str!("../../schemas/offset.avsc");
+    pub const HEARTBEAT: &str = include_str!("../../schemas/heartbeat.avsc");
+}
+
+/// Encoding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("table {table}: {problem}")]
+    Schema { table: String, problem: String },
+    #[error("table {table} column {column}: {problem}")]
+    Value { table: String, column: String, problem: String },
+    #[error("Avro: {0}")]
+    Avro(String),
+    #[error("Confluent wire format: {0}")]
+    Wire(String),
+}
+
+impl EncodeError {
+    /// A value or schema a table cannot encode stops that table; a malformed frame is fatal.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            EncodeError::Schema { .. } | EncodeError::Value { .. } => ErrorClass::PerTable,
+            EncodeError::Avro(_) | EncodeError::Wire(_) => ErrorClass::Fatal,
+        }
+    }
+}
