@@ -1,0 +1,11 @@
+//! Committer and offset store: the stored GTID set moves only at transaction boundaries and only
+//! to a transaction whose records, and every earlier transaction's records, Kafka has acked
+//! (DESIGN.md, invariant 1).
+//!
+//! [`tracker`] is the pure rule; the offset store (a compacted topic keyed by connector name, or a
+//! file written with fsync and rename) and the stage that feeds the tracker from delivery reports
+//! arrive with `rowferry run` (issue #5).
+
+pub mod tracker;
+
+pub use tracker::{RecordId, Tracker, TrackerError, TxnId};
