@@ -29,6 +29,7 @@ pub mod ops;
 pub mod position;
 pub mod publisher;
 pub mod reader;
+pub mod registry;
 pub mod schema;
 pub mod snapshot;
 pub mod source;

@@ -1,0 +1,147 @@
+//! The embedded registry: a [`Store`] persisted in the `_schemas` topic.
+//!
+//! `open` creates the topic when missing (one partition, compacted — as Confluent's registry
+//! does) and replays it to its end. `register` writes the new version's record and waits for
+//! Kafka's acknowledgement (acks=all) before applying it and returning the id. Registrations are
+//! serialised, so two writers never pick the same id.
+
+use super::RegistryError;
+use super::records::{self, LogRecord};
+use super::store::{Plan, Store, Version};
+use crate::config::KafkaSettings;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use std::sync::RwLock;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// See the module docs.
+pub struct EmbeddedRegistry {
+    store: RwLock<Store>,
+    producer: FutureProducer,
+    topic: String,
+    writing: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for EmbeddedRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedRegistry").field("topic", &self.topic).finish_non_exhaustive()
+    }
+}
+
+fn client_config(kafka: &KafkaSettings) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &kafka.bootstrap_servers);
+    for (k, v) in &kafka.librdkafka {
+        c.set(k, v);
+    }
+    c
+}
+
+impl EmbeddedRegistry {
+    /// Opens the registry on `topic` (normally `_schemas`), replaying what it holds.
+    pub async fn open(kafka: &KafkaSettings, topic: &str) -> Result<EmbeddedRegistry, RegistryError> {
+        let log = |detail: String| RegistryError::Log { topic: topic.to_string(), detail };
+        let config = client_config(kafka);
+        let admin: AdminClient<DefaultClientContext> = config.create().map_err(|e| log(e.to_string()))?;
+        let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
+        let results = admin.create_topics([&new], &AdminOptions::new()).await.map_err(|e| log(e.to_string()))?;
+        for result in results {
+            if let Err((_, code)) = result
+                && code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
+            {
+                return Err(log(format!("creating the topic: {code}")));
+            }
+        }
+        let store = {
+            let config = config.clone();
+            let topic = topic.to_string();
+            tokio::task::spawn_blocking(move || replay(&config, &topic)).await.map_err(|e| log(e.to_string()))??
+        };
+        let producer: FutureProducer = {
+            let mut c = config;
+            c.set("enable.idempotence", "true").set("acks", "all");
+            c.create().map_err(|e| log(e.to_string()))?
+        };
+        Ok(EmbeddedRegistry {
+            store: RwLock::new(store),
+            producer,
+            topic: topic.to_string(),
+            writing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Registers `schema` under `subject`, returning its id and version (existing or new).
+    pub async fn register(&self, subject: &str, schema: &str) -> Result<Version, RegistryError> {
+        let _one_writer = self.writing.lock().await;
+        let plan = self.read(|s| s.plan(subject, schema));
+        let value = match plan {
+            Plan::Existing(v) => return Ok(v),
+            Plan::New(value) => value,
+        };
+        let (key, payload) = records::schema_record(&value.subject, value.version, value.id, &value.schema);
+        let record = FutureRecord::to(&self.topic).partition(0).key(&key).payload(&payload);
+        self.producer.send(record, TIMEOUT).await.map_err(|(e, _)| RegistryError::Log {
+            topic: self.topic.clone(),
+            detail: format!("writing {subject}: {e}"),
+        })?;
+        let version = Version {
+            subject: value.subject.clone(),
+            version: value.version,
+            id: value.id,
+            schema: value.schema.clone(),
+        };
+        self.write(|s| s.apply(LogRecord::Schema(value)));
+        Ok(version)
+    }
+
+    /// Reads the store.
+    pub fn read<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        // A panic while holding the lock cannot leave the store half-updated (apply is one insert
+        // sequence), so a poisoned lock's data is still good.
+        f(&self.store.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn write(&self, f: impl FnOnce(&mut Store)) {
+        f(&mut self.store.write().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// Reads the topic from the beginning to its current end.
+fn replay(config: &ClientConfig, topic: &str) -> Result<Store, RegistryError> {
+    let log = |detail: String| RegistryError::Log { topic: topic.to_string(), detail };
+    let mut c = config.clone();
+    c.set("group.id", "rowferry-registry-replay")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    let consumer: BaseConsumer = c.create().map_err(|e| log(e.to_string()))?;
+    let (low, high) = consumer.fetch_watermarks(topic, 0, TIMEOUT).map_err(|e| log(format!("watermarks: {e}")))?;
+    let mut store = Store::new();
+    if high <= low {
+        return Ok(store);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).map_err(|e| log(e.to_string()))?;
+    consumer.assign(&tpl).map_err(|e| log(e.to_string()))?;
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        if std::time::Instant::now() > deadline {
+            return Err(log(format!("replay did not reach offset {high} within {TIMEOUT:?}")));
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let message = message.map_err(|e| log(e.to_string()))?;
+        let offset = message.offset();
+        let record = records::parse(message.key().unwrap_or_default(), message.payload())
+            .map_err(|detail| RegistryError::Record { offset, detail })?;
+        store.apply(record);
+        if offset + 1 >= high {
+            return Ok(store);
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! The `_schemas` topic's record format, as Confluent Schema Registry writes it: JSON keys and
+//! values. Key `{"keytype":"SCHEMA","subject":S,"version":V,"magic":1}`, value
+//! `{"subject":S,"version":V,"id":I,"schema":TEXT,"deleted":false}`. Other key types (NOOP,
+//! CONFIG, MODE, DELETE_SUBJECT) are recognised and carry nothing rowferry needs; a null value
+//! is a tombstone (the schema was hard-deleted).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaKey {
+    pub keytype: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    pub magic: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaValue {
+    pub subject: String,
+    pub version: u32,
+    pub id: u32,
+    pub schema: String,
+    #[serde(default)]
+    pub deleted: bool,
+    /// Absent for Avro, which is all rowferry writes.
+    #[serde(rename = "schemaType", default, skip_serializing_if = "Option::is_none")]
+    pub schema_type: Option<String>,
+}
+
+/// The key and value bytes of a SCHEMA record.
+pub fn schema_record(subject: &str, version: u32, id: u32, schema: &str) -> (Vec<u8>, Vec<u8>) {
+    let key = SchemaKey { keytype: "SCHEMA".into(), subject: Some(subject.into()), version: Some(version), magic: 1 };
+    let value =
+        SchemaValue { subject: subject.into(), version, id, schema: schema.into(), deleted: false, schema_type: None };
+    // Serialising these plain structs cannot fail.
+    (serde_json::to_vec(&key).unwrap_or_default(), serde_json::to_vec(&value).unwrap_or_default())
+}
+
+/// What a `_schemas` record means for the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogRecord {
+    Schema(SchemaValue),
+    /// A SCHEMA key whose value is null (hard delete).
+    Tombstone {
+        subject: String,
+        version: u32,
+    },
+    /// NOOP, CONFIG, MODE, DELETE_SUBJECT, …
+    Other,
+}
+
+/// Parses one record of the topic.
+pub fn parse(key: &[u8], value: Option<&[u8]>) -> Result<LogRecord, String> {
+    let key: SchemaKey = serde_json::from_slice(key).map_err(|e| format!("key: {e}"))?;
+    if key.keytype != "SCHEMA" {
+        return Ok(LogRecord::Other);
+    }
+    let (subject, version) = match (key.subject, key.version) {
+        (Some(s), Some(v)) => (s, v),
+        _ => return Err("SCHEMA key without subject or version".into()),
+    };
+    match value {
+        None => Ok(LogRecord::Tombstone { subject, version }),
+        Some(v) => {
+            let value: SchemaValue = serde_json::from_slice(v).map_err(|e| format!("value: {e}"))?;
+            if value.subject != subject || value.version != version {
+                return Err(format!("key says {subject} v{version}, value says {} v{}", value.subject, value.version));
+            }
+            Ok(LogRecord::Schema(value))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_confluent_samples() {
+        let (k, v) = schema_record("t-value", 2, 7, "\"string\"");
+        assert_eq!(String::from_utf8_lossy(&k), r#"{"keytype":"SCHEMA","subject":"t-value","version":2,"magic":1}"#);
+        match parse(&k, Some(&v)) {
+            Ok(LogRecord::Schema(s)) => assert_eq!((s.id, s.version, s.schema.as_str()), (7, 2, "\"string\"")),
+            other => panic!("{other:?}"),
+        }
+        // As Confluent writes them.
+        assert_eq!(parse(br#"{"keytype":"NOOP","magic":0}"#, Some(b"{}")), Ok(LogRecord::Other));
+        let confluent = br#"{"subject":"x-key","version":1,"id":1,"schema":"\"int\"","deleted":false}"#;
+        assert!(matches!(
+            parse(br#"{"keytype":"SCHEMA","subject":"x-key","version":1,"magic":1}"#, Some(confluent)),
+            Ok(LogRecord::Schema(_))
+        ));
+        assert_eq!(
+            parse(br#"{"keytype":"SCHEMA","subject":"x-key","version":1,"magic":1}"#, None),
+            Ok(LogRecord::Tombstone { subject: "x-key".into(), version: 1 })
+        );
+        assert!(parse(b"not json", None).is_err());
+        assert!(parse(br#"{"keytype":"SCHEMA","subject":"a","version":1,"magic":1}"#, Some(confluent)).is_err());
+    }
+}

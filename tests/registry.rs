@@ -1,0 +1,81 @@
+//! The embedded schema registry against the real broker: Confluent's id rules, ids that survive a
+//! restart (replay of the topic), and the REST read API that stock deserializers use.
+
+mod common;
+
+use common::{KAFKA, env, unique};
+use rowferry::config::KafkaSettings;
+use rowferry::registry::embedded::EmbeddedRegistry;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn kafka() -> KafkaSettings {
+    KafkaSettings { bootstrap_servers: env(KAFKA), topic_prefix: "t".into(), librdkafka: Default::default() }
+}
+
+/// A minimal HTTP/1.1 client: (status, body).
+async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).expect("status");
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn ids_follow_confluent_rules_and_survive_a_restart() {
+    let topic = unique("_schemas");
+    let r = EmbeddedRegistry::open(&kafka(), &topic).await.expect("open");
+    let a = r.register("t.a-value", r#"{"type":"string"}"#).await.expect("register");
+    let same = r.register("t.a-value", r#"{ "type" : "string" }"#).await.expect("again");
+    let other = r.register("t.b-value", r#"{"type":"string"}"#).await.expect("other subject");
+    let b = r.register("t.a-value", r#"{"type":"long"}"#).await.expect("new version");
+    assert_eq!((a.id, a.version), (1, 1));
+    assert_eq!((same.id, same.version), (1, 1));
+    assert_eq!((other.id, other.version), (1, 1));
+    assert_eq!((b.id, b.version), (2, 2));
+    drop(r);
+
+    // A new process: replays the topic, same ids, and continues the counter.
+    let r = EmbeddedRegistry::open(&kafka(), &topic).await.expect("reopen");
+    assert_eq!(r.register("t.a-value", r#"{"type":"long"}"#).await.expect("known").id, 2);
+    assert_eq!(r.register("t.c-value", r#"{"type":"int"}"#).await.expect("new").id, 3);
+    assert_eq!(r.read(|s| s.subjects()), ["t.a-value", "t.b-value", "t.c-value"]);
+}
+
+#[tokio::test]
+async fn rest_api_serves_what_deserializers_ask_for() {
+    let topic = unique("_schemas");
+    let r = Arc::new(EmbeddedRegistry::open(&kafka(), &topic).await.expect("open"));
+    let v = r
+        .register("t.x-value", r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#)
+        .await
+        .expect("register");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, rowferry::registry::http::router(r)).await });
+
+    let (status, body) = http(addr, "GET", &format!("/schemas/ids/{}", v.id), None).await;
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(json["schema"], v.schema);
+    assert_eq!(http(addr, "GET", "/schemas/ids/999", None).await.0, 404);
+    assert_eq!(http(addr, "GET", "/subjects", None).await.1, r#"["t.x-value"]"#);
+    assert_eq!(http(addr, "GET", "/subjects/t.x-value/versions", None).await.1, "[1]");
+    let (status, body) = http(addr, "GET", "/subjects/t.x-value/versions/latest", None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""id":1"#) && body.contains(r#""version":1"#), "{body}");
+    assert_eq!(http(addr, "GET", "/subjects/nope/versions/1", None).await.0, 404);
+    let lookup = serde_json::json!({"schema": v.schema}).to_string();
+    let (status, body) = http(addr, "POST", "/subjects/t.x-value", Some(&lookup)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(addr, "POST", "/subjects/t.x-value", Some(r#"{"schema":"\"int\""}"#)).await;
+    assert_eq!((status, body.contains("40403")), (404, true));
+}
