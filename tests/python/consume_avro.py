@@ -1,0 +1,57 @@
+"""Stock-client check: read Avro records from a topic with confluent-kafka's AvroDeserializer
+against a Confluent-compatible schema registry, and print each (key, value) as one JSON line.
+
+usage: consume_avro.py BOOTSTRAP REGISTRY_URL TOPIC COUNT
+Values that JSON cannot hold are printed as text: bytes as hex, decimals and datetimes as str.
+"""
+import datetime
+import decimal
+import json
+import sys
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+
+def plain(v):
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [plain(x) for x in v]
+    if isinstance(v, (bytes, bytearray)):
+        return v.hex()
+    if isinstance(v, decimal.Decimal):
+        return str(v)
+    if isinstance(v, (datetime.date, datetime.datetime, datetime.time)):
+        return v.isoformat()
+    return v
+
+
+def main():
+    bootstrap, registry_url, topic, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    registry = SchemaRegistryClient({"url": registry_url})
+    deserialize = AvroDeserializer(registry)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rowferry-python-check", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    seen = 0
+    idle = 0
+    while seen < count and idle < 100:
+        msg = consumer.poll(0.2)
+        if msg is None:
+            idle += 1
+            continue
+        if msg.error():
+            raise SystemExit(f"consumer error: {msg.error()}")
+        key = deserialize(msg.key(), SerializationContext(topic, MessageField.KEY)) if msg.key() else None
+        value = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE)) if msg.value() else None
+        print(json.dumps({"key": plain(key), "value": plain(value)}, sort_keys=True))
+        seen += 1
+    consumer.close()
+    if seen < count:
+        raise SystemExit(f"only {seen} of {count} records arrived")
+
+
+if __name__ == "__main__":
+    main()
