@@ -1,6 +1,257 @@
-//! Wiring: the one place that creates the stages and the bounded channels between them, in
-//! downstream-first order (the receiver exists before any sender is handed out, so no stage can
-//! write into a channel nobody created — Ghostferry #331). It holds no logic of its own.
+//! Wiring: the one place that creates the stages and the bounded channel between them, in
+//! downstream-first order (the receiver exists before the reader that sends into it is started —
+//! Ghostferry #331 cannot happen), and routes events between them.
 //!
-//! Not built yet: the streaming pipeline lands with the `rowferry run` issue (#5). Until then only
-//! `check` is wired, directly from `main.rs`.
+//! ```text
+//! reader ──TxnEvent (bounded)──▶ [route] ──▶ encoder ──▶ publisher ──delivery reports──▶ committer ──▶ offsets
+//! ```
+//!
+//! The loop is `biased`: delivery reports first (they free capacity and move the offset), then
+//! shutdown, then the commit tick, then new events — and new events only while the publisher has
+//! room, so memory is bounded by `MAX_INFLIGHT` records plus the channel. On SIGTERM/SIGINT it
+//! stops taking events, waits for the records in flight (up to `shutdown_timeout_secs`), commits
+//! the final position and returns; a second signal exits at once.
+
+use crate::change::Op;
+use crate::committer::offsets::{OffsetError, OffsetStore};
+use crate::committer::stage::{CommitError, Committer};
+use crate::committer::{RecordId, TxnId};
+use crate::config::{RegistrySettings, Settings};
+use crate::encoder::EncodeError;
+use crate::encoder::datum::SourceInfo;
+use crate::encoder::stage::Encoder;
+use crate::position::Gtid;
+use crate::publisher::{PublishError, Publisher, RecordHeaders};
+use crate::reader::{Reader, ReaderError, ReaderOptions, TxnEvent};
+use crate::registry::RegistryError;
+use crate::registry::embedded::EmbeddedRegistry;
+use crate::source::{self, Flavor, SourceError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Records in flight to Kafka at most (and so the bound on buffered encoded records).
+const MAX_INFLIGHT: usize = 50_000;
+/// How often the released position is stored while streaming.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+/// Events between the reader and the router.
+const CHANNEL: usize = 4096;
+
+/// Why `run` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Reader(#[from] ReaderError),
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    #[error(transparent)]
+    Offsets(#[from] OffsetError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Per-transaction routing state.
+struct Route {
+    txn: Option<TxnId>,
+    gtid: String,
+    commit_ms: i64,
+    index: u64,
+}
+
+/// Streams changes until a signal or a fatal error.
+pub async fn run(settings: Settings) -> Result<(), RunError> {
+    // Downstream first: offsets, registry, encoder, publisher, committer, then the channel, and
+    // only then the reader.
+    let offsets = OffsetStore::open(&settings.offsets, &settings.kafka).await?;
+    let stored = offsets.load(&settings.name).await?;
+    let mut conn = source::connect(&settings.source).await?;
+    let flavor = crate::reader::flavor(&mut conn).await?;
+    let start = match &stored {
+        Some(offset) => offset.position(flavor)?,
+        None => crate::reader::current_position(&mut conn, flavor).await?,
+    };
+    crate::reader::check_start(&mut conn, &start).await?;
+    drop(conn);
+    if stored.is_none() {
+        // Record where a first start begins: a crash before the first commit must resume here,
+        // not at a later "now" (which would skip what changed in between).
+        offsets.store(&crate::committer::offsets::StoredOffset::new(&settings.name, &start)).await?;
+    }
+    tracing::info!(position = %start, resumed = stored.is_some(), "starting");
+
+    let registry = match &settings.registry {
+        RegistrySettings::Embedded { topic } => Arc::new(EmbeddedRegistry::open(&settings.kafka, topic).await?),
+        RegistrySettings::External { .. } => {
+            return Err(RunError::Other(
+                "registry.mode = \"external\" is not supported by run yet (issue #4); use the embedded registry".into(),
+            ));
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(settings.http.listen)
+        .await
+        .map_err(|e| RunError::Other(format!("http.listen {}: {e}", settings.http.listen)))?;
+    let http = crate::registry::http::router(Arc::clone(&registry));
+    tokio::spawn(async move { axum::serve(listener, http).await });
+
+    let mut encoder = Encoder::new(registry, &settings.kafka.topic_prefix);
+    let mut publisher = Publisher::new(&settings.kafka, MAX_INFLIGHT)?;
+    let mut committer = Committer::new(start.clone(), offsets, &settings.name, COMMIT_INTERVAL);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(CHANNEL);
+    let reader = Reader::new(settings.source.clone(), ReaderOptions::default());
+    let reader = tokio::spawn(async move { reader.run(start, tx).await });
+
+    let mut shutdown = Box::pin(shutdown_signal());
+    let mut tick = tokio::time::interval(COMMIT_INTERVAL);
+    let mut route = Route { txn: None, gtid: String::new(), commit_ms: 0, index: 0 };
+    let mut acks = Vec::new();
+    let connector = match flavor {
+        Flavor::MySql => "mysql",
+        Flavor::MariaDb => "mariadb",
+    };
+    let reader_ended = loop {
+        tokio::select! {
+            biased;
+            Some((record, result)) = publisher.next_ack(), if publisher.inflight() > 0 => {
+                committer.delivered(record, result)?;
+            }
+            _ = &mut shutdown => break false,
+            _ = tick.tick() => committer.commit(false).await?,
+            event = rx.recv(), if publisher.has_capacity() => {
+                let Some(event) = event else { break true };
+                let ctx = Ctx { settings: &settings, connector, server_id: settings.source.server_id.get() };
+                route_event(event, &mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
+                for (record, result) in acks.drain(..) {
+                    committer.delivered(record, result)?;
+                }
+            }
+        }
+    };
+
+    // Stop reading, settle what is in flight, store the final position.
+    drop(rx);
+    let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
+    while publisher.inflight() > 0 {
+        match tokio::time::timeout_at(deadline, publisher.next_ack()).await {
+            Ok(Some((record, result))) => committer.delivered(record, result)?,
+            Ok(None) => break,
+            Err(_) => {
+                tracing::warn!(
+                    inflight = publisher.inflight(),
+                    "shutdown deadline passed with records in flight; they will be sent again"
+                );
+                break;
+            }
+        }
+    }
+    committer.commit(true).await?;
+    tracing::info!(position = %committer.position(), "stopped; offset committed");
+    let outcome = reader.await.map_err(|e| RunError::Other(format!("reader task: {e}")))?;
+    match (reader_ended, outcome) {
+        (_, Err(e)) => Err(e.into()),
+        (true, Ok(())) => Err(RunError::Other("the reader stopped unexpectedly".into())),
+        (false, Ok(())) => Ok(()),
+    }
+}
+
+struct Ctx<'a> {
+    settings: &'a Settings,
+    connector: &'a str,
+    server_id: u32,
+}
+
+/// Hands one event to the stage it belongs to.
+async fn route_event(
+    event: TxnEvent,
+    route: &mut Route,
+    ctx: &Ctx<'_>,
+    encoder: &mut Encoder,
+    publisher: &mut Publisher,
+    committer: &mut Committer,
+    acks: &mut Vec<(RecordId, Result<(), String>)>,
+) -> Result<(), RunError> {
+    match event {
+        TxnEvent::Begin { gtid, commit_us } => {
+            route.gtid = gtid.as_ref().map(Gtid::to_string).unwrap_or_default();
+            route.commit_ms = (commit_us / 1000) as i64;
+            route.index = 0;
+            route.txn = Some(committer.begin(gtid));
+        }
+        TxnEvent::Row(change) => {
+            let txn = route.txn.ok_or_else(|| RunError::Other("row outside a transaction".into()))?;
+            if !ctx.settings.tables.captures(&change.table.db, &change.table.table) {
+                return Ok(());
+            }
+            route.index += 1;
+            let source = SourceInfo {
+                connector: ctx.connector,
+                name: &ctx.settings.name,
+                ts_ms: route.commit_ms,
+                snapshot: "false",
+                server_id: ctx.server_id,
+                gtid: Some(route.gtid.clone()),
+                file: "",
+                pos: 0,
+                row: (route.index - 1) as i32,
+            };
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            let encoded = encoder.encode(&change, &source, now).await?;
+            publisher.ensure_topic(&encoded.topic).await?;
+            let table = format!("{}.{}", change.table.db, change.table.table);
+            let headers = RecordHeaders { gtid: &route.gtid, position: route.index, table: &table };
+            let record = committer.sent(txn)?;
+            publisher
+                .send(record, &encoded.topic, encoded.key.as_deref(), Some(&encoded.value), &headers, acks)
+                .await?;
+            // A tombstone after a delete lets compaction drop the key.
+            if change.op == Op::Delete && encoded.key.is_some() {
+                let record = committer.sent(txn)?;
+                publisher.send(record, &encoded.topic, encoded.key.as_deref(), None, &headers, acks).await?;
+            }
+        }
+        TxnEvent::Commit { .. } => {
+            if let Some(txn) = route.txn.take() {
+                committer.end(txn)?;
+            }
+        }
+        TxnEvent::Abort => {
+            if let Some(txn) = route.txn.take() {
+                committer.void(txn)?;
+            }
+        }
+        TxnEvent::Statement { .. } | TxnEvent::Heartbeat => {}
+    }
+    Ok(())
+}
+
+/// Resolves on the first SIGTERM or SIGINT; a second one exits the process at once.
+async fn shutdown_signal() {
+    wait_for_signal().await;
+    tracing::info!("stopping: finishing records in flight and committing (signal again to exit at once)");
+    tokio::spawn(async {
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting without the final commit");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

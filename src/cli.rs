@@ -42,4 +42,14 @@ pub enum Command {
     },
     /// Print the running connector's status.
     Status(ConfigArg),
+    /// Print a table's topic as JSON lines (decoded with the embedded registry's schemas).
+    Tail {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// `db.table`
+        table: String,
+        /// Stop after this many records (default: keep following).
+        #[arg(long)]
+        count: Option<usize>,
+    },
 }

@@ -33,6 +33,7 @@ pub mod registry;
 pub mod schema;
 pub mod snapshot;
 pub mod source;
+pub mod tail;
 pub mod verify;
 
 pub mod cli;

@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Verify(c) => (c, "verify"),
         Command::Check { config, .. } => (config, "check"),
         Command::Status(c) => (c, "status"),
+        Command::Tail { config, .. } => (config, "tail"),
     };
     let settings = match load(config_arg) {
         Ok(s) => s,
@@ -42,13 +43,39 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_PROBLEM)
             }
         },
+        Command::Run(_) => match runtime().map(|rt| rt.block_on(rowferry::app::run(settings))) {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "rowferry run stopped");
+                eprintln!("rowferry: {e}");
+                ExitCode::from(EXIT_PROBLEM)
+            }
+            Err(e) => {
+                eprintln!("rowferry: {e:#}");
+                ExitCode::from(EXIT_PROBLEM)
+            }
+        },
+        Command::Tail { ref table, count, .. } => {
+            match runtime().map(|rt| rt.block_on(rowferry::tail::tail(&settings, table, count))) {
+                Ok(Ok(())) => ExitCode::SUCCESS,
+                Ok(Err(e)) => {
+                    eprintln!("rowferry tail: {e}");
+                    ExitCode::from(EXIT_PROBLEM)
+                }
+                Err(e) => {
+                    eprintln!("rowferry: {e:#}");
+                    ExitCode::from(EXIT_PROBLEM)
+                }
+            }
+        }
         _ => {
             let issue = match name {
-                "run" => "#5",
                 "snapshot" | "verify" => "#6",
                 _ => "#7",
             };
-            eprintln!("rowferry {name}: not implemented yet (tracked in issue {issue}); `rowferry check` works today");
+            eprintln!(
+                "rowferry {name}: not implemented yet (tracked in issue {issue}); `rowferry check` and `rowferry run` work today"
+            );
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -58,9 +85,12 @@ fn load(arg: &ConfigArg) -> Result<config::Settings, config::ConfigError> {
     config::load(arg.config.as_deref())
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
 fn run_check(settings: &config::Settings) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let report = runtime.block_on(check::run(settings));
+    let report = runtime()?.block_on(check::run(settings));
     println!("{report}");
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PROBLEM) })
 }

@@ -2,10 +2,11 @@
 //! to a transaction whose records, and every earlier transaction's records, Kafka has acked
 //! (DESIGN.md, invariant 1).
 //!
-//! [`tracker`] is the pure rule; the offset store (a compacted topic keyed by connector name, or a
-//! file written with fsync and rename) and the stage that feeds the tracker from delivery reports
-//! arrive with `rowferry run` (issue #5).
+//! [`tracker`] is the pure rule; [`offsets`] stores the position (a compacted topic keyed by
+//! connector name, or a file written with fsync and rename).
 
+pub mod offsets;
+pub mod stage;
 pub mod tracker;
 
 pub use tracker::{RecordId, Tracker, TrackerError, TxnId};

@@ -18,6 +18,8 @@ pub struct RawConfig {
     /// Connector name: the key of the stored offset and the `source.name` of every record.
     /// Default `rowferry`.
     pub name: Option<String>,
+    /// Seconds `run` waits at shutdown for records in flight before committing. Default 30.
+    pub shutdown_timeout_secs: Option<u64>,
     /// The MySQL or MariaDB server to read from.
     #[serde(default)]
     pub source: RawSource,
@@ -109,6 +111,10 @@ pub struct RawRegistry {
     pub username: Option<String>,
     /// Basic-auth password, for `external`.
     pub password: Option<Secret>,
+    /// Topic the embedded registry keeps its schemas in. Default `_schemas`. One embedded registry
+    /// writes to a topic: connectors sharing a cluster need their own topics (or one external
+    /// registry).
+    pub topic: Option<String>,
 }
 
 /// `[offsets]`

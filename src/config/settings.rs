@@ -19,6 +19,8 @@ use std::time::Duration;
 pub struct Settings {
     /// Connector name (offset key, `source.name`).
     pub name: String,
+    /// How long `run` waits at shutdown for records in flight.
+    pub shutdown_timeout: Duration,
     pub source: SourceSettings,
     pub kafka: KafkaSettings,
     pub registry: RegistrySettings,
@@ -80,7 +82,7 @@ pub struct KafkaSettings {
 
 #[derive(Debug, Clone)]
 pub enum RegistrySettings {
-    Embedded,
+    Embedded { topic: String },
     External { url: url::Url, username: Option<String>, password: Option<Secret> },
 }
 
@@ -133,7 +135,13 @@ impl Settings {
             ));
         }
         let kafka = kafka(raw.kafka)?;
+        let shutdown_timeout = match raw.shutdown_timeout_secs {
+            Some(0) => return Err(invalid("shutdown_timeout_secs", "must be at least 1")),
+            Some(s) => Duration::from_secs(s),
+            None => Duration::from_secs(30),
+        };
         Ok(Settings {
+            shutdown_timeout,
             source: source(raw.source)?,
             registry: registry(raw.registry)?,
             offsets: offsets(raw.offsets, &kafka.topic_prefix)?,
@@ -327,7 +335,7 @@ fn registry(raw: RawRegistry) -> Result<RegistrySettings, ConfigError> {
             if raw.url.is_some() || raw.username.is_some() || raw.password.is_some() {
                 return Err(invalid("registry.url", "set only with registry.mode = \"external\""));
             }
-            Ok(RegistrySettings::Embedded)
+            Ok(RegistrySettings::Embedded { topic: raw.topic.unwrap_or_else(|| "_schemas".to_string()) })
         }
         Some("external") => {
             let text =
@@ -336,6 +344,9 @@ fn registry(raw: RawRegistry) -> Result<RegistrySettings, ConfigError> {
                 url::Url::parse(&text).map_err(|e| invalid("registry.url", format!("{text:?} is not a URL: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(invalid("registry.url", "must be http:// or https://"));
+            }
+            if raw.topic.is_some() {
+                return Err(invalid("registry.topic", "set only with registry.mode = \"embedded\""));
             }
             if raw.password.is_some() && raw.username.is_none() {
                 return Err(invalid("registry.username", "missing: registry.password is set without a user"));

@@ -15,6 +15,7 @@
 
 pub mod avro_schema;
 pub mod datum;
+pub mod stage;
 pub mod wire;
 
 use crate::error::ErrorClass;

@@ -1,0 +1,212 @@
+//! Where the committed position lives: a compacted Kafka topic keyed by connector name (the
+//! default), or a local file.
+//!
+//! The stored value is JSON with the fields of `schemas/offset.avsc`: connector, flavor, the GTID
+//! set, and when it was written. The file store writes a temporary file, fsyncs it, renames it over
+//! the old one and fsyncs the directory, so a crash leaves either the old or the new offset, never
+//! a torn one. The Kafka store produces with acks=all and reads back the last value for its key.
+
+use crate::config::{KafkaSettings, OffsetSettings};
+use crate::position::{MariaDbPosition, MySqlGtidSet, Position};
+use crate::source::Flavor;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The stored record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredOffset {
+    pub connector: String,
+    pub flavor: String,
+    pub gtid_set: String,
+    pub committed_at_ms: i64,
+}
+
+impl StoredOffset {
+    pub fn new(connector: &str, position: &Position) -> Self {
+        let flavor = match position {
+            Position::MySql(_) => "mysql",
+            Position::MariaDb(_) => "mariadb",
+        };
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        StoredOffset {
+            connector: connector.into(),
+            flavor: flavor.into(),
+            gtid_set: position.to_string(),
+            committed_at_ms: now,
+        }
+    }
+
+    /// The position, checked against the server's flavor.
+    pub fn position(&self, flavor: Flavor) -> Result<Position, OffsetError> {
+        let bad = |detail: String| OffsetError::Invalid { detail };
+        match (self.flavor.as_str(), flavor) {
+            ("mysql", Flavor::MySql) => {
+                Ok(Position::MySql(MySqlGtidSet::parse(&self.gtid_set).map_err(|e| bad(e.to_string()))?))
+            }
+            ("mariadb", Flavor::MariaDb) => {
+                Ok(Position::MariaDb(MariaDbPosition::parse(&self.gtid_set).map_err(|e| bad(e.to_string()))?))
+            }
+            (stored, server) => Err(bad(format!(
+                "the stored offset is a {stored} position but the source is {server}; point rowferry at the right server or use another connector name"
+            ))),
+        }
+    }
+}
+
+/// Offset storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum OffsetError {
+    #[error("offset file {}: {detail}", path.display())]
+    File { path: PathBuf, detail: String },
+    #[error("offsets topic {topic}: {detail}")]
+    Topic { topic: String, detail: String },
+    #[error("stored offset is unusable: {detail}")]
+    Invalid { detail: String },
+}
+
+impl OffsetError {
+    pub fn class(&self) -> crate::error::ErrorClass {
+        match self {
+            OffsetError::Topic { .. } => crate::error::ErrorClass::Retryable,
+            _ => crate::error::ErrorClass::Fatal,
+        }
+    }
+}
+
+/// The configured store.
+pub enum OffsetStore {
+    File { path: PathBuf },
+    Kafka { topic: String, producer: FutureProducer, config: ClientConfig },
+}
+
+impl std::fmt::Debug for OffsetStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OffsetStore::File { path } => write!(f, "OffsetStore::File({})", path.display()),
+            OffsetStore::Kafka { topic, .. } => write!(f, "OffsetStore::Kafka({topic})"),
+        }
+    }
+}
+
+impl OffsetStore {
+    pub async fn open(settings: &OffsetSettings, kafka: &KafkaSettings) -> Result<OffsetStore, OffsetError> {
+        match settings {
+            OffsetSettings::File { path } => Ok(OffsetStore::File { path: path.clone() }),
+            OffsetSettings::Kafka { topic } => {
+                let err = |detail: String| OffsetError::Topic { topic: topic.clone(), detail };
+                let mut config = ClientConfig::new();
+                config.set("bootstrap.servers", &kafka.bootstrap_servers);
+                for (k, v) in &kafka.librdkafka {
+                    config.set(k, v);
+                }
+                let admin: AdminClient<DefaultClientContext> = config.create().map_err(|e| err(e.to_string()))?;
+                let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
+                for result in admin.create_topics([&new], &AdminOptions::new()).await.map_err(|e| err(e.to_string()))? {
+                    if let Err((_, code)) = result
+                        && code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
+                    {
+                        return Err(err(format!("creating it: {code}")));
+                    }
+                }
+                let mut pc = config.clone();
+                pc.set("enable.idempotence", "true").set("acks", "all");
+                let producer = pc.create().map_err(|e| err(e.to_string()))?;
+                Ok(OffsetStore::Kafka { topic: topic.clone(), producer, config })
+            }
+        }
+    }
+
+    /// The last stored offset of `connector`, if any.
+    pub async fn load(&self, connector: &str) -> Result<Option<StoredOffset>, OffsetError> {
+        match self {
+            OffsetStore::File { path } => match std::fs::read(path) {
+                Ok(bytes) => serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| OffsetError::File { path: path.clone(), detail: format!("not an offset: {e}") }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(OffsetError::File { path: path.clone(), detail: e.to_string() }),
+            },
+            OffsetStore::Kafka { topic, config, .. } => {
+                let (config, topic, key) = (config.clone(), topic.clone(), connector.to_string());
+                tokio::task::spawn_blocking(move || read_last(&config, &topic, &key))
+                    .await
+                    .map_err(|e| OffsetError::Invalid { detail: e.to_string() })?
+            }
+        }
+    }
+
+    /// Stores `offset` durably.
+    pub async fn store(&self, offset: &StoredOffset) -> Result<(), OffsetError> {
+        let bytes = serde_json::to_vec(offset).map_err(|e| OffsetError::Invalid { detail: e.to_string() })?;
+        match self {
+            OffsetStore::File { path } => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
+                    .await
+                    .map_err(|e| OffsetError::Invalid { detail: e.to_string() })?
+            }
+            OffsetStore::Kafka { topic, producer, .. } => producer
+                .send(FutureRecord::to(topic).partition(0).key(&offset.connector).payload(&bytes), TIMEOUT)
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| OffsetError::Topic { topic: topic.clone(), detail: e.to_string() }),
+        }
+    }
+}
+
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), OffsetError> {
+    use std::io::Write;
+    let err = |e: std::io::Error| OffsetError::File { path: path.to_path_buf(), detail: e.to_string() };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(err)?;
+    file.write_all(bytes).map_err(err)?;
+    file.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)
+}
+
+fn read_last(config: &ClientConfig, topic: &str, key: &str) -> Result<Option<StoredOffset>, OffsetError> {
+    let err = |detail: String| OffsetError::Topic { topic: topic.to_string(), detail };
+    let mut c = config.clone();
+    c.set("group.id", "rowferry-offsets-reader").set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = c.create().map_err(|e| err(e.to_string()))?;
+    let (low, high) = consumer.fetch_watermarks(topic, 0, TIMEOUT).map_err(|e| err(format!("watermarks: {e}")))?;
+    if high <= low {
+        return Ok(None);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).map_err(|e| err(e.to_string()))?;
+    consumer.assign(&tpl).map_err(|e| err(e.to_string()))?;
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let mut last = None;
+    loop {
+        if std::time::Instant::now() > deadline {
+            return Err(err(format!("could not read up to offset {high} within {TIMEOUT:?}")));
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
+        let message = message.map_err(|e| err(e.to_string()))?;
+        if message.key() == Some(key.as_bytes()) {
+            last = match message.payload() {
+                Some(p) => {
+                    Some(serde_json::from_slice(p).map_err(|e| err(format!("offset {}: {e}", message.offset())))?)
+                }
+                None => None,
+            };
+        }
+        if message.offset() + 1 >= high {
+            return Ok(last);
+        }
+    }
+}

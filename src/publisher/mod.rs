@@ -1,0 +1,174 @@
+//! Publisher stage: an idempotent rdkafka producer (`acks=all`, `enable.idempotence=true`,
+//! lz4 by default, Java-compatible murmur2 partitioning of keys) with a bounded number of records
+//! in flight. Records are enqueued in stream order (so one key's records keep their order on its
+//! partition); a full local queue is waited out, never dropped; each delivery report comes back as
+//! an ack or a failure for the committer.
+
+use crate::committer::RecordId;
+use crate::config::KafkaSettings;
+use crate::error::ErrorClass;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// Publishing failures.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("kafka: {0}")]
+    Kafka(String),
+    #[error("topic {topic}: {detail}")]
+    Topic { topic: String, detail: String },
+}
+
+impl PublishError {
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::Fatal
+    }
+}
+
+/// Per-record metadata carried as Kafka headers.
+#[derive(Debug, Clone)]
+pub struct RecordHeaders<'a> {
+    pub gtid: &'a str,
+    /// 1-based position of the record in its transaction.
+    pub position: u64,
+    pub table: &'a str,
+}
+
+type Delivery = Pin<Box<dyn Future<Output = (RecordId, Result<(), String>)> + Send>>;
+
+/// See the module docs.
+pub struct Publisher {
+    producer: FutureProducer,
+    admin: AdminClient<DefaultClientContext>,
+    topics: HashSet<String>,
+    inflight: FuturesUnordered<Delivery>,
+    max_inflight: usize,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").field("inflight", &self.inflight.len()).finish()
+    }
+}
+
+impl Publisher {
+    pub fn new(kafka: &KafkaSettings, max_inflight: usize) -> Result<Publisher, PublishError> {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &kafka.bootstrap_servers)
+            .set("compression.type", "lz4")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "5");
+        // The pass-through may change these defaults...
+        for (k, v) in &kafka.librdkafka {
+            config.set(k, v);
+        }
+        // ...but never what the commit rule depends on (config validation rejects them too).
+        config.set("enable.idempotence", "true").set("acks", "all");
+        let producer = config.create().map_err(|e: KafkaError| PublishError::Kafka(e.to_string()))?;
+        let admin = config.create().map_err(|e: KafkaError| PublishError::Kafka(e.to_string()))?;
+        Ok(Publisher { producer, admin, topics: HashSet::new(), inflight: FuturesUnordered::new(), max_inflight })
+    }
+
+    /// Creates `topic` the first time it is seen, if the cluster does not have it.
+    pub async fn ensure_topic(&mut self, topic: &str) -> Result<(), PublishError> {
+        if self.topics.contains(topic) {
+            return Ok(());
+        }
+        let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
+        let results = self
+            .admin
+            .create_topics([&new], &AdminOptions::new())
+            .await
+            .map_err(|e| PublishError::Topic { topic: topic.into(), detail: e.to_string() })?;
+        for result in results {
+            if let Err((_, code)) = result
+                && code != RDKafkaErrorCode::TopicAlreadyExists
+            {
+                return Err(PublishError::Topic { topic: topic.into(), detail: format!("creating it: {code}") });
+            }
+        }
+        self.topics.insert(topic.to_string());
+        Ok(())
+    }
+
+    pub fn inflight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    pub fn has_capacity(&self) -> bool {
+        self.inflight.len() < self.max_inflight
+    }
+
+    /// Enqueues a record (a tombstone when `value` is `None`). Waits while librdkafka's queue is
+    /// full, collecting delivery reports meanwhile into `acks`.
+    pub async fn send(
+        &mut self,
+        id: RecordId,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &RecordHeaders<'_>,
+        acks: &mut Vec<(RecordId, Result<(), String>)>,
+    ) -> Result<(), PublishError> {
+        let position = headers.position.to_string();
+        let owned = OwnedHeaders::new()
+            .insert(Header { key: "rowferry.gtid", value: Some(headers.gtid) })
+            .insert(Header { key: "rowferry.position", value: Some(&position) })
+            .insert(Header { key: "rowferry.table", value: Some(headers.table) });
+        loop {
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(owned.clone());
+            if let Some(k) = key {
+                record = record.key(k);
+            }
+            if let Some(v) = value {
+                record = record.payload(v);
+            }
+            match self.producer.send_result(record) {
+                Ok(delivery) => {
+                    self.inflight.push(Box::pin(settle(id, delivery)));
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    // Wait for a delivery to free space; if none is ours, give librdkafka a moment.
+                    match self.next_ack_within(Duration::from_millis(100)).await {
+                        Some(ack) => acks.push(ack),
+                        None => self.producer.poll(Duration::from_millis(10)),
+                    }
+                }
+                Err((e, _)) => return Err(PublishError::Kafka(e.to_string())),
+            }
+        }
+    }
+
+    /// The next delivery report, or `None` when nothing is in flight.
+    pub async fn next_ack(&mut self) -> Option<(RecordId, Result<(), String>)> {
+        self.inflight.next().await
+    }
+
+    async fn next_ack_within(&mut self, limit: Duration) -> Option<(RecordId, Result<(), String>)> {
+        tokio::time::timeout(limit, self.inflight.next()).await.ok().flatten()
+    }
+
+    /// Flushes librdkafka's queue (shutdown).
+    pub fn flush(&self, limit: Duration) -> Result<(), PublishError> {
+        self.producer.flush(limit).map_err(|e| PublishError::Kafka(e.to_string()))
+    }
+}
+
+async fn settle(id: RecordId, delivery: DeliveryFuture) -> (RecordId, Result<(), String>) {
+    match delivery.await {
+        Ok(Ok(_)) => (id, Ok(())),
+        Ok(Err((e, _))) => (id, Err(e.to_string())),
+        Err(_) => (id, Err("the producer dropped the delivery report".into())),
+    }
+}
