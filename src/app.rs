@@ -40,9 +40,9 @@ const CHANNEL: usize = 4096;
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
-    Source(#[from] SourceError),
+    Source(Box<SourceError>),
     #[error(transparent)]
-    Reader(#[from] ReaderError),
+    Reader(Box<ReaderError>),
     #[error(transparent)]
     Encode(#[from] EncodeError),
     #[error(transparent)]
@@ -55,6 +55,19 @@ pub enum RunError {
     Registry(#[from] RegistryError),
     #[error("{0}")]
     Other(String),
+}
+
+// The source and reader errors carry mysql_async's (large) error: boxed to keep results small.
+impl From<SourceError> for RunError {
+    fn from(e: SourceError) -> Self {
+        RunError::Source(Box::new(e))
+    }
+}
+
+impl From<ReaderError> for RunError {
+    fn from(e: ReaderError) -> Self {
+        RunError::Reader(Box::new(e))
+    }
 }
 
 /// Per-transaction routing state.
