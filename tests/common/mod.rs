@@ -98,6 +98,7 @@ pub fn config_for(url: &str, user: &str, pw: &str, kafka: &str) -> String {
     )
 }
 
+pub mod connector;
 pub mod proxy;
 
 use rowferry::config::{FlavorSetting, Secret, SourceSettings, TlsMode, TlsSettings};

@@ -2,7 +2,8 @@
 against a Confluent-compatible schema registry, and print each (key, value) as one JSON line.
 
 usage: consume_avro.py BOOTSTRAP REGISTRY_URL TOPIC COUNT
-Values that JSON cannot hold are printed as text: bytes as hex, decimals and datetimes as str.
+COUNT 0 reads until the topic has been quiet for 3 seconds. Each line also carries the record's
+offset. Values that JSON cannot hold are printed as text: bytes as hex, decimals and datetimes as str.
 """
 import datetime
 import decimal
@@ -37,19 +38,21 @@ def main():
     consumer.assign([TopicPartition(topic, 0, 0)])
     seen = 0
     idle = 0
-    while seen < count and idle < 100:
+    quiet_limit = 15 if count == 0 else 100
+    while (count == 0 or seen < count) and idle < quiet_limit:
         msg = consumer.poll(0.2)
         if msg is None:
             idle += 1
             continue
+        idle = 0
         if msg.error():
             raise SystemExit(f"consumer error: {msg.error()}")
         key = deserialize(msg.key(), SerializationContext(topic, MessageField.KEY)) if msg.key() else None
         value = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE)) if msg.value() else None
-        print(json.dumps({"key": plain(key), "value": plain(value)}, sort_keys=True))
+        print(json.dumps({"key": plain(key), "value": plain(value), "offset": msg.offset()}, sort_keys=True))
         seen += 1
     consumer.close()
-    if seen < count:
+    if count and seen < count:
         raise SystemExit(f"only {seen} of {count} records arrived")
 
 

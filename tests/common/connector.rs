@@ -1,0 +1,96 @@
+//! A `rowferry run` process for end-to-end tests: its config (unique names, file offsets, a free
+//! HTTP port), start/stop, its stored offset, and the stock Python client reading its topics.
+#![allow(dead_code)]
+
+use super::{KAFKA, env, host_port, unique_server_id};
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Connector {
+    pub config: tempfile::NamedTempFile,
+    pub offsets: tempfile::TempDir,
+    pub http: String,
+}
+
+impl Connector {
+    pub fn new(url: &str, db: &str) -> Connector {
+        let (host, port) = host_port(url);
+        let parsed = url::Url::parse(url).expect("url");
+        let offsets = tempfile::tempdir().expect("tempdir");
+        let http_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let http = format!("127.0.0.1:{http_port}");
+        let mut config = tempfile::NamedTempFile::new().expect("config");
+        write!(
+            config,
+            "name = \"{db}\"\nshutdown_timeout_secs = 20\n\
+             [source]\nhost = \"{host}\"\nport = {port}\nuser = \"{}\"\npassword = \"{}\"\nserver_id = {}\n\
+             [kafka]\nbootstrap_servers = \"{}\"\ntopic_prefix = \"{db}\"\n\
+             [registry]\ntopic = \"_schemas_{db}\"\n\
+             [offsets]\nstore = \"file\"\npath = \"{}/offset.json\"\n\
+             [tables]\ninclude = [\"{db}.*\"]\n\
+             [http]\nlisten = \"{http}\"\n",
+            parsed.username(),
+            parsed.password().unwrap_or_default(),
+            unique_server_id(),
+            env(KAFKA),
+            offsets.path().display(),
+        )
+        .expect("write config");
+        Connector { config, offsets, http }
+    }
+
+    pub fn start(&self) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_rowferry"))
+            .args(["run", "--config"])
+            .arg(self.config.path())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rowferry run")
+    }
+
+    pub fn offset(&self) -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(self.offsets.path().join("offset.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+/// Sends SIGTERM and waits (bounded) for the exit code.
+pub fn stop(child: &mut Child) -> Option<i32> {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        assert!(Instant::now() < deadline, "rowferry did not stop within 30 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the stored offset names `gtid_part` (polling a file written by another process).
+pub async fn offset_reaches(c: &Connector, want: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !c.offset().and_then(|o| o["gtid_set"].as_str().map(&want)).unwrap_or(false) {
+        assert!(Instant::now() < deadline, "offset never got there: {:?}", c.offset());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The topic's records as the stock Python client decodes them.
+pub fn consume(c: &Connector, topic: &str, count: usize) -> Vec<serde_json::Value> {
+    let out = Command::new(env("ROWFERRY_TEST_PYTHON"))
+        .args([
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_avro.py"),
+            &env(KAFKA),
+            &format!("http://{}", c.http),
+            topic,
+        ])
+        .arg(count.to_string())
+        .output()
+        .expect("python");
+    assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect()
+}
