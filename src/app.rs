@@ -80,6 +80,8 @@ struct Route {
 
 /// Streams changes until a signal or a fatal error.
 pub async fn run(settings: Settings) -> Result<(), RunError> {
+    // Signals first: a SIGTERM during start-up must also end in a clean stop.
+    let signals = Signals::register().map_err(|e| RunError::Other(format!("installing signal handlers: {e}")))?;
     // Downstream first: offsets, registry, encoder, publisher, committer, then the channel, and
     // only then the reader.
     let offsets = OffsetStore::open(&settings.offsets, &settings.kafka).await?;
@@ -120,7 +122,7 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     let reader = Reader::new(settings.source.clone(), ReaderOptions::default());
     let reader = tokio::spawn(async move { reader.run(start, tx).await });
 
-    let mut shutdown = Box::pin(shutdown_signal());
+    let mut shutdown = Box::pin(shutdown_signal(signals));
     let mut tick = tokio::time::interval(COMMIT_INTERVAL);
     let mut route = Route { txn: None, gtid: String::new(), commit_ms: 0, index: 0 };
     let mut acks = Vec::new();
@@ -244,27 +246,33 @@ async fn route_event(
     Ok(())
 }
 
+/// SIGTERM and SIGINT, registered when created (so none is missed while starting up).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
+}
+
 /// Resolves on the first SIGTERM or SIGINT; a second one exits the process at once.
-async fn shutdown_signal() {
-    wait_for_signal().await;
+async fn shutdown_signal(mut signals: Signals) {
+    signals.next().await;
     tracing::info!("stopping: finishing records in flight and committing (signal again to exit at once)");
-    tokio::spawn(async {
-        wait_for_signal().await;
+    tokio::spawn(async move {
+        signals.next().await;
         tracing::warn!("second signal: exiting without the final commit");
         std::process::exit(130);
     });
-}
-
-async fn wait_for_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

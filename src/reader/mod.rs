@@ -130,10 +130,33 @@ pub async fn current_position(conn: &mut Conn, flavor: Flavor) -> Result<Positio
     })
 }
 
-/// Refuses a start position the server cannot continue from (MySQL; MariaDB answers a dump
-/// from an unavailable position with error 1236, which is fatal).
+/// Refuses a start position the server cannot continue from: one it never had (diverged or
+/// behind) or, on MySQL, one whose continuation it purged. (MariaDB answers a dump from a purged
+/// position with error 1236, which is fatal too.)
 pub async fn check_start(conn: &mut Conn, start: &Position) -> Result<(), ReaderError> {
-    let Position::MySql(start) = start else { return Ok(()) };
+    let start = match start {
+        Position::MySql(set) => set,
+        Position::MariaDb(pos) => {
+            let server = MariaDbPosition::parse(&query_one(conn, "SELECT @@GLOBAL.gtid_binlog_pos").await?)?;
+            if !pos.is_subset(&server) {
+                let missing: Vec<String> = pos
+                    .gtids()
+                    .filter(|g| !server.contains(g))
+                    .map(|g| {
+                        format!(
+                            "{g} (the server is at {})",
+                            server
+                                .gtids()
+                                .find(|s| s.domain == g.domain)
+                                .map_or("nothing in this domain".to_string(), |s| s.to_string())
+                        )
+                    })
+                    .collect();
+                return Err(ReaderError::Diverged { missing: missing.join(", ") });
+            }
+            return Ok(());
+        }
+    };
     let executed = MySqlGtidSet::parse(&query_one(conn, "SELECT @@GLOBAL.gtid_executed").await?)?;
     let diverged = start.difference(&executed);
     if !diverged.is_empty() {

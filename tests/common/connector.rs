@@ -11,33 +11,49 @@ pub struct Connector {
     pub config: tempfile::NamedTempFile,
     pub offsets: tempfile::TempDir,
     pub http: String,
+    db: String,
+    server_id: u32,
 }
 
 impl Connector {
     pub fn new(url: &str, db: &str) -> Connector {
-        let (host, port) = host_port(url);
-        let parsed = url::Url::parse(url).expect("url");
         let offsets = tempfile::tempdir().expect("tempdir");
         let http_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
-        let http = format!("127.0.0.1:{http_port}");
-        let mut config = tempfile::NamedTempFile::new().expect("config");
-        write!(
+        let config = tempfile::NamedTempFile::new().expect("config");
+        let c = Connector {
             config,
+            offsets,
+            http: format!("127.0.0.1:{http_port}"),
+            db: db.to_string(),
+            server_id: unique_server_id(),
+        };
+        c.point_at(url);
+        c
+    }
+
+    /// (Re)writes the config for the server at `url`; name, offsets, topics and HTTP port stay.
+    pub fn point_at(&self, url: &str) {
+        let (host, port) = host_port(url);
+        let parsed = url::Url::parse(url).expect("url");
+        let db = &self.db;
+        let mut file = std::fs::File::create(self.config.path()).expect("config");
+        write!(
+            file,
             "name = \"{db}\"\nshutdown_timeout_secs = 20\n\
              [source]\nhost = \"{host}\"\nport = {port}\nuser = \"{}\"\npassword = \"{}\"\nserver_id = {}\n\
              [kafka]\nbootstrap_servers = \"{}\"\ntopic_prefix = \"{db}\"\n\
              [registry]\ntopic = \"_schemas_{db}\"\n\
              [offsets]\nstore = \"file\"\npath = \"{}/offset.json\"\n\
              [tables]\ninclude = [\"{db}.*\"]\n\
-             [http]\nlisten = \"{http}\"\n",
+             [http]\nlisten = \"{}\"\n",
             parsed.username(),
             parsed.password().unwrap_or_default(),
-            unique_server_id(),
+            self.server_id,
             env(KAFKA),
-            offsets.path().display(),
+            self.offsets.path().display(),
+            self.http,
         )
         .expect("write config");
-        Connector { config, offsets, http }
     }
 
     pub fn start(&self) -> Child {
@@ -46,14 +62,41 @@ impl Connector {
             .arg(self.config.path())
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(self.log_file())
             .spawn()
             .expect("start rowferry run")
+    }
+
+    /// rowferry's log (appended by every start), shown when a wait fails.
+    fn log_file(&self) -> Stdio {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.offsets.path().join("rowferry.log"))
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.offsets.path().join("rowferry.log")).unwrap_or_default()
     }
 
     pub fn offset(&self) -> Option<serde_json::Value> {
         let text = std::fs::read_to_string(self.offsets.path().join("offset.json")).ok()?;
         serde_json::from_str(&text).ok()
+    }
+}
+
+/// Whether the stored GTID set `stored` includes every transaction of `target` (either flavor).
+/// Other tests write to the same servers, so the offset may already be past `target`.
+pub fn covers(stored: &str, target: &str) -> bool {
+    use rowferry::position::{MariaDbPosition, MySqlGtidSet};
+    if let (Ok(s), Ok(t)) = (MariaDbPosition::parse(stored), MariaDbPosition::parse(target)) {
+        return t.is_subset(&s);
+    }
+    match (MySqlGtidSet::parse(stored), MySqlGtidSet::parse(target)) {
+        (Ok(s), Ok(t)) => t.is_subset(&s),
+        _ => false,
     }
 }
 
@@ -74,7 +117,7 @@ pub fn stop(child: &mut Child) -> Option<i32> {
 pub async fn offset_reaches(c: &Connector, want: impl Fn(&str) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !c.offset().and_then(|o| o["gtid_set"].as_str().map(&want)).unwrap_or(false) {
-        assert!(Instant::now() < deadline, "offset never got there: {:?}", c.offset());
+        assert!(Instant::now() < deadline, "offset never got there: {:?}\nrowferry's log:\n{}", c.offset(), c.log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
