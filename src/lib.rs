@@ -24,6 +24,7 @@ pub mod encoder;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod kafka;
 pub mod logging;
 pub mod ops;
 pub mod position;

@@ -7,7 +7,7 @@ use crate::encoder::wire;
 use crate::registry::embedded::EmbeddedRegistry;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
@@ -23,14 +23,8 @@ pub async fn tail(settings: &Settings, table: &str, count: Option<usize>) -> Res
         }
     };
     let mut registry = EmbeddedRegistry::open(&settings.kafka, &registry_topic).await.map_err(|e| e.to_string())?;
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &settings.kafka.bootstrap_servers)
-        .set("group.id", "rowferry-tail")
-        .set("enable.auto.commit", "false");
-    for (k, v) in &settings.kafka.librdkafka {
-        config.set(k, v);
-    }
+    let mut config = crate::kafka::client_config(&settings.kafka);
+    config.set("group.id", "rowferry-tail").set("enable.auto.commit", "false");
     let consumer: BaseConsumer = config.create().map_err(|e| e.to_string())?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&topic, 0, Offset::Beginning).map_err(|e| e.to_string())?;

@@ -4,7 +4,6 @@
 
 use super::report::Finding;
 use crate::config::KafkaSettings;
-use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};
 use std::time::Duration;
 
@@ -15,12 +14,8 @@ pub async fn check(settings: &KafkaSettings) -> Finding {
     let expected = format!("brokers answering at {}", settings.bootstrap_servers);
     let fix = "check kafka.bootstrap_servers and that the brokers are reachable from here";
     let outcome = tokio::task::spawn_blocking(move || {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &settings.bootstrap_servers);
-        for (key, value) in &settings.librdkafka {
-            config.set(key, value);
-        }
-        let producer: BaseProducer = config.create().map_err(|e| ("kafka.librdkafka", e.to_string()))?;
+        let producer: BaseProducer =
+            crate::kafka::client_config(&settings).create().map_err(|e| ("kafka.librdkafka", e.to_string()))?;
         let metadata = producer
             .client()
             .fetch_metadata(None, METADATA_TIMEOUT)

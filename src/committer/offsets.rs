@@ -7,15 +7,14 @@
 //! a torn one. The Kafka store produces with acks=all and reads back the last value for its key.
 
 use crate::config::{KafkaSettings, OffsetSettings};
+use crate::kafka::{client_config, create_topic, read_to_end};
 use crate::position::{MariaDbPosition, MySqlGtidSet, Position};
 use crate::source::Flavor;
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -105,20 +104,9 @@ impl OffsetStore {
             OffsetSettings::File { path } => Ok(OffsetStore::File { path: path.clone() }),
             OffsetSettings::Kafka { topic } => {
                 let err = |detail: String| OffsetError::Topic { topic: topic.clone(), detail };
-                let mut config = ClientConfig::new();
-                config.set("bootstrap.servers", &kafka.bootstrap_servers);
-                for (k, v) in &kafka.librdkafka {
-                    config.set(k, v);
-                }
+                let config = client_config(kafka);
                 let admin: AdminClient<DefaultClientContext> = config.create().map_err(|e| err(e.to_string()))?;
-                let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
-                for result in admin.create_topics([&new], &AdminOptions::new()).await.map_err(|e| err(e.to_string()))? {
-                    if let Err((_, code)) = result
-                        && code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
-                    {
-                        return Err(err(format!("creating it: {code}")));
-                    }
-                }
+                create_topic(&admin, topic, true).await.map_err(err)?;
                 let mut pc = config.clone();
                 pc.set("enable.idempotence", "true").set("acks", "all");
                 let producer = pc.create().map_err(|e| err(e.to_string()))?;
@@ -178,35 +166,16 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), OffsetEr
 }
 
 fn read_last(config: &ClientConfig, topic: &str, key: &str) -> Result<Option<StoredOffset>, OffsetError> {
-    let err = |detail: String| OffsetError::Topic { topic: topic.to_string(), detail };
-    let mut c = config.clone();
-    c.set("group.id", "rowferry-offsets-reader").set("enable.auto.commit", "false");
-    let consumer: BaseConsumer = c.create().map_err(|e| err(e.to_string()))?;
-    let (low, high) = consumer.fetch_watermarks(topic, 0, TIMEOUT).map_err(|e| err(format!("watermarks: {e}")))?;
-    if high <= low {
-        return Ok(None);
-    }
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).map_err(|e| err(e.to_string()))?;
-    consumer.assign(&tpl).map_err(|e| err(e.to_string()))?;
-    let deadline = std::time::Instant::now() + TIMEOUT;
     let mut last = None;
-    loop {
-        if std::time::Instant::now() > deadline {
-            return Err(err(format!("could not read up to offset {high} within {TIMEOUT:?}")));
-        }
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
-        let message = message.map_err(|e| err(e.to_string()))?;
+    read_to_end(config, topic, "rowferry-offsets-reader", TIMEOUT, |message| {
         if message.key() == Some(key.as_bytes()) {
             last = match message.payload() {
-                Some(p) => {
-                    Some(serde_json::from_slice(p).map_err(|e| err(format!("offset {}: {e}", message.offset())))?)
-                }
+                Some(p) => Some(serde_json::from_slice(p).map_err(|e| format!("offset {}: {e}", message.offset()))?),
                 None => None,
             };
         }
-        if message.offset() + 1 >= high {
-            return Ok(last);
-        }
-    }
+        Ok(())
+    })
+    .map_err(|detail| OffsetError::Topic { topic: topic.to_string(), detail })?;
+    Ok(last)
 }

@@ -8,8 +8,7 @@ use crate::committer::RecordId;
 use crate::config::KafkaSettings;
 use crate::error::ErrorClass;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -62,15 +61,12 @@ impl std::fmt::Debug for Publisher {
 
 impl Publisher {
     pub fn new(kafka: &KafkaSettings, max_inflight: usize) -> Result<Publisher, PublishError> {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &kafka.bootstrap_servers)
-            .set("compression.type", "lz4")
-            .set("partitioner", "murmur2_random")
-            .set("linger.ms", "5");
-        // The pass-through may change these defaults...
-        for (k, v) in &kafka.librdkafka {
-            config.set(k, v);
+        let mut config = crate::kafka::client_config(kafka);
+        // Defaults the pass-through may change...
+        for (key, value) in [("compression.type", "lz4"), ("partitioner", "murmur2_random"), ("linger.ms", "5")] {
+            if !kafka.librdkafka.contains_key(key) {
+                config.set(key, value);
+            }
         }
         // ...but never what the commit rule depends on (config validation rejects them too).
         config.set("enable.idempotence", "true").set("acks", "all");
@@ -84,19 +80,9 @@ impl Publisher {
         if self.topics.contains(topic) {
             return Ok(());
         }
-        let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
-        let results = self
-            .admin
-            .create_topics([&new], &AdminOptions::new())
+        crate::kafka::create_topic(&self.admin, topic, false)
             .await
-            .map_err(|e| PublishError::Topic { topic: topic.into(), detail: e.to_string() })?;
-        for result in results {
-            if let Err((_, code)) = result
-                && code != RDKafkaErrorCode::TopicAlreadyExists
-            {
-                return Err(PublishError::Topic { topic: topic.into(), detail: format!("creating it: {code}") });
-            }
-        }
+            .map_err(|detail| PublishError::Topic { topic: topic.into(), detail })?;
         self.topics.insert(topic.to_string());
         Ok(())
     }

@@ -9,13 +9,12 @@ use super::RegistryError;
 use super::records::{self, LogRecord};
 use super::store::{Plan, Store, Version};
 use crate::config::KafkaSettings;
+use crate::kafka::{client_config, create_topic, read_to_end};
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use std::sync::RwLock;
 use std::time::Duration;
 
@@ -35,30 +34,13 @@ impl std::fmt::Debug for EmbeddedRegistry {
     }
 }
 
-fn client_config(kafka: &KafkaSettings) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &kafka.bootstrap_servers);
-    for (k, v) in &kafka.librdkafka {
-        c.set(k, v);
-    }
-    c
-}
-
 impl EmbeddedRegistry {
     /// Opens the registry on `topic` (normally `_schemas`), replaying what it holds.
     pub async fn open(kafka: &KafkaSettings, topic: &str) -> Result<EmbeddedRegistry, RegistryError> {
         let log = |detail: String| RegistryError::Log { topic: topic.to_string(), detail };
         let config = client_config(kafka);
         let admin: AdminClient<DefaultClientContext> = config.create().map_err(|e| log(e.to_string()))?;
-        let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
-        let results = admin.create_topics([&new], &AdminOptions::new()).await.map_err(|e| log(e.to_string()))?;
-        for result in results {
-            if let Err((_, code)) = result
-                && code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
-            {
-                return Err(log(format!("creating the topic: {code}")));
-            }
-        }
+        create_topic(&admin, topic, true).await.map_err(log)?;
         let store = {
             let config = config.clone();
             let topic = topic.to_string();
@@ -115,33 +97,18 @@ impl EmbeddedRegistry {
 
 /// Reads the topic from the beginning to its current end.
 fn replay(config: &ClientConfig, topic: &str) -> Result<Store, RegistryError> {
-    let log = |detail: String| RegistryError::Log { topic: topic.to_string(), detail };
-    let mut c = config.clone();
-    c.set("group.id", "rowferry-registry-replay")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    let consumer: BaseConsumer = c.create().map_err(|e| log(e.to_string()))?;
-    let (low, high) = consumer.fetch_watermarks(topic, 0, TIMEOUT).map_err(|e| log(format!("watermarks: {e}")))?;
     let mut store = Store::new();
-    if high <= low {
-        return Ok(store);
-    }
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).map_err(|e| log(e.to_string()))?;
-    consumer.assign(&tpl).map_err(|e| log(e.to_string()))?;
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    loop {
-        if std::time::Instant::now() > deadline {
-            return Err(log(format!("replay did not reach offset {high} within {TIMEOUT:?}")));
+    let mut bad = None;
+    read_to_end(config, topic, "rowferry-registry-replay", TIMEOUT, |message| {
+        match records::parse(message.key().unwrap_or_default(), message.payload()) {
+            Ok(record) => store.apply(record),
+            Err(detail) => {
+                bad = Some(RegistryError::Record { offset: message.offset(), detail });
+                return Err("malformed record".into());
+            }
         }
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
-        let message = message.map_err(|e| log(e.to_string()))?;
-        let offset = message.offset();
-        let record = records::parse(message.key().unwrap_or_default(), message.payload())
-            .map_err(|detail| RegistryError::Record { offset, detail })?;
-        store.apply(record);
-        if offset + 1 >= high {
-            return Ok(store);
-        }
-    }
+        Ok(())
+    })
+    .map_err(|detail| bad.take().unwrap_or(RegistryError::Log { topic: topic.to_string(), detail }))?;
+    Ok(store)
 }
