@@ -8,9 +8,9 @@
 //!
 //! The loop is `biased`: delivery reports first (they free capacity and move the offset), then
 //! shutdown, then the commit tick, then new events — and new events only while the publisher has
-//! room, so memory is bounded by `MAX_INFLIGHT` records plus the channel. On SIGTERM/SIGINT it
-//! stops taking events, waits for the records in flight (up to `shutdown_timeout_secs`), commits
-//! the final position and returns; a second signal exits at once.
+//! room, so memory is bounded by `MAX_INFLIGHT` records and `MAX_INFLIGHT_BYTES` in flight plus
+//! the channel. On SIGTERM/SIGINT it stops taking events, waits for the records in flight (up to
+//! `shutdown_timeout_secs`), commits the final position and returns; a second signal exits at once.
 
 use crate::change::Op;
 use crate::committer::offsets::{OffsetError, OffsetStore};
@@ -29,8 +29,10 @@ use crate::source::{self, Flavor, SourceError};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Records in flight to Kafka at most (and so the bound on buffered encoded records).
+/// Records in flight to Kafka at most (and so the bound on buffered encoded records)...
 const MAX_INFLIGHT: usize = 50_000;
+/// ...and their key + value bytes at most.
+const MAX_INFLIGHT_BYTES: usize = 64 << 20;
 /// How often the released position is stored while streaming.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 /// Events between the reader and the router.
@@ -116,7 +118,7 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     tokio::spawn(async move { axum::serve(listener, http).await });
 
     let mut encoder = Encoder::new(registry, &settings.kafka.topic_prefix);
-    let mut publisher = Publisher::new(&settings.kafka, MAX_INFLIGHT)?;
+    let mut publisher = Publisher::new(&settings.kafka, MAX_INFLIGHT, MAX_INFLIGHT_BYTES)?;
     let mut committer = Committer::new(start.clone(), offsets, &settings.name, COMMIT_INTERVAL);
     let (tx, mut rx) = tokio::sync::mpsc::channel(CHANNEL);
     let reader = Reader::new(settings.source.clone(), ReaderOptions::default());

@@ -42,7 +42,7 @@ pub struct RecordHeaders<'a> {
     pub table: &'a str,
 }
 
-type Delivery = Pin<Box<dyn Future<Output = (RecordId, Result<(), String>)> + Send>>;
+type Delivery = Pin<Box<dyn Future<Output = (RecordId, usize, Result<(), String>)> + Send>>;
 
 /// See the module docs.
 pub struct Publisher {
@@ -51,6 +51,9 @@ pub struct Publisher {
     topics: HashSet<String>,
     inflight: FuturesUnordered<Delivery>,
     max_inflight: usize,
+    /// Key + value bytes of the records in flight, and their bound.
+    inflight_bytes: usize,
+    max_inflight_bytes: usize,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -60,7 +63,12 @@ impl std::fmt::Debug for Publisher {
 }
 
 impl Publisher {
-    pub fn new(kafka: &KafkaSettings, max_inflight: usize) -> Result<Publisher, PublishError> {
+    /// `max_inflight` records and `max_inflight_bytes` bytes at most may await their delivery report.
+    pub fn new(
+        kafka: &KafkaSettings,
+        max_inflight: usize,
+        max_inflight_bytes: usize,
+    ) -> Result<Publisher, PublishError> {
         let mut config = crate::kafka::client_config(kafka);
         // Defaults the pass-through may change...
         for (key, value) in [("compression.type", "lz4"), ("partitioner", "murmur2_random"), ("linger.ms", "5")] {
@@ -72,7 +80,15 @@ impl Publisher {
         config.set("enable.idempotence", "true").set("acks", "all");
         let producer = config.create().map_err(|e: KafkaError| PublishError::Kafka(e.to_string()))?;
         let admin = config.create().map_err(|e: KafkaError| PublishError::Kafka(e.to_string()))?;
-        Ok(Publisher { producer, admin, topics: HashSet::new(), inflight: FuturesUnordered::new(), max_inflight })
+        Ok(Publisher {
+            producer,
+            admin,
+            topics: HashSet::new(),
+            inflight: FuturesUnordered::new(),
+            max_inflight,
+            inflight_bytes: 0,
+            max_inflight_bytes,
+        })
     }
 
     /// Creates `topic` the first time it is seen, if the cluster does not have it.
@@ -92,7 +108,7 @@ impl Publisher {
     }
 
     pub fn has_capacity(&self) -> bool {
-        self.inflight.len() < self.max_inflight
+        self.inflight.len() < self.max_inflight && self.inflight_bytes < self.max_inflight_bytes
     }
 
     /// Enqueues a record (a tombstone when `value` is `None`). Waits while librdkafka's queue is
@@ -121,7 +137,9 @@ impl Publisher {
             }
             match self.producer.send_result(record) {
                 Ok(delivery) => {
-                    self.inflight.push(Box::pin(settle(id, delivery)));
+                    let size = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
+                    self.inflight_bytes += size;
+                    self.inflight.push(Box::pin(settle(id, size, delivery)));
                     return Ok(());
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -138,11 +156,13 @@ impl Publisher {
 
     /// The next delivery report, or `None` when nothing is in flight.
     pub async fn next_ack(&mut self) -> Option<(RecordId, Result<(), String>)> {
-        self.inflight.next().await
+        let (id, size, result) = self.inflight.next().await?;
+        self.inflight_bytes -= size;
+        Some((id, result))
     }
 
     async fn next_ack_within(&mut self, limit: Duration) -> Option<(RecordId, Result<(), String>)> {
-        tokio::time::timeout(limit, self.inflight.next()).await.ok().flatten()
+        tokio::time::timeout(limit, self.next_ack()).await.ok().flatten()
     }
 
     /// Flushes librdkafka's queue (shutdown).
@@ -151,10 +171,11 @@ impl Publisher {
     }
 }
 
-async fn settle(id: RecordId, delivery: DeliveryFuture) -> (RecordId, Result<(), String>) {
-    match delivery.await {
-        Ok(Ok(_)) => (id, Ok(())),
-        Ok(Err((e, _))) => (id, Err(e.to_string())),
-        Err(_) => (id, Err("the producer dropped the delivery report".into())),
-    }
+async fn settle(id: RecordId, size: usize, delivery: DeliveryFuture) -> (RecordId, usize, Result<(), String>) {
+    let result = match delivery.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(e.to_string()),
+        Err(_) => Err("the producer dropped the delivery report".into()),
+    };
+    (id, size, result)
 }
