@@ -184,17 +184,3 @@ fn flipped_bytes_never_panic() {
         }
     }
 }
-
-#[test]
-#[ignore]
-fn dump() {
-    let name = std::env::var("DUMP").expect("DUMP=file");
-    for item in decode(&name).expect("decode") {
-        match item {
-            Item::Row(r) => {
-                println!("{:?} {}.{} before={:?} after={:?}", r.op, r.table.db, r.table.table, r.before, r.after)
-            }
-            other => println!("{other:?}"),
-        }
-    }
-}

@@ -175,11 +175,6 @@ pub fn query<'a>(event_type: u8, body: &'a [u8], fde: &FormatDescription) -> Res
     Ok(Query { db: String::from_utf8_lossy(db), sql })
 }
 
-/// HEARTBEAT (27): the server is alive; the body names its current binlog file.
-pub fn heartbeat_file(body: &[u8]) -> String {
-    String::from_utf8_lossy(body).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -83,8 +83,4 @@ impl FormatDescription {
     pub fn post_header_len(&self, event_type: u8) -> Option<u8> {
         usize::from(event_type).checked_sub(1).and_then(|i| self.post_header_lens.get(i)).copied()
     }
-
-    pub fn is_mariadb(&self) -> bool {
-        self.server_version.contains("MariaDB")
-    }
 }

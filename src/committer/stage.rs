@@ -87,9 +87,4 @@ impl Committer {
     pub fn position(&self) -> &Position {
         &self.position
     }
-
-    /// Transactions read but not yet durable.
-    pub fn pending(&self) -> usize {
-        self.tracker.pending()
-    }
 }

@@ -21,9 +21,8 @@ pub use rows::{RowsEvent, RowsIter, is_rows_event, parse_rows};
 pub use stream::{Item, StreamDecoder};
 
 use crate::binlog::BinlogError;
-use crate::change::RowChange;
 use crate::error::ErrorClass;
-use crate::schema::{Charset, SchemaError, TableSchema};
+use crate::schema::{Charset, SchemaError};
 
 /// Decoding failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,11 +70,6 @@ pub fn text(bytes: &[u8], charset: Charset) -> Result<String, BinlogError> {
                 .ok_or_else(|| BinlogError::malformed("text value", "not valid UTF-32"))
         }
     }
-}
-
-/// Decodes every row of a rows event (tests, tools); the stream uses [`RowsEvent::rows`].
-pub fn decode_all(event: &RowsEvent<'_>, schema: &std::sync::Arc<TableSchema>) -> Result<Vec<RowChange>, DecodeError> {
-    event.rows(schema)?.collect()
 }
 
 #[cfg(test)]

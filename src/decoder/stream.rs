@@ -77,11 +77,6 @@ impl StreamDecoder {
         }
     }
 
-    /// The schema a table id maps to now.
-    pub fn schema(&self, table_id: u64) -> Option<&Arc<TableSchema>> {
-        self.schemas.get(table_id)
-    }
-
     /// Decodes one event, calling `out` for each item.
     pub fn push(&mut self, bytes: &[u8], out: &mut dyn FnMut(Item)) -> Result<(), DecodeError> {
         let event = self.reader.read(bytes)?;

@@ -8,9 +8,9 @@
 //! Invariant: at most one entry per domain. Text form is canonical (domains ascending), so
 //! `parse(print(p)) == p`.
 //!
-//! The connect state must name *every* domain the server has: MariaDB streams an omitted domain
-//! from its oldest binlog (INFRA.md) — callers check [`MariaDbPosition::domains`] against the
-//! server's before connecting.
+//! A connect state that omits a domain makes MariaDB stream that domain from its oldest binlog
+//! (INFRA.md); rowferry's position starts from the server's whole `gtid_binlog_pos` and gains every
+//! domain it reads, and the reader refuses a position the server's history does not contain.
 
 use super::PositionError;
 use std::collections::BTreeMap;
@@ -98,11 +98,6 @@ impl MariaDbPosition {
     /// Whether every domain of `self` is in `other` at the same or a later sequence number.
     pub fn is_subset(&self, other: &MariaDbPosition) -> bool {
         self.domains.iter().all(|(d, &(_, seq))| other.domains.get(d).is_some_and(|&(_, s)| seq <= s))
-    }
-
-    /// The domains named.
-    pub fn domains(&self) -> impl Iterator<Item = u32> + '_ {
-        self.domains.keys().copied()
     }
 
     /// The last GTID of each domain.

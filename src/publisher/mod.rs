@@ -12,7 +12,7 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -163,11 +163,6 @@ impl Publisher {
 
     async fn next_ack_within(&mut self, limit: Duration) -> Option<(RecordId, Result<(), String>)> {
         tokio::time::timeout(limit, self.next_ack()).await.ok().flatten()
-    }
-
-    /// Flushes librdkafka's queue (shutdown).
-    pub fn flush(&self, limit: Duration) -> Result<(), PublishError> {
-        self.producer.flush(limit).map_err(|e| PublishError::Kafka(e.to_string()))
     }
 }
 

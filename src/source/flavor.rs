@@ -47,10 +47,6 @@ impl ServerInfo {
             Flavor::MariaDb => self.version >= (10, 6, 0),
         }
     }
-
-    pub fn at_least(&self, major: u32, minor: u32) -> bool {
-        (self.version.0, self.version.1) >= (major, minor)
-    }
 }
 
 #[cfg(test)]
