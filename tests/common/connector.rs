@@ -11,12 +11,19 @@ pub struct Connector {
     pub config: tempfile::NamedTempFile,
     pub offsets: tempfile::TempDir,
     pub http: String,
+    /// Bootstrap servers it publishes to (the shared test broker unless told otherwise).
+    pub kafka: String,
     db: String,
     server_id: u32,
 }
 
 impl Connector {
     pub fn new(url: &str, db: &str) -> Connector {
+        Connector::with_kafka(url, db, &env(KAFKA))
+    }
+
+    /// A connector publishing to the broker at `kafka`.
+    pub fn with_kafka(url: &str, db: &str, kafka: &str) -> Connector {
         let offsets = tempfile::tempdir().expect("tempdir");
         let http_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
         let config = tempfile::NamedTempFile::new().expect("config");
@@ -24,6 +31,7 @@ impl Connector {
             config,
             offsets,
             http: format!("127.0.0.1:{http_port}"),
+            kafka: kafka.to_string(),
             db: db.to_string(),
             server_id: unique_server_id(),
         };
@@ -49,7 +57,7 @@ impl Connector {
             parsed.username(),
             parsed.password().unwrap_or_default(),
             self.server_id,
-            env(KAFKA),
+            self.kafka,
             self.offsets.path().display(),
             self.http,
         )
@@ -127,7 +135,7 @@ pub fn consume(c: &Connector, topic: &str, count: usize) -> Vec<serde_json::Valu
     let out = Command::new(env("ROWFERRY_TEST_PYTHON"))
         .args([
             concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_avro.py"),
-            &env(KAFKA),
+            &c.kafka,
             &format!("http://{}", c.http),
             topic,
         ])
