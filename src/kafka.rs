@@ -1,16 +1,89 @@
 //! Small Kafka helpers shared by the stages that talk to the cluster directly (publisher,
 //! offset store, embedded registry): one way to build a client from the settings, to create a
 //! topic idempotently, and to read a single-partition topic from its start to its current end.
+//!
+//! Every client uses [`Context`], which keeps librdkafka's messages in rowferry's log without
+//! flooding it: while a broker is down librdkafka reports each failed reconnect from each client,
+//! a few times a second; the context logs each distinct message at most once per
+//! [`REPEAT_WINDOW`] and says how many it held back.
 
 use crate::config::KafkaSettings;
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// How long a repeated librdkafka message stays quiet.
+pub const REPEAT_WINDOW: Duration = Duration::from_secs(30);
+
+/// Client context of every rowferry Kafka client (see the module docs). Errors reported here are
+/// what librdkafka retries by itself (unreachable brokers, transport failures), so they are
+/// warnings; a delivery that finally fails reaches the committer as a failed ack and stops the run.
+#[derive(Debug, Default)]
+pub struct Context {
+    /// Per message key: when it was last logged, and how many were held back since.
+    seen: Mutex<HashMap<String, (Instant, u64)>>,
+}
+
+impl Context {
+    /// Whether to log the message with this key now, and how many were held back before it.
+    fn admit(&self, key: &str) -> Option<u64> {
+        let Ok(mut seen) = self.seen.lock() else { return Some(0) };
+        let now = Instant::now();
+        match seen.get_mut(key) {
+            Some((at, held)) if now.duration_since(*at) < REPEAT_WINDOW => {
+                *held += 1;
+                None
+            }
+            Some((at, held)) => {
+                let n = *held;
+                *at = now;
+                *held = 0;
+                Some(n)
+            }
+            None => {
+                if seen.len() > 1024 {
+                    seen.clear();
+                }
+                seen.insert(key.to_string(), (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+impl ClientContext for Context {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        use RDKafkaLogLevel::*;
+        let Some(held) = self.admit(&format!("log:{fac}:{}", strip_counts(message))) else { return };
+        match level {
+            Emerg | Alert | Critical | Error | Warning => {
+                tracing::warn!(target: "librdkafka", held_back = held, "{fac}: {message}")
+            }
+            Notice | Info => tracing::info!(target: "librdkafka", held_back = held, "{fac}: {message}"),
+            Debug => tracing::debug!(target: "librdkafka", "{fac}: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let Some(held) = self.admit(&format!("error:{:?}", error.rdkafka_error_code())) else { return };
+        tracing::warn!(target: "librdkafka", held_back = held, "kafka client: {reason} (retrying)");
+    }
+}
+
+impl ConsumerContext for Context {}
+
+/// A message without its changing parts (durations, counts), so repeats compare equal.
+fn strip_counts(message: &str) -> String {
+    message.split(" (after").next().unwrap_or(message).to_string()
+}
 
 /// Client settings: bootstrap servers plus the `kafka.librdkafka` pass-through.
 pub fn client_config(kafka: &KafkaSettings) -> ClientConfig {
@@ -22,12 +95,13 @@ pub fn client_config(kafka: &KafkaSettings) -> ClientConfig {
     c
 }
 
+/// A client of type `T` (producer, consumer, admin) with rowferry's [`Context`].
+pub fn create<T: rdkafka::config::FromClientConfigAndContext<Context>>(config: &ClientConfig) -> KafkaResult<T> {
+    config.create_with_context(Context::default())
+}
+
 /// Creates a one-partition topic unless it exists; `compacted` sets cleanup.policy=compact.
-pub async fn create_topic(
-    admin: &AdminClient<DefaultClientContext>,
-    topic: &str,
-    compacted: bool,
-) -> Result<(), String> {
+pub async fn create_topic(admin: &AdminClient<Context>, topic: &str, compacted: bool) -> Result<(), String> {
     let mut new = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
     if compacted {
         new = new.set("cleanup.policy", "compact");
@@ -53,7 +127,7 @@ pub fn read_to_end(
 ) -> Result<(), String> {
     let mut c = config.clone();
     c.set("group.id", group).set("enable.auto.commit", "false");
-    let consumer: BaseConsumer = c.create().map_err(|e| e.to_string())?;
+    let consumer: BaseConsumer<Context> = create(&c).map_err(|e| e.to_string())?;
     let (low, high) = consumer.fetch_watermarks(topic, 0, limit).map_err(|e| format!("watermarks: {e}"))?;
     if high <= low {
         return Ok(());
@@ -72,5 +146,34 @@ pub fn read_to_end(
         if message.offset() + 1 >= high {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_message_is_logged_once_per_window() {
+        let c = Context::default();
+        assert_eq!(c.admit("a"), Some(0));
+        assert_eq!(c.admit("a"), None);
+        assert_eq!(c.admit("a"), None);
+        assert_eq!(c.admit("b"), Some(0), "other messages are not held back");
+        // Once the window has passed, the next one is logged with the count held back.
+        if let Ok(mut seen) = c.seen.lock() {
+            seen.get_mut("a").expect("seen").0 -= REPEAT_WINDOW;
+        }
+        assert_eq!(c.admit("a"), Some(2));
+    }
+
+    #[test]
+    fn durations_do_not_make_messages_distinct() {
+        assert_eq!(
+            strip_counts("Connect to ipv4#127.0.0.1:1 failed: Connection refused (after 0ms in state CONNECT)"),
+            strip_counts(
+                "Connect to ipv4#127.0.0.1:1 failed: Connection refused (after 3ms in state CONNECT, 1 identical)"
+            )
+        );
     }
 }

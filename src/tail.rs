@@ -25,7 +25,7 @@ pub async fn tail(settings: &Settings, table: &str, count: Option<usize>) -> Res
     let mut registry = EmbeddedRegistry::open(&settings.kafka, &registry_topic).await.map_err(|e| e.to_string())?;
     let mut config = crate::kafka::client_config(&settings.kafka);
     config.set("group.id", "rowferry-tail").set("enable.auto.commit", "false");
-    let consumer: BaseConsumer = config.create().map_err(|e| e.to_string())?;
+    let consumer: BaseConsumer<crate::kafka::Context> = crate::kafka::create(&config).map_err(|e| e.to_string())?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&topic, 0, Offset::Beginning).map_err(|e| e.to_string())?;
     consumer.assign(&tpl).map_err(|e| e.to_string())?;

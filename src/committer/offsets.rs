@@ -7,12 +7,12 @@
 //! a torn one. The Kafka store produces with acks=all and reads back the last value for its key.
 
 use crate::config::{KafkaSettings, OffsetSettings};
+use crate::kafka::Context;
 use crate::kafka::{client_config, create_topic, read_to_end};
 use crate::position::{MariaDbPosition, MySqlGtidSet, Position};
 use crate::source::Flavor;
 use rdkafka::ClientConfig;
 use rdkafka::admin::AdminClient;
-use rdkafka::client::DefaultClientContext;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
@@ -86,7 +86,7 @@ impl OffsetError {
 /// The configured store.
 pub enum OffsetStore {
     File { path: PathBuf },
-    Kafka { topic: String, producer: FutureProducer, config: ClientConfig },
+    Kafka { topic: String, producer: FutureProducer<Context>, config: ClientConfig },
 }
 
 impl std::fmt::Debug for OffsetStore {
@@ -105,11 +105,11 @@ impl OffsetStore {
             OffsetSettings::Kafka { topic } => {
                 let err = |detail: String| OffsetError::Topic { topic: topic.clone(), detail };
                 let config = client_config(kafka);
-                let admin: AdminClient<DefaultClientContext> = config.create().map_err(|e| err(e.to_string()))?;
+                let admin: AdminClient<Context> = crate::kafka::create(&config).map_err(|e| err(e.to_string()))?;
                 create_topic(&admin, topic, true).await.map_err(err)?;
                 let mut pc = config.clone();
                 pc.set("enable.idempotence", "true").set("acks", "all");
-                let producer = pc.create().map_err(|e| err(e.to_string()))?;
+                let producer = crate::kafka::create(&pc).map_err(|e| err(e.to_string()))?;
                 Ok(OffsetStore::Kafka { topic: topic.clone(), producer, config })
             }
         }

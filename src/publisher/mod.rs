@@ -7,9 +7,9 @@
 use crate::committer::RecordId;
 use crate::config::KafkaSettings;
 use crate::error::ErrorClass;
+use crate::kafka::Context;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rdkafka::admin::AdminClient;
-use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
@@ -46,8 +46,8 @@ type Delivery = Pin<Box<dyn Future<Output = (RecordId, usize, Result<(), String>
 
 /// See the module docs.
 pub struct Publisher {
-    producer: FutureProducer,
-    admin: AdminClient<DefaultClientContext>,
+    producer: FutureProducer<Context>,
+    admin: AdminClient<Context>,
     topics: HashSet<String>,
     inflight: FuturesUnordered<Delivery>,
     max_inflight: usize,
@@ -78,8 +78,8 @@ impl Publisher {
         }
         // ...but never what the commit rule depends on (config validation rejects them too).
         config.set("enable.idempotence", "true").set("acks", "all");
-        let producer = config.create().map_err(|e: KafkaError| PublishError::Kafka(e.to_string()))?;
-        let admin = config.create().map_err(|e: KafkaError| PublishError::Kafka(e.to_string()))?;
+        let producer = crate::kafka::create(&config).map_err(|e: KafkaError| PublishError::Kafka(e.to_string()))?;
+        let admin = crate::kafka::create(&config).map_err(|e: KafkaError| PublishError::Kafka(e.to_string()))?;
         Ok(Publisher {
             producer,
             admin,

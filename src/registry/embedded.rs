@@ -9,10 +9,10 @@ use super::RegistryError;
 use super::records::{self, LogRecord};
 use super::store::{Plan, Store, Version};
 use crate::config::KafkaSettings;
+use crate::kafka::Context;
 use crate::kafka::{client_config, create_topic, read_to_end};
 use rdkafka::ClientConfig;
 use rdkafka::admin::AdminClient;
-use rdkafka::client::DefaultClientContext;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::sync::RwLock;
@@ -23,7 +23,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// See the module docs.
 pub struct EmbeddedRegistry {
     store: RwLock<Store>,
-    producer: FutureProducer,
+    producer: FutureProducer<Context>,
     topic: String,
     writing: tokio::sync::Mutex<()>,
 }
@@ -39,17 +39,17 @@ impl EmbeddedRegistry {
     pub async fn open(kafka: &KafkaSettings, topic: &str) -> Result<EmbeddedRegistry, RegistryError> {
         let log = |detail: String| RegistryError::Log { topic: topic.to_string(), detail };
         let config = client_config(kafka);
-        let admin: AdminClient<DefaultClientContext> = config.create().map_err(|e| log(e.to_string()))?;
+        let admin: AdminClient<Context> = crate::kafka::create(&config).map_err(|e| log(e.to_string()))?;
         create_topic(&admin, topic, true).await.map_err(log)?;
         let store = {
             let config = config.clone();
             let topic = topic.to_string();
             tokio::task::spawn_blocking(move || replay(&config, &topic)).await.map_err(|e| log(e.to_string()))??
         };
-        let producer: FutureProducer = {
+        let producer: FutureProducer<Context> = {
             let mut c = config;
             c.set("enable.idempotence", "true").set("acks", "all");
-            c.create().map_err(|e| log(e.to_string()))?
+            crate::kafka::create(&c).map_err(|e| log(e.to_string()))?
         };
         Ok(EmbeddedRegistry {
             store: RwLock::new(store),
