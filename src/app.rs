@@ -18,8 +18,9 @@ use crate::committer::stage::{CommitError, Committer};
 use crate::committer::{RecordId, TxnId};
 use crate::config::{RegistrySettings, Settings};
 use crate::encoder::EncodeError;
-use crate::encoder::datum::SourceInfo;
+use crate::encoder::datum::{SourceInfo, TxnInfo};
 use crate::encoder::stage::Encoder;
+use crate::kafka::TopicSpec;
 use crate::position::Gtid;
 use crate::publisher::{PublishError, Publisher, RecordHeaders};
 use crate::reader::{Reader, ReaderError, ReaderOptions, TxnEvent};
@@ -77,7 +78,10 @@ struct Route {
     txn: Option<TxnId>,
     gtid: String,
     commit_ms: i64,
+    /// Data records of the transaction so far (tombstones not counted).
     index: u64,
+    /// Data records per table, in order of first appearance (transaction metadata).
+    tables: Vec<(String, u64)>,
 }
 
 /// Streams changes until a signal or a fatal error.
@@ -86,7 +90,7 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     let signals = Signals::register().map_err(|e| RunError::Other(format!("installing signal handlers: {e}")))?;
     // Downstream first: offsets, registry, encoder, publisher, committer, then the channel, and
     // only then the reader.
-    let offsets = OffsetStore::open(&settings.offsets, &settings.kafka).await?;
+    let offsets = OffsetStore::open(&settings.offsets, &settings.kafka, settings.topics.replication_factor).await?;
     let stored = offsets.load(&settings.name).await?;
     let mut conn = source::connect(&settings.source).await?;
     let flavor = crate::reader::flavor(&mut conn).await?;
@@ -104,7 +108,9 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     tracing::info!(position = %start, resumed = stored.is_some(), "starting");
 
     let registry = match &settings.registry {
-        RegistrySettings::Embedded { topic } => Arc::new(EmbeddedRegistry::open(&settings.kafka, topic).await?),
+        RegistrySettings::Embedded { topic } => {
+            Arc::new(EmbeddedRegistry::open(&settings.kafka, topic, settings.topics.replication_factor).await?)
+        }
         RegistrySettings::External { .. } => {
             return Err(RunError::Other(
                 "registry.mode = \"external\" is not supported by run yet (issue #4); use the embedded registry".into(),
@@ -117,8 +123,9 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     let http = crate::registry::http::router(Arc::clone(&registry));
     tokio::spawn(async move { axum::serve(listener, http).await });
 
-    let mut encoder = Encoder::new(registry, &settings.kafka.topic_prefix);
-    let mut publisher = Publisher::new(&settings.kafka, MAX_INFLIGHT, MAX_INFLIGHT_BYTES)?;
+    let mut encoder = Encoder::new(registry, settings.topics.clone(), settings.columns.clone());
+    let mut publisher =
+        Publisher::new(&settings.kafka, TopicSpec::data(&settings.topics), MAX_INFLIGHT, MAX_INFLIGHT_BYTES)?;
     let mut committer = Committer::new(start.clone(), offsets, &settings.name, COMMIT_INTERVAL);
     let (tx, mut rx) = tokio::sync::mpsc::channel(CHANNEL);
     let reader = Reader::new(settings.source.clone(), ReaderOptions::default());
@@ -126,7 +133,7 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
 
     let mut shutdown = Box::pin(shutdown_signal(signals));
     let mut tick = tokio::time::interval(COMMIT_INTERVAL);
-    let mut route = Route { txn: None, gtid: String::new(), commit_ms: 0, index: 0 };
+    let mut route = Route { txn: None, gtid: String::new(), commit_ms: 0, index: 0, tables: Vec::new() };
     let mut acks = Vec::new();
     let connector = match flavor {
         Flavor::MySql => "mysql",
@@ -198,6 +205,7 @@ async fn route_event(
             route.gtid = gtid.as_ref().map(Gtid::to_string).unwrap_or_default();
             route.commit_ms = (commit_us / 1000) as i64;
             route.index = 0;
+            route.tables.clear();
             route.txn = Some(committer.begin(gtid));
         }
         TxnEvent::Row(change) => {
@@ -205,7 +213,32 @@ async fn route_event(
             if !ctx.settings.tables.captures(&change.table.db, &change.table.table) {
                 return Ok(());
             }
+            let table = format!("{}.{}", change.table.db, change.table.table);
+            let metadata = ctx.settings.topics.transaction_metadata;
+            if metadata && route.index == 0 {
+                let begin = encoder.transaction_record(&route.gtid, None, route.commit_ms).await?;
+                // One partition: BEGIN and END of every transaction in commit order.
+                let spec = TopicSpec { partitions: 1, ..TopicSpec::data(&ctx.settings.topics) };
+                publisher.ensure_topic_as(&begin.topic, &spec).await?;
+                let headers = RecordHeaders { gtid: &route.gtid, position: 0, table: "" };
+                send(encoder_record(begin), txn, &headers, publisher, committer, acks).await?;
+            }
             route.index += 1;
+            let in_table = match route.tables.iter_mut().find(|(t, _)| *t == table) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    route.tables.push((table.clone(), 1));
+                    1
+                }
+            };
+            let txn_info = metadata.then(|| TxnInfo {
+                id: route.gtid.clone(),
+                total_order: route.index as i64,
+                data_collection_order: in_table as i64,
+            });
             let source = SourceInfo {
                 connector: ctx.connector,
                 name: &ctx.settings.name,
@@ -219,22 +252,23 @@ async fn route_event(
             };
             let now =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-            let encoded = encoder.encode(&change, &source, now).await?;
-            publisher.ensure_topic(&encoded.topic).await?;
-            let table = format!("{}.{}", change.table.db, change.table.table);
+            let encoded = encoder.encode(&change, &source, txn_info.as_ref(), now).await?;
             let headers = RecordHeaders { gtid: &route.gtid, position: route.index, table: &table };
-            let record = committer.sent(txn)?;
-            publisher
-                .send(record, &encoded.topic, encoded.key.as_deref(), Some(&encoded.value), &headers, acks)
-                .await?;
             // A tombstone after a delete lets compaction drop the key.
-            if change.op == Op::Delete && encoded.key.is_some() {
-                let record = committer.sent(txn)?;
-                publisher.send(record, &encoded.topic, encoded.key.as_deref(), None, &headers, acks).await?;
+            let tombstone = (ctx.settings.topics.tombstones && change.op == Op::Delete && encoded.key.is_some())
+                .then(|| (encoded.topic.clone(), encoded.key.clone(), None));
+            send(encoder_record(encoded), txn, &headers, publisher, committer, acks).await?;
+            if let Some(tombstone) = tombstone {
+                send(tombstone, txn, &headers, publisher, committer, acks).await?;
             }
         }
         TxnEvent::Commit { .. } => {
             if let Some(txn) = route.txn.take() {
+                if ctx.settings.topics.transaction_metadata && route.index > 0 {
+                    let end = encoder.transaction_record(&route.gtid, Some(&route.tables), route.commit_ms).await?;
+                    let headers = RecordHeaders { gtid: &route.gtid, position: route.index + 1, table: "" };
+                    send(encoder_record(end), txn, &headers, publisher, committer, acks).await?;
+                }
                 committer.end(txn)?;
             }
         }
@@ -245,6 +279,28 @@ async fn route_event(
         }
         TxnEvent::Statement { .. } | TxnEvent::Heartbeat => {}
     }
+    Ok(())
+}
+
+/// Topic, key and value (`None`: a tombstone) of one record.
+type Record = (String, Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn encoder_record(e: crate::encoder::stage::Encoded) -> Record {
+    (e.topic, e.key, Some(e.value))
+}
+
+/// Publishes one record of transaction `txn`, creating its topic the first time.
+async fn send(
+    (topic, key, value): Record,
+    txn: TxnId,
+    headers: &RecordHeaders<'_>,
+    publisher: &mut Publisher,
+    committer: &mut Committer,
+    acks: &mut Vec<(RecordId, Result<(), String>)>,
+) -> Result<(), RunError> {
+    publisher.ensure_topic(&topic).await?;
+    let record = committer.sent(txn)?;
+    publisher.send(record, &topic, key.as_deref(), value.as_deref(), headers, acks).await?;
     Ok(())
 }
 

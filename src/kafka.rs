@@ -100,11 +100,36 @@ pub fn create<T: rdkafka::config::FromClientConfigAndContext<Context>>(config: &
     config.create_with_context(Context::default())
 }
 
-/// Creates a one-partition topic unless it exists; `compacted` sets cleanup.policy=compact.
-pub async fn create_topic(admin: &AdminClient<Context>, topic: &str, compacted: bool) -> Result<(), String> {
-    let mut new = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
-    if compacted {
-        new = new.set("cleanup.policy", "compact");
+/// How a topic rowferry creates is laid out.
+#[derive(Debug, Clone)]
+pub struct TopicSpec {
+    pub partitions: i32,
+    /// -1: the broker's default.
+    pub replication: i32,
+    pub config: Vec<(String, String)>,
+}
+
+impl TopicSpec {
+    /// rowferry's own single-partition compacted topics (offsets, schemas).
+    pub fn internal(replication: i32) -> TopicSpec {
+        TopicSpec { partitions: 1, replication, config: vec![("cleanup.policy".into(), "compact".into())] }
+    }
+
+    /// Data topics, as `[topics]` says.
+    pub fn data(topics: &crate::config::TopicSettings) -> TopicSpec {
+        TopicSpec {
+            partitions: topics.partitions,
+            replication: topics.replication_factor,
+            config: topics.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+}
+
+/// Creates `topic` as `spec` says unless it exists (an existing topic is used as it is).
+pub async fn create_topic(admin: &AdminClient<Context>, topic: &str, spec: &TopicSpec) -> Result<(), String> {
+    let mut new = NewTopic::new(topic, spec.partitions, TopicReplication::Fixed(spec.replication));
+    for (key, value) in &spec.config {
+        new = new.set(key, value);
     }
     for result in admin.create_topics([&new], &AdminOptions::new()).await.map_err(|e| e.to_string())? {
         if let Err((_, code)) = result

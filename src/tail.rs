@@ -22,7 +22,9 @@ pub async fn tail(settings: &Settings, table: &str, count: Option<usize>) -> Res
             return Err("tail reads the embedded registry; registry.mode is external".into());
         }
     };
-    let mut registry = EmbeddedRegistry::open(&settings.kafka, &registry_topic).await.map_err(|e| e.to_string())?;
+    let mut registry = EmbeddedRegistry::open(&settings.kafka, &registry_topic, settings.topics.replication_factor)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut config = crate::kafka::client_config(&settings.kafka);
     config.set("group.id", "rowferry-tail").set("enable.auto.commit", "false");
     let consumer: BaseConsumer<crate::kafka::Context> = crate::kafka::create(&config).map_err(|e| e.to_string())?;
@@ -42,7 +44,9 @@ pub async fn tail(settings: &Settings, table: &str, count: Option<usize>) -> Res
         for bytes in [message.key(), message.payload()].into_iter().flatten() {
             let (id, _) = wire::parse(bytes).map_err(|e| e.to_string())?;
             if !schemas.contains_key(&id) && registry.read(|s| s.schema(id).is_none()) {
-                registry = EmbeddedRegistry::open(&settings.kafka, &registry_topic).await.map_err(|e| e.to_string())?;
+                registry = EmbeddedRegistry::open(&settings.kafka, &registry_topic, settings.topics.replication_factor)
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
         }
         let mut decode = |bytes: Option<&[u8]>| -> Result<serde_json::Value, String> {

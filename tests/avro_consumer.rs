@@ -61,7 +61,7 @@ async fn stock_client_reads_what_rowferry_writes(server: &str) {
         topic_prefix: "rowferry".into(),
         librdkafka: Default::default(),
     };
-    let registry = Arc::new(EmbeddedRegistry::open(&kafka, &unique("_schemas")).await.expect("registry"));
+    let registry = Arc::new(EmbeddedRegistry::open(&kafka, &unique("_schemas"), -1).await.expect("registry"));
     let topic = format!("rowferry.{db}.t");
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", env(KAFKA))

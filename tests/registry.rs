@@ -32,7 +32,7 @@ async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: Option
 #[tokio::test]
 async fn ids_follow_confluent_rules_and_survive_a_restart() {
     let topic = unique("_schemas");
-    let r = EmbeddedRegistry::open(&kafka(), &topic).await.expect("open");
+    let r = EmbeddedRegistry::open(&kafka(), &topic, -1).await.expect("open");
     let a = r.register("t.a-value", r#"{"type":"string"}"#).await.expect("register");
     let same = r.register("t.a-value", r#"{ "type" : "string" }"#).await.expect("again");
     let other = r.register("t.b-value", r#"{"type":"string"}"#).await.expect("other subject");
@@ -44,7 +44,7 @@ async fn ids_follow_confluent_rules_and_survive_a_restart() {
     drop(r);
 
     // A new process: replays the topic, same ids, and continues the counter.
-    let r = EmbeddedRegistry::open(&kafka(), &topic).await.expect("reopen");
+    let r = EmbeddedRegistry::open(&kafka(), &topic, -1).await.expect("reopen");
     assert_eq!(r.register("t.a-value", r#"{"type":"long"}"#).await.expect("known").id, 2);
     assert_eq!(r.register("t.c-value", r#"{"type":"int"}"#).await.expect("new").id, 3);
     assert_eq!(r.read(|s| s.subjects()), ["t.a-value", "t.b-value", "t.c-value"]);
@@ -53,7 +53,7 @@ async fn ids_follow_confluent_rules_and_survive_a_restart() {
 #[tokio::test]
 async fn rest_api_serves_what_deserializers_ask_for() {
     let topic = unique("_schemas");
-    let r = Arc::new(EmbeddedRegistry::open(&kafka(), &topic).await.expect("open"));
+    let r = Arc::new(EmbeddedRegistry::open(&kafka(), &topic, -1).await.expect("open"));
     let v = r
         .register("t.x-value", r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#)
         .await

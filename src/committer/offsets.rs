@@ -7,7 +7,7 @@
 //! a torn one. The Kafka store produces with acks=all and reads back the last value for its key.
 
 use crate::config::{KafkaSettings, OffsetSettings};
-use crate::kafka::Context;
+use crate::kafka::{Context, TopicSpec};
 use crate::kafka::{client_config, create_topic, read_to_end};
 use crate::position::{MariaDbPosition, MySqlGtidSet, Position};
 use crate::source::Flavor;
@@ -99,14 +99,19 @@ impl std::fmt::Debug for OffsetStore {
 }
 
 impl OffsetStore {
-    pub async fn open(settings: &OffsetSettings, kafka: &KafkaSettings) -> Result<OffsetStore, OffsetError> {
+    /// `replication`: of the offsets topic when rowferry creates it (-1: the broker's default).
+    pub async fn open(
+        settings: &OffsetSettings,
+        kafka: &KafkaSettings,
+        replication: i32,
+    ) -> Result<OffsetStore, OffsetError> {
         match settings {
             OffsetSettings::File { path } => Ok(OffsetStore::File { path: path.clone() }),
             OffsetSettings::Kafka { topic } => {
                 let err = |detail: String| OffsetError::Topic { topic: topic.clone(), detail };
                 let config = client_config(kafka);
                 let admin: AdminClient<Context> = crate::kafka::create(&config).map_err(|e| err(e.to_string()))?;
-                create_topic(&admin, topic, true).await.map_err(err)?;
+                create_topic(&admin, topic, &TopicSpec::internal(replication)).await.map_err(err)?;
                 let mut pc = config.clone();
                 pc.set("enable.idempotence", "true").set("acks", "all");
                 let producer = crate::kafka::create(&pc).map_err(|e| err(e.to_string()))?;

@@ -7,17 +7,21 @@
 //! their path), then validated. Any problem is one [`ConfigError`] whose message names the key;
 //! the binary prints it and exits with code 2.
 
+mod columns;
 pub mod raw;
 mod secret;
 mod settings;
 mod tables;
+mod topics;
 
+pub use columns::{ColumnAction, ColumnPattern, ColumnRules};
 pub use secret::Secret;
 pub use settings::{
     FlavorSetting, HttpSettings, KafkaSettings, LogFormat, LogSettings, OffsetSettings, RegistrySettings, Settings,
     SourceSettings, TlsMode, TlsSettings,
 };
 pub use tables::{SYSTEM_SCHEMAS, TableFilter, TablePattern};
+pub use topics::{Route, TopicSettings};
 
 use crate::error::ErrorClass;
 use std::collections::HashMap;

@@ -35,6 +35,12 @@ pub struct RawConfig {
     /// Which tables are captured.
     #[serde(default)]
     pub tables: RawTables,
+    /// Topic names, topic creation, tombstones, transaction metadata.
+    #[serde(default)]
+    pub topics: RawTopics,
+    /// Columns left out or masked.
+    #[serde(default)]
+    pub columns: RawColumns,
     /// The HTTP server for health, metrics, status, control and the embedded registry.
     #[serde(default)]
     pub http: RawHttp,
@@ -137,6 +143,52 @@ pub struct RawTables {
     pub include: Option<Vec<String>>,
     /// `db.table` patterns removed from what `include` matched.
     pub exclude: Option<Vec<String>>,
+}
+
+/// `[topics]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTopics {
+    /// Topic per table pattern, first match wins; default `<prefix>.<db>.<table>`:
+    /// `routes = [{ tables = "shop_*.orders", topic = "{prefix}.shop.orders" }]`.
+    pub routes: Option<Vec<RawRoute>>,
+    /// Partitions of the data topics rowferry creates. Default 1.
+    pub partitions: Option<i32>,
+    /// Replication factor of the topics rowferry creates. Default -1: the broker's default.
+    pub replication_factor: Option<i32>,
+    /// Topic config of the data topics rowferry creates (`"cleanup.policy" = "compact"`).
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// A tombstone (null value) after each delete, for compaction. Default true.
+    pub tombstones: Option<bool>,
+    /// BEGIN/END records on `<prefix>.transaction` and a `transaction` block in every record, as
+    /// Debezium's `provide.transaction.metadata`. Default false.
+    pub transaction_metadata: Option<bool>,
+}
+
+/// One `[[topics.routes]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// `db.table` pattern with `*` and `?`.
+    pub tables: String,
+    /// Topic name; may use `{prefix}`, `{db}` and `{table}`.
+    pub topic: String,
+}
+
+/// `[columns]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawColumns {
+    /// `db.table.column` patterns of columns left out of every record (not primary-key columns).
+    pub exclude: Option<Vec<String>>,
+    /// `db.table.column` patterns of columns replaced by the hex SHA-256 of salt + value.
+    pub hash: Option<Vec<String>>,
+    /// The salt of `hash` (required with it; keep it secret).
+    pub hash_salt: Option<Secret>,
+    /// Columns cut to at most N characters (text) or bytes (binary): `"shop.users.bio" = 100`.
+    #[serde(default)]
+    pub truncate: BTreeMap<String, usize>,
 }
 
 /// `[http]`

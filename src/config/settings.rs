@@ -5,9 +5,11 @@
 //! key. Nothing here clamps or guesses: an invalid value stops start-up.
 
 use super::ConfigError;
+use super::columns::ColumnRules;
 use super::raw::{RawConfig, RawHttp, RawKafka, RawLog, RawOffsets, RawRegistry, RawSource, RawTls};
 use super::secret::Secret;
 use super::tables::TableFilter;
+use super::topics::TopicSettings;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -26,6 +28,8 @@ pub struct Settings {
     pub registry: RegistrySettings,
     pub offsets: OffsetSettings,
     pub tables: TableFilter,
+    pub topics: TopicSettings,
+    pub columns: ColumnRules,
     pub http: HttpSettings,
     pub log: LogSettings,
 }
@@ -148,6 +152,21 @@ impl Settings {
             tables: TableFilter::new(
                 raw.tables.include.unwrap_or_else(|| vec!["*.*".to_string()]),
                 raw.tables.exclude.unwrap_or_default(),
+            )?,
+            topics: TopicSettings::new(
+                &kafka.topic_prefix,
+                raw.topics.routes.unwrap_or_default().into_iter().map(|r| (r.tables, r.topic)).collect(),
+                raw.topics.partitions,
+                raw.topics.replication_factor,
+                raw.topics.config,
+                raw.topics.tombstones,
+                raw.topics.transaction_metadata,
+            )?,
+            columns: ColumnRules::new(
+                raw.columns.exclude.unwrap_or_default(),
+                raw.columns.hash.unwrap_or_default(),
+                raw.columns.hash_salt,
+                raw.columns.truncate,
             )?,
             http: http(raw.http)?,
             log: log(raw.log)?,

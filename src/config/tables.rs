@@ -29,6 +29,11 @@ impl TablePattern {
     pub fn matches(&self, db: &str, table: &str) -> bool {
         glob(self.db.as_bytes(), db.as_bytes()) && glob(self.table.as_bytes(), table.as_bytes())
     }
+
+    /// One name against one glob (`*`, `?`), the matching every pattern here uses.
+    pub fn glob(pattern: &str, text: &str) -> bool {
+        glob(pattern.as_bytes(), text.as_bytes())
+    }
 }
 
 /// The include/exclude rule; see the module docs.

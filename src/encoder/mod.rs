@@ -7,14 +7,14 @@
 //!   FORWARD and FULL compatible change by construction. The fixed parts (source, transaction,
 //!   offset, heartbeat records) are the `.avsc` files in `schemas/`, compiled in.
 //! * [`datum`] turns values into Avro values for those schemas (type mapping in docs/avro.md).
+//! * [`project`] applies the `[columns]` rules (exclude, hash, truncate) to a table and its rows.
 //! * [`wire`] frames and parses the Confluent wire format: magic byte 0, big-endian u32 schema id,
 //!   Avro binary.
-//!
-//! Not built yet (issue #4): the schema registry (external and embedded), topic routing, and the
-//! stage that wires these into the pipeline.
+//! * [`stage`] wires them per table: topic, projection, schemas registered, records encoded.
 
 pub mod avro_schema;
 pub mod datum;
+pub mod project;
 pub mod stage;
 pub mod wire;
 
@@ -26,6 +26,8 @@ pub mod fixed {
     pub const TRANSACTION: &str = include_str!("../../schemas/transaction.avsc");
     pub const OFFSET: &str = include_str!("../../schemas/offset.avsc");
     pub const HEARTBEAT: &str = include_str!("../../schemas/heartbeat.avsc");
+    pub const TRANSACTION_METADATA_KEY: &str = include_str!("../../schemas/transaction_metadata_key.avsc");
+    pub const TRANSACTION_METADATA_VALUE: &str = include_str!("../../schemas/transaction_metadata_value.avsc");
 }
 
 /// Encoding failed.

@@ -1,10 +1,13 @@
 //! The encoder stage: a row change → topic, key bytes and value bytes in the Confluent wire
-//! format. Keeps, per table, the schemas of the table's current shape and their registry ids; a
-//! new shape (a DDL passed) is registered before its first record is encoded.
+//! format. Keeps, per table, its topic (`[topics]` routes), its column projection (`[columns]`
+//! rules), the schemas of the table's current shape and their registry ids; a new shape (a DDL
+//! passed) is planned and registered before its first record is encoded.
 
 use super::avro_schema::{TableSchemas, table_schemas};
+use super::project::{self, Projection};
 use super::{EncodeError, datum, wire};
 use crate::change::RowChange;
+use crate::config::{ColumnRules, TopicSettings};
 use crate::registry::embedded::EmbeddedRegistry;
 use crate::schema::TableSchema;
 use std::collections::HashMap;
@@ -21,6 +24,7 @@ pub struct Encoded {
 
 struct Prepared {
     table: Arc<TableSchema>,
+    projection: Option<Projection>,
     topic: String,
     schemas: TableSchemas,
     key_id: Option<u32>,
@@ -30,54 +34,66 @@ struct Prepared {
 /// See the module docs.
 pub struct Encoder {
     registry: Arc<EmbeddedRegistry>,
-    prefix: String,
+    topics: TopicSettings,
+    columns: ColumnRules,
     tables: HashMap<(String, String), Prepared>,
+    /// Key and value schemas of the transaction topic with their ids, once registered.
+    transaction: Option<[(apache_avro::Schema, u32); 2]>,
 }
 
 impl std::fmt::Debug for Encoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Encoder").field("prefix", &self.prefix).field("tables", &self.tables.len()).finish()
+        f.debug_struct("Encoder").field("prefix", &self.topics.prefix).field("tables", &self.tables.len()).finish()
     }
 }
 
 impl Encoder {
-    pub fn new(registry: Arc<EmbeddedRegistry>, prefix: &str) -> Self {
-        Encoder { registry, prefix: prefix.to_string(), tables: HashMap::new() }
-    }
-
-    /// The topic of a table: `<prefix>.<db>.<table>`.
-    pub fn topic(&self, table: &TableSchema) -> String {
-        format!("{}.{}.{}", self.prefix, table.db, table.table)
+    pub fn new(registry: Arc<EmbeddedRegistry>, topics: TopicSettings, columns: ColumnRules) -> Self {
+        Encoder { registry, topics, columns, tables: HashMap::new(), transaction: None }
     }
 
     async fn prepare(&mut self, table: &Arc<TableSchema>) -> Result<&Prepared, EncodeError> {
         let name = (table.db.clone(), table.table.clone());
         let current = self.tables.get(&name).is_some_and(|p| Arc::ptr_eq(&p.table, table) || *p.table == **table);
         if !current {
-            let topic = self.topic(table);
-            let schemas = table_schemas(table, &topic)?;
-            let reg = |e: crate::registry::RegistryError| EncodeError::Schema {
-                table: format!("{}.{}", table.db, table.table),
-                problem: e.to_string(),
-            };
+            let name_of = || format!("{}.{}", table.db, table.table);
+            let topic = self
+                .topics
+                .topic_for(&table.db, &table.table)
+                .map_err(|problem| EncodeError::Schema { table: name_of(), problem })?;
+            let projection = project::plan(&self.columns, table)?;
+            let shown = projection.as_ref().map_or(table, |p| &p.table);
+            let schemas = table_schemas(shown, &topic)?;
+            let reg =
+                |e: crate::registry::RegistryError| EncodeError::Schema { table: name_of(), problem: e.to_string() };
             let key_id = match &schemas.key {
                 Some((text, _)) => Some(self.registry.register(&format!("{topic}-key"), text).await.map_err(reg)?.id),
                 None => None,
             };
             let value_id = self.registry.register(&format!("{topic}-value"), &schemas.value.0).await.map_err(reg)?.id;
-            self.tables.insert(name.clone(), Prepared { table: Arc::clone(table), topic, schemas, key_id, value_id });
+            let prepared = Prepared { table: Arc::clone(table), projection, topic, schemas, key_id, value_id };
+            self.tables.insert(name.clone(), prepared);
         }
         self.tables.get(&name).ok_or_else(|| EncodeError::Avro("table schema vanished".into()))
     }
 
-    /// Encodes one change.
+    /// Encodes one change; `txn` fills the envelope's `transaction` block.
     pub async fn encode(
         &mut self,
         change: &RowChange,
         source: &datum::SourceInfo<'_>,
+        txn: Option<&datum::TxnInfo>,
         ts_ms: i64,
     ) -> Result<Encoded, EncodeError> {
         let prepared = self.prepare(&change.table).await?;
+        let projected;
+        let change = match &prepared.projection {
+            Some(p) => {
+                projected = p.apply(change);
+                &projected
+            }
+            None => change,
+        };
         let key = match (&prepared.schemas.key, prepared.key_id, datum::key(change)?) {
             (Some((_, schema)), Some(id), Some(value)) => {
                 let mut out = Vec::new();
@@ -86,9 +102,77 @@ impl Encoder {
             }
             _ => None,
         };
-        let envelope = datum::envelope(change, source, None, ts_ms)?;
+        let envelope = datum::envelope(change, source, txn, ts_ms)?;
         let mut value = Vec::new();
         wire::frame_into(prepared.value_id, &datum::encode(&prepared.schemas.value.1, envelope)?, &mut value);
         Ok(Encoded { topic: prepared.topic.clone(), key, value })
+    }
+
+    /// The BEGIN record (`end: None`) or END record (`end`: data records per table) of the
+    /// transaction `id` for the transaction topic; `ts_ms` is the source commit time.
+    pub async fn transaction_record(
+        &mut self,
+        id: &str,
+        end: Option<&[(String, u64)]>,
+        ts_ms: i64,
+    ) -> Result<Encoded, EncodeError> {
+        use apache_avro::types::Value as Avro;
+        let topic = self.topics.transaction_topic();
+        if self.transaction.is_none() {
+            let mut registered = Vec::new();
+            for (suffix, text) in
+                [("key", super::fixed::TRANSACTION_METADATA_KEY), ("value", super::fixed::TRANSACTION_METADATA_VALUE)]
+            {
+                // Registered as compact JSON with docs and defaults (the canonical form drops defaults).
+                let compact = serde_json::from_str::<serde_json::Value>(text)
+                    .map_err(|e| EncodeError::Avro(format!("transaction metadata schema: {e}")))?
+                    .to_string();
+                let schema = apache_avro::Schema::parse_str(&compact).map_err(|e| EncodeError::Avro(e.to_string()))?;
+                let id = self
+                    .registry
+                    .register(&format!("{topic}-{suffix}"), &compact)
+                    .await
+                    .map_err(|e| EncodeError::Schema { table: topic.clone(), problem: e.to_string() })?;
+                registered.push((schema, id.id));
+            }
+            let value = registered.pop();
+            let key = registered.pop();
+            if let (Some(key), Some(value)) = (key, value) {
+                self.transaction = Some([key, value]);
+            }
+        }
+        let Some([(key_schema, key_id), (value_schema, value_id)]) = &self.transaction else {
+            return Err(EncodeError::Avro("transaction schemas missing".into()));
+        };
+        let opt = |v: Option<Avro>| match v {
+            None => Avro::Union(0, Box::new(Avro::Null)),
+            Some(v) => Avro::Union(1, Box::new(v)),
+        };
+        let count = end.map(|tables| Avro::Long(tables.iter().map(|(_, n)| *n as i64).sum()));
+        let tables = end.map(|tables| {
+            Avro::Array(
+                tables
+                    .iter()
+                    .map(|(name, n)| {
+                        Avro::Record(vec![
+                            ("data_collection".into(), Avro::String(name.clone())),
+                            ("event_count".into(), Avro::Long(*n as i64)),
+                        ])
+                    })
+                    .collect(),
+            )
+        });
+        let value = Avro::Record(vec![
+            ("status".into(), Avro::String(if end.is_some() { "END" } else { "BEGIN" }.into())),
+            ("id".into(), Avro::String(id.into())),
+            ("event_count".into(), opt(count)),
+            ("data_collections".into(), opt(tables)),
+            ("ts_ms".into(), Avro::Long(ts_ms)),
+        ]);
+        let key = Avro::Record(vec![("id".into(), Avro::String(id.into()))]);
+        let (mut key_bytes, mut value_bytes) = (Vec::new(), Vec::new());
+        wire::frame_into(*key_id, &datum::encode(key_schema, key)?, &mut key_bytes);
+        wire::frame_into(*value_id, &datum::encode(value_schema, value)?, &mut value_bytes);
+        Ok(Encoded { topic, key: Some(key_bytes), value: value_bytes })
     }
 }

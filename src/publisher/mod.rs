@@ -7,7 +7,7 @@
 use crate::committer::RecordId;
 use crate::config::KafkaSettings;
 use crate::error::ErrorClass;
-use crate::kafka::Context;
+use crate::kafka::{Context, TopicSpec};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rdkafka::admin::AdminClient;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -48,7 +48,9 @@ type Delivery = Pin<Box<dyn Future<Output = (RecordId, usize, Result<(), String>
 pub struct Publisher {
     producer: FutureProducer<Context>,
     admin: AdminClient<Context>,
+    /// Topics known to exist, and how to create the others.
     topics: HashSet<String>,
+    spec: TopicSpec,
     inflight: FuturesUnordered<Delivery>,
     max_inflight: usize,
     /// Key + value bytes of the records in flight, and their bound.
@@ -66,6 +68,7 @@ impl Publisher {
     /// `max_inflight` records and `max_inflight_bytes` bytes at most may await their delivery report.
     pub fn new(
         kafka: &KafkaSettings,
+        topics: TopicSpec,
         max_inflight: usize,
         max_inflight_bytes: usize,
     ) -> Result<Publisher, PublishError> {
@@ -84,6 +87,7 @@ impl Publisher {
             producer,
             admin,
             topics: HashSet::new(),
+            spec: topics,
             inflight: FuturesUnordered::new(),
             max_inflight,
             inflight_bytes: 0,
@@ -91,12 +95,22 @@ impl Publisher {
         })
     }
 
-    /// Creates `topic` the first time it is seen, if the cluster does not have it.
+    /// Creates `topic` the first time it is seen, if the cluster does not have it, as the data
+    /// topics' spec says.
     pub async fn ensure_topic(&mut self, topic: &str) -> Result<(), PublishError> {
         if self.topics.contains(topic) {
             return Ok(());
         }
-        crate::kafka::create_topic(&self.admin, topic, false)
+        let spec = self.spec.clone();
+        self.ensure_topic_as(topic, &spec).await
+    }
+
+    /// Like [`Publisher::ensure_topic`], with another layout.
+    pub async fn ensure_topic_as(&mut self, topic: &str, spec: &TopicSpec) -> Result<(), PublishError> {
+        if self.topics.contains(topic) {
+            return Ok(());
+        }
+        crate::kafka::create_topic(&self.admin, topic, spec)
             .await
             .map_err(|detail| PublishError::Topic { topic: topic.into(), detail })?;
         self.topics.insert(topic.to_string());

@@ -9,7 +9,7 @@ use super::RegistryError;
 use super::records::{self, LogRecord};
 use super::store::{Plan, Store, Version};
 use crate::config::KafkaSettings;
-use crate::kafka::Context;
+use crate::kafka::{Context, TopicSpec};
 use crate::kafka::{client_config, create_topic, read_to_end};
 use rdkafka::ClientConfig;
 use rdkafka::admin::AdminClient;
@@ -36,11 +36,12 @@ impl std::fmt::Debug for EmbeddedRegistry {
 
 impl EmbeddedRegistry {
     /// Opens the registry on `topic` (normally `_schemas`), replaying what it holds.
-    pub async fn open(kafka: &KafkaSettings, topic: &str) -> Result<EmbeddedRegistry, RegistryError> {
+    /// `replication`: of the topic when rowferry creates it (-1: the broker's default).
+    pub async fn open(kafka: &KafkaSettings, topic: &str, replication: i32) -> Result<EmbeddedRegistry, RegistryError> {
         let log = |detail: String| RegistryError::Log { topic: topic.to_string(), detail };
         let config = client_config(kafka);
         let admin: AdminClient<Context> = crate::kafka::create(&config).map_err(|e| log(e.to_string()))?;
-        create_topic(&admin, topic, true).await.map_err(log)?;
+        create_topic(&admin, topic, &TopicSpec::internal(replication)).await.map_err(log)?;
         let store = {
             let config = config.clone();
             let topic = topic.to_string();

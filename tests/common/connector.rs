@@ -13,6 +13,8 @@ pub struct Connector {
     pub http: String,
     /// Bootstrap servers it publishes to (the shared test broker unless told otherwise).
     pub kafka: String,
+    /// TOML appended to the generated config (more sections).
+    pub extra: String,
     db: String,
     server_id: u32,
 }
@@ -24,6 +26,11 @@ impl Connector {
 
     /// A connector publishing to the broker at `kafka`.
     pub fn with_kafka(url: &str, db: &str, kafka: &str) -> Connector {
+        Connector::with_config(url, db, kafka, "")
+    }
+
+    /// A connector publishing to `kafka`, with `extra` TOML sections in its config.
+    pub fn with_config(url: &str, db: &str, kafka: &str, extra: &str) -> Connector {
         let offsets = tempfile::tempdir().expect("tempdir");
         let http_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
         let config = tempfile::NamedTempFile::new().expect("config");
@@ -32,6 +39,7 @@ impl Connector {
             offsets,
             http: format!("127.0.0.1:{http_port}"),
             kafka: kafka.to_string(),
+            extra: extra.to_string(),
             db: db.to_string(),
             server_id: unique_server_id(),
         };
@@ -53,13 +61,14 @@ impl Connector {
              [registry]\ntopic = \"_schemas_{db}\"\n\
              [offsets]\nstore = \"file\"\npath = \"{}/offset.json\"\n\
              [tables]\ninclude = [\"{db}.*\"]\n\
-             [http]\nlisten = \"{}\"\n",
+             [http]\nlisten = \"{}\"\n{}\n",
             parsed.username(),
             parsed.password().unwrap_or_default(),
             self.server_id,
             self.kafka,
             self.offsets.path().display(),
             self.http,
+            self.extra,
         )
         .expect("write config");
     }

@@ -3,7 +3,7 @@ against a Confluent-compatible schema registry, and print each (key, value) as o
 
 usage: consume_avro.py BOOTSTRAP REGISTRY_URL TOPIC COUNT
 COUNT 0 reads until the topic has been quiet for 3 seconds. Each line also carries the record's
-offset. Values that JSON cannot hold are printed as text: bytes as hex, decimals and datetimes as str.
+offset and partition (all partitions are read; order is kept within each). Values that JSON cannot hold are printed as text: bytes as hex, decimals and datetimes as str.
 """
 import datetime
 import decimal
@@ -35,7 +35,8 @@ def main():
     registry = SchemaRegistryClient({"url": registry_url})
     deserialize = AvroDeserializer(registry)
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rowferry-python-check", "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, 0, 0)])
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in sorted(partitions)])
     seen = 0
     idle = 0
     quiet_limit = 15 if count == 0 else 100
@@ -49,7 +50,7 @@ def main():
             raise SystemExit(f"consumer error: {msg.error()}")
         key = deserialize(msg.key(), SerializationContext(topic, MessageField.KEY)) if msg.key() else None
         value = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE)) if msg.value() else None
-        print(json.dumps({"key": plain(key), "value": plain(value), "offset": msg.offset()}, sort_keys=True))
+        print(json.dumps({"key": plain(key), "value": plain(value), "offset": msg.offset(), "partition": msg.partition()}, sort_keys=True))
         seen += 1
     consumer.close()
     if count and seen < count:
