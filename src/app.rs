@@ -20,12 +20,14 @@ use crate::config::{RegistrySettings, Settings};
 use crate::encoder::EncodeError;
 use crate::encoder::datum::{SourceInfo, TxnInfo};
 use crate::encoder::stage::Encoder;
+use crate::error::ErrorClass;
 use crate::kafka::TopicSpec;
 use crate::position::Gtid;
 use crate::publisher::{PublishError, Publisher, RecordHeaders};
 use crate::reader::{Reader, ReaderError, ReaderOptions, TxnEvent};
-use crate::registry::RegistryError;
 use crate::registry::embedded::EmbeddedRegistry;
+use crate::registry::external::ExternalRegistry;
+use crate::registry::{Registry, RegistryError};
 use crate::source::{self, Flavor, SourceError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +84,8 @@ struct Route {
     index: u64,
     /// Data records per table, in order of first appearance (transaction metadata).
     tables: Vec<(String, u64)>,
+    /// Tables stopped by a per-table error (`db.table` → why), for the rest of this run.
+    stopped: std::collections::HashMap<String, String>,
 }
 
 /// Streams changes until a signal or a fatal error.
@@ -108,19 +112,23 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     tracing::info!(position = %start, resumed = stored.is_some(), "starting");
 
     let registry = match &settings.registry {
-        RegistrySettings::Embedded { topic } => {
-            Arc::new(EmbeddedRegistry::open(&settings.kafka, topic, settings.topics.replication_factor).await?)
-        }
-        RegistrySettings::External { .. } => {
-            return Err(RunError::Other(
-                "registry.mode = \"external\" is not supported by run yet (issue #4); use the embedded registry".into(),
-            ));
-        }
+        RegistrySettings::Embedded { topic, compatibility } => Registry::Embedded(Arc::new(
+            EmbeddedRegistry::open(&settings.kafka, topic, settings.topics.replication_factor)
+                .await?
+                .with_default_level(*compatibility),
+        )),
+        RegistrySettings::External { url, username, password, ca_file } => Registry::External(Arc::new(
+            ExternalRegistry::new(url, username.as_deref(), password.as_ref(), ca_file.as_deref())?,
+        )),
     };
     let listener = tokio::net::TcpListener::bind(settings.http.listen)
         .await
         .map_err(|e| RunError::Other(format!("http.listen {}: {e}", settings.http.listen)))?;
-    let http = crate::registry::http::router(Arc::clone(&registry));
+    let http = match &registry {
+        // The embedded registry's REST API is served for consumers; an external one serves itself.
+        Registry::Embedded(embedded) => crate::registry::http::router(Arc::clone(embedded)),
+        Registry::External(_) => axum::Router::new(),
+    };
     tokio::spawn(async move { axum::serve(listener, http).await });
 
     let mut encoder = Encoder::new(registry, settings.topics.clone(), settings.columns.clone());
@@ -133,7 +141,14 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
 
     let mut shutdown = Box::pin(shutdown_signal(signals));
     let mut tick = tokio::time::interval(COMMIT_INTERVAL);
-    let mut route = Route { txn: None, gtid: String::new(), commit_ms: 0, index: 0, tables: Vec::new() };
+    let mut route = Route {
+        txn: None,
+        gtid: String::new(),
+        commit_ms: 0,
+        index: 0,
+        tables: Vec::new(),
+        stopped: Default::default(),
+    };
     let mut acks = Vec::new();
     let connector = match flavor {
         Flavor::MySql => "mysql",
@@ -214,6 +229,11 @@ async fn route_event(
                 return Ok(());
             }
             let table = format!("{}.{}", change.table.db, change.table.table);
+            if route.stopped.contains_key(&table) {
+                // Not published; the hold keeps the offset before the first such transaction.
+                committer.hold(txn)?;
+                return Ok(());
+            }
             let metadata = ctx.settings.topics.transaction_metadata;
             if metadata && route.index == 0 {
                 let begin = encoder.transaction_record(&route.gtid, None, route.commit_ms).await?;
@@ -252,7 +272,23 @@ async fn route_event(
             };
             let now =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-            let encoded = encoder.encode(&change, &source, txn_info.as_ref(), now).await?;
+            let encoded = match encoder.encode(&change, &source, txn_info.as_ref(), now).await {
+                Ok(encoded) => encoded,
+                Err(e) if e.class() == ErrorClass::PerTable => {
+                    tracing::error!(
+                        table = %table,
+                        gtid = %route.gtid,
+                        error = %e,
+                        "table stopped: its changes are not published and the stored offset stays before this \
+                         transaction; the other tables keep streaming. Fix the cause and restart rowferry: it \
+                         resumes here (the other tables' records since then are sent again)"
+                    );
+                    route.stopped.insert(table, e.to_string());
+                    committer.hold(txn)?;
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            };
             let headers = RecordHeaders { gtid: &route.gtid, position: route.index, table: &table };
             // A tombstone after a delete lets compaction drop the key.
             let tombstone = (ctx.settings.topics.tombstones && change.op == Op::Delete && encoded.key.is_some())

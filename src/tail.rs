@@ -17,7 +17,7 @@ pub async fn tail(settings: &Settings, table: &str, count: Option<usize>) -> Res
     let (db, name) = table.split_once('.').ok_or_else(|| format!("{table:?} is not db.table"))?;
     let topic = format!("{}.{db}.{name}", settings.kafka.topic_prefix);
     let registry_topic = match &settings.registry {
-        crate::config::RegistrySettings::Embedded { topic } => topic.clone(),
+        crate::config::RegistrySettings::Embedded { topic, .. } => topic.clone(),
         crate::config::RegistrySettings::External { .. } => {
             return Err("tail reads the embedded registry; registry.mode is external".into());
         }

@@ -86,7 +86,7 @@ async fn outage_loses_nothing(server: &str) {
     admin(&url, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)")]).await;
     let topic = format!("{db}.{db}.t");
     let mut broker = Broker::start();
-    let connector = Connector::with_kafka(&url, &db, &broker.addr());
+    let connector = Connector::new(&url, &db).with_kafka(&broker.addr());
     let mut child = connector.start();
     let start = position_now(&url).await.to_string();
     offset_reaches(&connector, |g| covers(g, &start)).await;

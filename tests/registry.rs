@@ -5,6 +5,7 @@ mod common;
 
 use common::{KAFKA, env, unique};
 use rowferry::config::KafkaSettings;
+use rowferry::registry::compat::Level;
 use rowferry::registry::embedded::EmbeddedRegistry;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,7 +33,8 @@ async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: Option
 #[tokio::test]
 async fn ids_follow_confluent_rules_and_survive_a_restart() {
     let topic = unique("_schemas");
-    let r = EmbeddedRegistry::open(&kafka(), &topic, -1).await.expect("open");
+    // Id rules only: no compatibility level in the way of string → long.
+    let r = EmbeddedRegistry::open(&kafka(), &topic, -1).await.expect("open").with_default_level(Level::None);
     let a = r.register("t.a-value", r#"{"type":"string"}"#).await.expect("register");
     let same = r.register("t.a-value", r#"{ "type" : "string" }"#).await.expect("again");
     let other = r.register("t.b-value", r#"{"type":"string"}"#).await.expect("other subject");
@@ -78,4 +80,42 @@ async fn rest_api_serves_what_deserializers_ask_for() {
     assert_eq!(status, 200, "{body}");
     let (status, body) = http(addr, "POST", "/subjects/t.x-value", Some(r#"{"schema":"\"int\""}"#)).await;
     assert_eq!((status, body.contains("40403")), (404, true));
+}
+
+/// The write side of the REST API, driven by the stock Python client: register, idempotent
+/// re-register, the compatibility check, 409 on an incompatible schema, a per-subject level, and
+/// that level surviving a restart.
+#[tokio::test]
+async fn stock_client_registers_checks_and_relaxes() {
+    let topic = unique("_schemas");
+    let subject = format!("{topic}-value");
+    let r = Arc::new(EmbeddedRegistry::open(&kafka(), &topic, -1).await.expect("open"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(axum::serve(listener, rowferry::registry::http::router(Arc::clone(&r))).into_future());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env("ROWFERRY_TEST_PYTHON"))
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/registry_client.py"))
+            .arg(format!("http://{addr}"))
+            .arg(&subject)
+            .output()
+            .expect("python")
+    })
+    .await
+    .expect("join");
+    assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let id1 = seen["id1"].as_u64().expect("id1");
+    assert_eq!(seen["id1_again"], id1, "same schema, same id");
+    assert_eq!(seen["compatible"], false, "int → string is not BACKWARD compatible");
+    assert_eq!(seen["conflict"], 409);
+    assert_eq!(seen["level"], "NONE");
+    let id2 = seen["id2"].as_u64().expect("id2");
+    assert_ne!(id2, id1);
+    assert_eq!(seen["latest"], serde_json::json!([2, id2]));
+
+    // The level is a CONFIG record in the topic: a restarted registry applies it.
+    let reopened = EmbeddedRegistry::open(&kafka(), &topic, -1).await.expect("reopen");
+    assert_eq!(reopened.level(&format!("{topic}-value")).name(), "NONE");
+    assert_eq!(reopened.level("other").name(), "BACKWARD");
 }

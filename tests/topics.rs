@@ -41,7 +41,7 @@ async fn routes_masks_and_frames_transactions() {
          [columns]\nexclude = [\"{db}.people.ssn\"]\nhash = [\"{db}.people.email\"]\nhash_salt = \"pepper\"\n\
          truncate = {{ \"{db}.people.bio\" = 3 }}\n"
     );
-    let connector = Connector::with_config(&url, &db, &env(KAFKA), &extra);
+    let connector = Connector::new(&url, &db).with_extra(&extra);
     let mut child = connector.start();
     let start = position_now(&url).await.to_string();
     offset_reaches(&connector, |g| covers(g, &start)).await;

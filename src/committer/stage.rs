@@ -53,6 +53,11 @@ impl Committer {
         Ok(self.tracker.end(txn)?)
     }
 
+    /// Holds `txn` and everything after it (a table stopped in it): the position stays before it.
+    pub fn hold(&mut self, txn: TxnId) -> Result<(), CommitError> {
+        Ok(self.tracker.hold(txn)?)
+    }
+
     pub fn void(&mut self, txn: TxnId) -> Result<(), CommitError> {
         Ok(self.tracker.void(txn)?)
     }

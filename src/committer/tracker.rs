@@ -8,7 +8,10 @@
 //! records (filtered tables, DDL) is durable as soon as it ends. A voided transaction (rolled back,
 //! or cut by a reconnect and about to be read again) is released without a GTID once its records
 //! have settled. A permanent delivery failure stops all further releases: the connector must stop,
-//! never skip.
+//! never skip. A *held* transaction (a table stopped in it: its rows cannot be published) is never
+//! released by this process, nor is anything after it: the stored position stays before it, so a
+//! restart after the fix reads it again. Behind a hold nothing is tracked (memory stays bounded
+//! while the other tables keep streaming); only delivery failures still count.
 
 use crate::error::ErrorClass;
 use crate::position::Gtid;
@@ -52,6 +55,8 @@ pub struct Tracker {
     open: VecDeque<Txn>,
     next_id: TxnId,
     failed: Option<TrackerError>,
+    /// The first held transaction, if any.
+    held: Option<TxnId>,
 }
 
 impl Tracker {
@@ -63,8 +68,31 @@ impl Tracker {
     pub fn begin(&mut self, gtid: Option<Gtid>) -> TxnId {
         let id = self.next_id;
         self.next_id += 1;
-        self.open.push_back(Txn { id, gtid, unacked: 0, ended: false, void: false });
+        if self.held.is_none() {
+            self.open.push_back(Txn { id, gtid, unacked: 0, ended: false, void: false });
+        }
         id
+    }
+
+    /// Whether `id` is at or after the hold.
+    fn behind_hold(&self, id: TxnId) -> bool {
+        self.held.is_some_and(|h| id >= h)
+    }
+
+    /// Holds transaction `txn` and everything after it: see the module docs.
+    pub fn hold(&mut self, txn: TxnId) -> Result<(), TrackerError> {
+        if self.behind_hold(txn) {
+            return Ok(());
+        }
+        self.txn(txn)?;
+        self.held = Some(txn);
+        self.open.retain(|t| t.id < txn);
+        Ok(())
+    }
+
+    /// The first held transaction, if any.
+    pub fn held(&self) -> Option<TxnId> {
+        self.held
     }
 
     fn txn(&mut self, id: TxnId) -> Result<&mut Txn, TrackerError> {
@@ -80,6 +108,9 @@ impl Tracker {
 
     /// Registers a record sent to Kafka for transaction `txn`.
     pub fn sent(&mut self, txn: TxnId) -> Result<RecordId, TrackerError> {
+        if self.behind_hold(txn) {
+            return Ok(RecordId { txn });
+        }
         let t = self.txn(txn)?;
         if t.ended {
             return Err(TrackerError::Misuse(format!("record for transaction {txn} after its end")));
@@ -90,6 +121,9 @@ impl Tracker {
 
     /// The transaction's commit was read: no more records will come for it.
     pub fn end(&mut self, txn: TxnId) -> Result<(), TrackerError> {
+        if self.behind_hold(txn) {
+            return Ok(());
+        }
         self.txn(txn)?.ended = true;
         Ok(())
     }
@@ -97,6 +131,9 @@ impl Tracker {
     /// The transaction is void (rolled back, or to be read again after a reconnect): its records
     /// still settle, but its GTID is never committed from this registration.
     pub fn void(&mut self, txn: TxnId) -> Result<(), TrackerError> {
+        if self.behind_hold(txn) {
+            return Ok(());
+        }
         let t = self.txn(txn)?;
         t.void = true;
         t.ended = true;
@@ -105,6 +142,9 @@ impl Tracker {
 
     /// Kafka acknowledged a record.
     pub fn acked(&mut self, record: RecordId) -> Result<(), TrackerError> {
+        if self.behind_hold(record.txn) {
+            return Ok(());
+        }
         let t = self.txn(record.txn)?;
         t.unacked = t.unacked.checked_sub(1).ok_or_else(|| TrackerError::Misuse("more acks than records".into()))?;
         Ok(())
@@ -112,7 +152,11 @@ impl Tracker {
 
     /// Kafka gave up on a record: nothing after it may ever be committed.
     pub fn failed(&mut self, record: RecordId, reason: &str) -> Result<(), TrackerError> {
-        let gtid = self.txn(record.txn)?.gtid.as_ref().map_or("(anonymous)".to_string(), |g| g.to_string());
+        let gtid = if self.behind_hold(record.txn) {
+            "(a transaction after a stopped table's)".to_string()
+        } else {
+            self.txn(record.txn)?.gtid.as_ref().map_or("(anonymous)".to_string(), |g| g.to_string())
+        };
         self.failed.get_or_insert(TrackerError::DeliveryFailed { gtid, reason: reason.to_string() });
         Ok(())
     }
@@ -200,6 +244,32 @@ mod tests {
         assert!(t.end(a).is_err());
     }
 
+    #[test]
+    fn a_hold_stops_releases_at_the_held_transaction_and_tracks_nothing_after() {
+        let mut t = Tracker::new();
+        let a = t.begin(Some(g(1)));
+        let ra = t.sent(a).expect("sent");
+        t.end(a).expect("end");
+        let b = t.begin(Some(g(2)));
+        let rb = t.sent(b).expect("sent");
+        t.hold(b).expect("hold");
+        t.end(b).expect("end");
+        for _ in 0..1000 {
+            let c = t.begin(Some(g(3)));
+            let rc = t.sent(c).expect("sent behind the hold");
+            t.end(c).expect("end");
+            t.acked(rc).expect("ack");
+        }
+        assert_eq!(t.pending(), 1, "only the transaction before the hold is tracked");
+        t.acked(rb).expect("ack of a held record");
+        assert_eq!(t.release(), Ok(vec![]));
+        t.acked(ra).expect("ack");
+        assert_eq!(t.release(), Ok(vec![g(1)]), "what precedes the hold is still released");
+        assert_eq!(t.release(), Ok(vec![]));
+        assert_eq!(t.held(), Some(b));
+        t.hold(a).expect_err("a released transaction cannot be held");
+    }
+
     #[derive(Debug, Clone)]
     enum Step {
         /// a transaction with this many records
@@ -208,6 +278,8 @@ mod tests {
         Ack(usize),
         /// fail the n-th outstanding record
         Fail(usize),
+        /// hold the n-th unreleased transaction (mod count)
+        Hold(usize),
         Release,
     }
 
@@ -216,6 +288,7 @@ mod tests {
             3 => (0u8..4).prop_map(Step::Txn),
             6 => any::<usize>().prop_map(Step::Ack),
             1 => any::<usize>().prop_map(Step::Fail),
+            1 => any::<usize>().prop_map(Step::Hold),
             3 => Just(Step::Release),
         ]
     }
@@ -229,6 +302,7 @@ mod tests {
             let mut acked_all_of: Vec<u64> = Vec::new(); // per txn: records still unacked
             let mut committed: Vec<u64> = Vec::new();
             let mut failed = false;
+            let mut held: Option<u64> = None; // seq of the first held transaction
             let mut seq = 0u64;
             for s in steps {
                 match s {
@@ -251,6 +325,12 @@ mod tests {
                         t.failed(r, "boom").expect("fail");
                         failed = true;
                     }
+                    Step::Hold(i) if seq > committed.len() as u64 => {
+                        let first = committed.len() as u64 + 1;
+                        let target = first + (i as u64) % (seq - first + 1);
+                        t.hold(target - 1).expect("hold");
+                        held = Some(held.map_or(target, |h| h.min(target)));
+                    }
                     Step::Release => match t.release() {
                         Ok(gtids) => {
                             prop_assert!(!failed);
@@ -268,6 +348,7 @@ mod tests {
                 for (i, c) in committed.iter().enumerate() {
                     prop_assert_eq!(*c, i as u64 + 1);
                     prop_assert_eq!(acked_all_of[(*c - 1) as usize], 0);
+                    prop_assert!(held.is_none_or(|h| *c < h), "released {} at or after the hold {:?}", c, held);
                 }
             }
             // Liveness: with every record acked and no failure, everything is released.
@@ -277,7 +358,7 @@ mod tests {
                     acked_all_of[(s - 1) as usize] -= 1;
                 }
                 committed.extend(t.release().expect("release").into_iter().map(|g| match g { Gtid::MariaDb(m) => m.seq, Gtid::MySql(_) => 0 }));
-                prop_assert_eq!(committed.len() as u64, seq);
+                prop_assert_eq!(committed.len() as u64, held.map_or(seq, |h| h - 1));
             }
         }
     }

@@ -117,6 +117,11 @@ pub struct RawRegistry {
     pub username: Option<String>,
     /// Basic-auth password, for `external`.
     pub password: Option<Secret>,
+    /// PEM file of a CA to trust for `external` (besides the system's roots).
+    pub ca_file: Option<PathBuf>,
+    /// Compatibility level of subjects without their own, for `embedded` (`BACKWARD` default,
+    /// as Confluent's; `NONE`, `FORWARD`, `FULL`, `*_TRANSITIVE`).
+    pub compatibility: Option<String>,
     /// Topic the embedded registry keeps its schemas in. Default `_schemas`. One embedded registry
     /// writes to a topic: connectors sharing a cluster need their own topics (or one external
     /// registry).

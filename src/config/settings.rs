@@ -86,8 +86,8 @@ pub struct KafkaSettings {
 
 #[derive(Debug, Clone)]
 pub enum RegistrySettings {
-    Embedded { topic: String },
-    External { url: url::Url, username: Option<String>, password: Option<Secret> },
+    Embedded { topic: String, compatibility: crate::registry::compat::Level },
+    External { url: url::Url, username: Option<String>, password: Option<Secret>, ca_file: Option<PathBuf> },
 }
 
 #[derive(Debug, Clone)]
@@ -351,10 +351,22 @@ fn kafka(raw: RawKafka) -> Result<KafkaSettings, ConfigError> {
 fn registry(raw: RawRegistry) -> Result<RegistrySettings, ConfigError> {
     match raw.mode.as_deref() {
         None | Some("embedded") => {
-            if raw.url.is_some() || raw.username.is_some() || raw.password.is_some() {
+            if raw.url.is_some() || raw.username.is_some() || raw.password.is_some() || raw.ca_file.is_some() {
                 return Err(invalid("registry.url", "set only with registry.mode = \"external\""));
             }
-            Ok(RegistrySettings::Embedded { topic: raw.topic.unwrap_or_else(|| "_schemas".to_string()) })
+            let compatibility = match raw.compatibility.as_deref() {
+                None => crate::registry::compat::Level::Backward,
+                Some(text) => crate::registry::compat::Level::parse(text).ok_or_else(|| {
+                    invalid(
+                        "registry.compatibility",
+                        format!(
+                            "{text:?} is not one of NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, \
+                             FULL, FULL_TRANSITIVE"
+                        ),
+                    )
+                })?,
+            };
+            Ok(RegistrySettings::Embedded { topic: raw.topic.unwrap_or_else(|| "_schemas".to_string()), compatibility })
         }
         Some("external") => {
             let text =
@@ -370,7 +382,13 @@ fn registry(raw: RawRegistry) -> Result<RegistrySettings, ConfigError> {
             if raw.password.is_some() && raw.username.is_none() {
                 return Err(invalid("registry.username", "missing: registry.password is set without a user"));
             }
-            Ok(RegistrySettings::External { url, username: raw.username, password: raw.password })
+            if raw.compatibility.is_some() {
+                return Err(invalid(
+                    "registry.compatibility",
+                    "set only with registry.mode = \"embedded\"; an external registry applies its own levels",
+                ));
+            }
+            Ok(RegistrySettings::External { url, username: raw.username, password: raw.password, ca_file: raw.ca_file })
         }
         Some(other) => Err(invalid("registry.mode", format!("{other:?} is not one of embedded, external"))),
     }

@@ -37,7 +37,7 @@ fn defaults_apply() {
     assert_eq!(s.source.port, 3306);
     assert_eq!(s.source.server_id.get(), 5401);
     assert_eq!(s.kafka.bootstrap_servers, "127.0.0.1:9092");
-    assert!(matches!(&s.registry, RegistrySettings::Embedded { topic } if topic == "_schemas"));
+    assert!(matches!(&s.registry, RegistrySettings::Embedded { topic, .. } if topic == "_schemas"));
     assert!(matches!(&s.offsets, OffsetSettings::Kafka { topic } if topic == "rowferry.offsets"));
     assert!(s.tables.captures("shop", "orders"));
     assert_eq!(s.http.listen.to_string(), "127.0.0.1:8080");

@@ -37,6 +37,8 @@ pub enum EncodeError {
     Schema { table: String, problem: String },
     #[error("table {table} column {column}: {problem}")]
     Value { table: String, column: String, problem: String },
+    #[error("table {table}: {source}")]
+    Registry { table: String, source: crate::registry::RegistryError },
     #[error("Avro: {0}")]
     Avro(String),
     #[error("Confluent wire format: {0}")]
@@ -48,6 +50,7 @@ impl EncodeError {
     pub fn class(&self) -> ErrorClass {
         match self {
             EncodeError::Schema { .. } | EncodeError::Value { .. } => ErrorClass::PerTable,
+            EncodeError::Registry { source, .. } => source.class(),
             EncodeError::Avro(_) | EncodeError::Wire(_) => ErrorClass::Fatal,
         }
     }

@@ -8,7 +8,7 @@ use super::project::{self, Projection};
 use super::{EncodeError, datum, wire};
 use crate::change::RowChange;
 use crate::config::{ColumnRules, TopicSettings};
-use crate::registry::embedded::EmbeddedRegistry;
+use crate::registry::Registry;
 use crate::schema::TableSchema;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ struct Prepared {
 
 /// See the module docs.
 pub struct Encoder {
-    registry: Arc<EmbeddedRegistry>,
+    registry: Registry,
     topics: TopicSettings,
     columns: ColumnRules,
     tables: HashMap<(String, String), Prepared>,
@@ -48,7 +48,7 @@ impl std::fmt::Debug for Encoder {
 }
 
 impl Encoder {
-    pub fn new(registry: Arc<EmbeddedRegistry>, topics: TopicSettings, columns: ColumnRules) -> Self {
+    pub fn new(registry: Registry, topics: TopicSettings, columns: ColumnRules) -> Self {
         Encoder { registry, topics, columns, tables: HashMap::new(), transaction: None }
     }
 
@@ -64,13 +64,12 @@ impl Encoder {
             let projection = project::plan(&self.columns, table)?;
             let shown = projection.as_ref().map_or(table, |p| &p.table);
             let schemas = table_schemas(shown, &topic)?;
-            let reg =
-                |e: crate::registry::RegistryError| EncodeError::Schema { table: name_of(), problem: e.to_string() };
+            let reg = |e: crate::registry::RegistryError| EncodeError::Registry { table: name_of(), source: e };
             let key_id = match &schemas.key {
-                Some((text, _)) => Some(self.registry.register(&format!("{topic}-key"), text).await.map_err(reg)?.id),
+                Some((text, _)) => Some(self.registry.register(&format!("{topic}-key"), text).await.map_err(reg)?),
                 None => None,
             };
-            let value_id = self.registry.register(&format!("{topic}-value"), &schemas.value.0).await.map_err(reg)?.id;
+            let value_id = self.registry.register(&format!("{topic}-value"), &schemas.value.0).await.map_err(reg)?;
             let prepared = Prepared { table: Arc::clone(table), projection, topic, schemas, key_id, value_id };
             self.tables.insert(name.clone(), prepared);
         }
@@ -132,8 +131,8 @@ impl Encoder {
                     .registry
                     .register(&format!("{topic}-{suffix}"), &compact)
                     .await
-                    .map_err(|e| EncodeError::Schema { table: topic.clone(), problem: e.to_string() })?;
-                registered.push((schema, id.id));
+                    .map_err(|e| EncodeError::Registry { table: topic.clone(), source: e })?;
+                registered.push((schema, id));
             }
             let value = registered.pop();
             let key = registered.pop();

@@ -6,6 +6,7 @@
 //! serialised, so two writers never pick the same id.
 
 use super::RegistryError;
+use super::compat::{self, Level};
 use super::records::{self, LogRecord};
 use super::store::{Plan, Store, Version};
 use crate::config::KafkaSettings;
@@ -26,6 +27,8 @@ pub struct EmbeddedRegistry {
     producer: FutureProducer<Context>,
     topic: String,
     writing: tokio::sync::Mutex<()>,
+    /// The level for subjects without a CONFIG record (and no global one in the log).
+    default_level: Level,
 }
 
 impl std::fmt::Debug for EmbeddedRegistry {
@@ -57,10 +60,40 @@ impl EmbeddedRegistry {
             producer,
             topic: topic.to_string(),
             writing: tokio::sync::Mutex::new(()),
+            default_level: Level::Backward,
         })
     }
 
-    /// Registers `schema` under `subject`, returning its id and version (existing or new).
+    /// The compatibility level of subjects that have none of their own (default BACKWARD, as
+    /// Confluent's). A global CONFIG record in the log wins over it.
+    pub fn with_default_level(mut self, level: Level) -> Self {
+        self.default_level = level;
+        self
+    }
+
+    /// The level that applies to `subject`: its own, else the global one, else the default.
+    pub fn level(&self, subject: &str) -> Level {
+        self.read(|s| s.level(Some(subject)).and_then(Level::parse)).unwrap_or_else(|| self.global_level())
+    }
+
+    /// The global level: a global CONFIG record's, else the default.
+    pub fn global_level(&self) -> Level {
+        self.read(|s| s.level(None).and_then(Level::parse)).unwrap_or(self.default_level)
+    }
+
+    /// Whether `schema` may be registered under `subject` now (the level's rule against the
+    /// subject's versions).
+    pub fn check(&self, subject: &str, schema: &str) -> Result<(), RegistryError> {
+        let level = self.level(subject);
+        self.read(|s| compat::check(level, schema, &s.history(subject))).map_err(|detail| RegistryError::Incompatible {
+            subject: subject.to_string(),
+            level: level.to_string(),
+            detail,
+        })
+    }
+
+    /// Registers `schema` under `subject`, returning its id and version (existing or new). A new
+    /// version must pass the subject's compatibility level.
     pub async fn register(&self, subject: &str, schema: &str) -> Result<Version, RegistryError> {
         let _one_writer = self.writing.lock().await;
         let plan = self.read(|s| s.plan(subject, schema));
@@ -68,6 +101,9 @@ impl EmbeddedRegistry {
             Plan::Existing(v) => return Ok(v),
             Plan::New(value) => value,
         };
+        apache_avro::Schema::parse_str(schema)
+            .map_err(|e| RegistryError::Invalid { subject: subject.into(), detail: e.to_string() })?;
+        self.check(subject, schema)?;
         let (key, payload) = records::schema_record(&value.subject, value.version, value.id, &value.schema);
         let record = FutureRecord::to(&self.topic).partition(0).key(&key).payload(&payload);
         self.producer.send(record, TIMEOUT).await.map_err(|(e, _)| RegistryError::Log {
@@ -82,6 +118,20 @@ impl EmbeddedRegistry {
         };
         self.write(|s| s.apply(LogRecord::Schema(value)));
         Ok(version)
+    }
+
+    /// Sets the compatibility level of `subject` (`None`: the global level) in the log.
+    pub async fn set_level(&self, subject: Option<&str>, level: Level) -> Result<(), RegistryError> {
+        let _one_writer = self.writing.lock().await;
+        let (key, payload) = records::config_record(subject, level.name());
+        let record = FutureRecord::to(&self.topic).partition(0).key(&key).payload(&payload);
+        self.producer.send(record, TIMEOUT).await.map_err(|(e, _)| RegistryError::Log {
+            topic: self.topic.clone(),
+            detail: format!("writing the level of {}: {e}", subject.unwrap_or("(global)")),
+        })?;
+        let subject = subject.map(str::to_string);
+        self.write(|s| s.apply(LogRecord::Config { subject, level: Some(level.name().to_string()) }));
+        Ok(())
     }
 
     /// Reads the store.

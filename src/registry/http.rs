@@ -1,7 +1,12 @@
-//! The read side of Confluent Schema Registry's REST API, served from the embedded registry:
-//! enough for stock deserializers (they fetch `/schemas/ids/{id}`) and for people looking around.
+//! Confluent Schema Registry's REST API, served from the embedded registry: the read side for
+//! stock deserializers (they fetch `/schemas/ids/{id}`) and people looking around, and the write
+//! side for stock serializers and operators — register (`POST /subjects/{s}/versions`, 409 when
+//! incompatible), check (`POST /compatibility/subjects/{s}/versions/{v}`), and compatibility
+//! levels (`GET /config`, `GET`/`PUT /config/{s}`), kept as CONFIG records in the schema topic.
 //! Errors use Confluent's shape: `{"error_code": 40403, "message": "Schema not found"}`.
 
+use super::RegistryError;
+use super::compat::Level;
 use super::embedded::EmbeddedRegistry;
 use super::store::Version;
 use axum::Json;
@@ -35,6 +40,10 @@ pub fn router(registry: Arc<EmbeddedRegistry>) -> Router {
         .route("/subjects/{subject}/versions", get(versions))
         .route("/subjects/{subject}/versions/{version}", get(version))
         .route("/subjects/{subject}", post(lookup))
+        .route("/subjects/{subject}/versions", post(register))
+        .route("/compatibility/subjects/{subject}/versions/{version}", post(compatibility))
+        .route("/config", get(global_config))
+        .route("/config/{subject}", get(subject_config).put(set_subject_config))
         .with_state(registry)
 }
 
@@ -94,5 +103,72 @@ async fn lookup(
     match r.read(|s| s.lookup(&subject, &body.schema)) {
         Some(v) => reply(StatusCode::OK, version_body(&v)),
         None => not_found(40403, "Schema not found"),
+    }
+}
+
+fn error(status: StatusCode, code: u32, message: impl std::fmt::Display) -> Response {
+    reply(status, json!({"error_code": code, "message": message.to_string()}))
+}
+
+async fn register(
+    State(r): State<Arc<EmbeddedRegistry>>,
+    Path(subject): Path<String>,
+    Json(body): Json<SchemaBody>,
+) -> Response {
+    match r.register(&subject, &body.schema).await {
+        Ok(v) => reply(StatusCode::OK, json!({"id": v.id})),
+        Err(e @ RegistryError::Incompatible { .. }) => error(StatusCode::CONFLICT, 409, e),
+        Err(e @ RegistryError::Invalid { .. }) => error(StatusCode::UNPROCESSABLE_ENTITY, 42201, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, 50001, e),
+    }
+}
+
+async fn compatibility(
+    State(r): State<Arc<EmbeddedRegistry>>,
+    Path((subject, version)): Path<(String, String)>,
+    Json(body): Json<SchemaBody>,
+) -> Response {
+    if apache_avro::Schema::parse_str(&body.schema).is_err() {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, 42201, "Invalid schema");
+    }
+    let Some(versions) = r.read(|s| s.versions(&subject)) else {
+        return not_found(40401, "Subject not found");
+    };
+    if !matches!(version.as_str(), "latest" | "-1") && !version.parse::<u32>().is_ok_and(|v| versions.contains(&v)) {
+        return not_found(40402, "Version not found");
+    }
+    match r.check(&subject, &body.schema) {
+        Ok(()) => reply(StatusCode::OK, json!({"is_compatible": true})),
+        Err(e) => reply(StatusCode::OK, json!({"is_compatible": false, "messages": [e.to_string()]})),
+    }
+}
+
+async fn global_config(State(r): State<Arc<EmbeddedRegistry>>) -> Response {
+    reply(StatusCode::OK, json!({"compatibilityLevel": r.global_level().name()}))
+}
+
+async fn subject_config(State(r): State<Arc<EmbeddedRegistry>>, Path(subject): Path<String>) -> Response {
+    match r.read(|s| s.level(Some(&subject)).map(str::to_string)) {
+        Some(level) => reply(StatusCode::OK, json!({"compatibilityLevel": level})),
+        None => not_found(40408, "Subject does not have subject-level compatibility configured"),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ConfigBody {
+    compatibility: String,
+}
+
+async fn set_subject_config(
+    State(r): State<Arc<EmbeddedRegistry>>,
+    Path(subject): Path<String>,
+    Json(body): Json<ConfigBody>,
+) -> Response {
+    let Some(level) = Level::parse(&body.compatibility) else {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, 42203, "Invalid compatibility level");
+    };
+    match r.set_level(Some(&subject), level).await {
+        Ok(()) => reply(StatusCode::OK, json!({"compatibility": level.name()})),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, 50001, e),
     }
 }

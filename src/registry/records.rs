@@ -1,8 +1,10 @@
 //! The `_schemas` topic's record format, as Confluent Schema Registry writes it: JSON keys and
 //! values. Key `{"keytype":"SCHEMA","subject":S,"version":V,"magic":1}`, value
-//! `{"subject":S,"version":V,"id":I,"schema":TEXT,"deleted":false}`. Other key types (NOOP,
-//! CONFIG, MODE, DELETE_SUBJECT) are recognised and carry nothing rowferry needs; a null value
-//! is a tombstone (the schema was hard-deleted).
+//! `{"subject":S,"version":V,"id":I,"schema":TEXT,"deleted":false}`. CONFIG records
+//! (`{"keytype":"CONFIG","subject":S|null,"magic":0}` → `{"compatibilityLevel":"FULL"}`, null to
+//! remove) set a subject's (or, without subject, the global) compatibility level. Other key types
+//! (NOOP, MODE, DELETE_SUBJECT) carry nothing rowferry needs; a null SCHEMA value is a tombstone
+//! (the schema was hard-deleted).
 
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +40,13 @@ pub fn schema_record(subject: &str, version: u32, id: u32, schema: &str) -> (Vec
     (serde_json::to_vec(&key).unwrap_or_default(), serde_json::to_vec(&value).unwrap_or_default())
 }
 
+/// The key and value bytes of a CONFIG record (`subject` `None`: the global level).
+pub fn config_record(subject: Option<&str>, level: &str) -> (Vec<u8>, Vec<u8>) {
+    let key = SchemaKey { keytype: "CONFIG".into(), subject: subject.map(str::to_string), version: None, magic: 0 };
+    let value = serde_json::json!({ "compatibilityLevel": level });
+    (serde_json::to_vec(&key).unwrap_or_default(), value.to_string().into_bytes())
+}
+
 /// What a `_schemas` record means for the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogRecord {
@@ -47,13 +56,28 @@ pub enum LogRecord {
         subject: String,
         version: u32,
     },
-    /// NOOP, CONFIG, MODE, DELETE_SUBJECT, …
+    /// A compatibility level for a subject (`None`: global); `level` `None` removes it.
+    Config {
+        subject: Option<String>,
+        level: Option<String>,
+    },
+    /// NOOP, MODE, DELETE_SUBJECT, …
     Other,
 }
 
 /// Parses one record of the topic.
 pub fn parse(key: &[u8], value: Option<&[u8]>) -> Result<LogRecord, String> {
     let key: SchemaKey = serde_json::from_slice(key).map_err(|e| format!("key: {e}"))?;
+    if key.keytype == "CONFIG" {
+        let level = match value {
+            None => None,
+            Some(v) => {
+                let v: serde_json::Value = serde_json::from_slice(v).map_err(|e| format!("config value: {e}"))?;
+                v.get("compatibilityLevel").and_then(|l| l.as_str()).map(str::to_string)
+            }
+        };
+        return Ok(LogRecord::Config { subject: key.subject, level });
+    }
     if key.keytype != "SCHEMA" {
         return Ok(LogRecord::Other);
     }
@@ -97,6 +121,15 @@ mod tests {
             Ok(LogRecord::Tombstone { subject: "x-key".into(), version: 1 })
         );
         assert!(parse(b"not json", None).is_err());
+        let (k, v) = config_record(Some("t-value"), "NONE");
+        assert_eq!(
+            parse(&k, Some(&v)),
+            Ok(LogRecord::Config { subject: Some("t-value".into()), level: Some("NONE".into()) })
+        );
+        assert_eq!(
+            parse(br#"{"keytype":"CONFIG","magic":0}"#, Some(br#"{"compatibilityLevel":"FULL"}"#)),
+            Ok(LogRecord::Config { subject: None, level: Some("FULL".into()) })
+        );
         assert!(parse(br#"{"keytype":"SCHEMA","subject":"a","version":1,"magic":1}"#, Some(confluent)).is_err());
     }
 }

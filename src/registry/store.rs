@@ -20,6 +20,8 @@ pub struct Store {
     schemas: HashMap<u32, String>,
     ids: HashMap<String, u32>,
     max_id: u32,
+    /// Compatibility levels from CONFIG records: per subject, and global (key `None`).
+    levels: HashMap<Option<String>, String>,
 }
 
 /// What registering would do.
@@ -56,6 +58,12 @@ impl Store {
                     versions.remove(&version);
                 }
             }
+            LogRecord::Config { subject, level: Some(level) } => {
+                self.levels.insert(subject, level);
+            }
+            LogRecord::Config { subject, level: None } => {
+                self.levels.remove(&subject);
+            }
             LogRecord::Other => {}
         }
     }
@@ -84,6 +92,22 @@ impl Store {
         let id = *self.ids.get(&normalise(schema))?;
         let (&version, _) = self.subjects.get(subject)?.iter().find(|(_, (i, deleted))| *i == id && !deleted)?;
         Some(Version { subject: subject.into(), version, id, schema: self.schemas.get(&id)?.clone() })
+    }
+
+    /// The compatibility level set for `subject` (`None`: the global one), as written.
+    pub fn level(&self, subject: Option<&str>) -> Option<&str> {
+        self.levels.get(&subject.map(str::to_string)).map(String::as_str)
+    }
+
+    /// The schemas of `subject`'s live versions, oldest first.
+    pub fn history(&self, subject: &str) -> Vec<&str> {
+        self.subjects.get(subject).map_or_else(Vec::new, |versions| {
+            versions
+                .values()
+                .filter(|(_, d)| !d)
+                .filter_map(|(id, _)| self.schemas.get(id).map(String::as_str))
+                .collect()
+        })
     }
 
     pub fn schema(&self, id: u32) -> Option<&str> {

@@ -13,24 +13,19 @@ pub struct Connector {
     pub http: String,
     /// Bootstrap servers it publishes to (the shared test broker unless told otherwise).
     pub kafka: String,
+    /// The `[registry]` section's body (default: the embedded registry on a topic of its own).
+    pub registry: String,
+    /// The registry URL consumers use (default: the embedded registry on `http`).
+    pub registry_url: String,
     /// TOML appended to the generated config (more sections).
     pub extra: String,
+    source: String,
     db: String,
     server_id: u32,
 }
 
 impl Connector {
     pub fn new(url: &str, db: &str) -> Connector {
-        Connector::with_kafka(url, db, &env(KAFKA))
-    }
-
-    /// A connector publishing to the broker at `kafka`.
-    pub fn with_kafka(url: &str, db: &str, kafka: &str) -> Connector {
-        Connector::with_config(url, db, kafka, "")
-    }
-
-    /// A connector publishing to `kafka`, with `extra` TOML sections in its config.
-    pub fn with_config(url: &str, db: &str, kafka: &str, extra: &str) -> Connector {
         let offsets = tempfile::tempdir().expect("tempdir");
         let http_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
         let config = tempfile::NamedTempFile::new().expect("config");
@@ -38,13 +33,38 @@ impl Connector {
             config,
             offsets,
             http: format!("127.0.0.1:{http_port}"),
-            kafka: kafka.to_string(),
-            extra: extra.to_string(),
+            kafka: env(KAFKA),
+            registry: format!("topic = \"_schemas_{db}\""),
+            registry_url: format!("http://127.0.0.1:{http_port}"),
+            extra: String::new(),
+            source: url.to_string(),
             db: db.to_string(),
             server_id: unique_server_id(),
         };
         c.point_at(url);
         c
+    }
+
+    /// Publishes to the broker at `kafka`.
+    pub fn with_kafka(mut self, kafka: &str) -> Connector {
+        self.kafka = kafka.to_string();
+        self.point_at(&self.source.clone());
+        self
+    }
+
+    /// Adds `extra` TOML sections to the config.
+    pub fn with_extra(mut self, extra: &str) -> Connector {
+        self.extra = extra.to_string();
+        self.point_at(&self.source.clone());
+        self
+    }
+
+    /// Uses the `[registry]` section `section`; consumers read schemas from `consumer_url`.
+    pub fn with_registry(mut self, section: &str, consumer_url: &str) -> Connector {
+        self.registry = section.to_string();
+        self.registry_url = consumer_url.to_string();
+        self.point_at(&self.source.clone());
+        self
     }
 
     /// (Re)writes the config for the server at `url`; name, offsets, topics and HTTP port stay.
@@ -58,7 +78,7 @@ impl Connector {
             "name = \"{db}\"\nshutdown_timeout_secs = 20\n\
              [source]\nhost = \"{host}\"\nport = {port}\nuser = \"{}\"\npassword = \"{}\"\nserver_id = {}\n\
              [kafka]\nbootstrap_servers = \"{}\"\ntopic_prefix = \"{db}\"\n\
-             [registry]\ntopic = \"_schemas_{db}\"\n\
+             [registry]\n{}\n\
              [offsets]\nstore = \"file\"\npath = \"{}/offset.json\"\n\
              [tables]\ninclude = [\"{db}.*\"]\n\
              [http]\nlisten = \"{}\"\n{}\n",
@@ -66,6 +86,7 @@ impl Connector {
             parsed.password().unwrap_or_default(),
             self.server_id,
             self.kafka,
+            self.registry,
             self.offsets.path().display(),
             self.http,
             self.extra,
@@ -142,12 +163,7 @@ pub async fn offset_reaches(c: &Connector, want: impl Fn(&str) -> bool) {
 /// The topic's records as the stock Python client decodes them.
 pub fn consume(c: &Connector, topic: &str, count: usize) -> Vec<serde_json::Value> {
     let out = Command::new(env("ROWFERRY_TEST_PYTHON"))
-        .args([
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_avro.py"),
-            &c.kafka,
-            &format!("http://{}", c.http),
-            topic,
-        ])
+        .args([concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_avro.py"), &c.kafka, &c.registry_url, topic])
         .arg(count.to_string())
         .output()
         .expect("python");
