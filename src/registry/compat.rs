@@ -88,8 +88,35 @@ pub fn check(level: Level, new: &str, existing: &[&str]) -> Result<(), String> {
 fn fully(writer: &Schema, reader: &Schema) -> Result<(), String> {
     match SchemaCompatibility::can_read(writer, reader) {
         Ok(Compatibility::Full) => Ok(()),
-        Ok(Compatibility::Partial) => Err("some union branches of the writer cannot be read".into()),
-        Err(e) => Err(e.to_string()),
+        Ok(Compatibility::Partial) => Err(format!(
+            "{} cannot be read (some of the writer's union branches have no match)",
+            culprit(writer, reader, "").unwrap_or_else(|| "a value".into())
+        )),
+        Err(e) => Err(format!("{}: {e}", culprit(writer, reader, "").unwrap_or_else(|| "the schema".into()))),
+    }
+}
+
+/// The path of the first field (through records and unions) that does not resolve fully.
+fn culprit(writer: &Schema, reader: &Schema, path: &str) -> Option<String> {
+    let full = |w: &Schema, r: &Schema| matches!(SchemaCompatibility::can_read(w, r), Ok(Compatibility::Full));
+    match (writer, reader) {
+        (Schema::Record(w), Schema::Record(r)) => {
+            for field in &r.fields {
+                let Some(wf) = w.fields.iter().find(|f| f.name == field.name) else { continue };
+                if !full(&wf.schema, &field.schema) {
+                    let here = if path.is_empty() { field.name.clone() } else { format!("{path}.{}", field.name) };
+                    return culprit(&wf.schema, &field.schema, &here).or(Some(format!("field {here}")));
+                }
+            }
+            None
+        }
+        (Schema::Union(w), Schema::Union(r)) => w
+            .variants()
+            .iter()
+            .find(|wv| !r.variants().iter().any(|rv| full(wv, rv)))
+            .and_then(|wv| r.variants().iter().find_map(|rv| culprit(wv, rv, path)))
+            .or_else(|| (!path.is_empty()).then(|| format!("field {path}"))),
+        _ => None,
     }
 }
 
@@ -120,6 +147,8 @@ mod tests {
         // Transitive levels look at every version, plain ones only at the latest.
         assert_eq!(check(Level::Backward, &v1, &[&retyped, &added]), Ok(()));
         assert!(check(Level::BackwardTransitive, &v1, &[&retyped, &added]).expect_err("v1").contains("version 1"));
+        let why = check(Level::Backward, &retyped, &[&v1]).expect_err("retyped");
+        assert!(why.contains("field a"), "names the field: {why}");
         assert_eq!(Level::parse("full_transitive"), Some(Level::FullTransitive));
         assert_eq!(Level::parse("sideways"), None);
     }
