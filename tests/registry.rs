@@ -8,6 +8,7 @@ use rowferry::config::KafkaSettings;
 use rowferry::registry::compat::Level;
 use rowferry::registry::embedded::EmbeddedRegistry;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn kafka() -> KafkaSettings {
@@ -118,4 +119,49 @@ async fn stock_client_registers_checks_and_relaxes() {
     let reopened = EmbeddedRegistry::open(&kafka(), &topic, -1).await.expect("reopen");
     assert_eq!(reopened.level(&format!("{topic}-value")).name(), "NONE");
     assert_eq!(reopened.level("other").name(), "BACKWARD");
+}
+
+/// The external-registry client against a registry that fails its first `failures` requests with
+/// 503: transient failures are retried, and a registry that keeps failing is reported, not hung on.
+async fn flaky_registry(failures: usize) -> (url::Url, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let r = Arc::new(EmbeddedRegistry::open(&kafka(), &unique("_schemas"), -1).await.expect("open"));
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&seen);
+    let app = rowferry::registry::http::router(r).layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < failures {
+                    axum::response::IntoResponse::into_response((axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy"))
+                } else {
+                    next.run(request).await
+                }
+            }
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(axum::serve(listener, app).into_future());
+    (url::Url::parse(&format!("http://{addr}")).expect("url"), seen)
+}
+
+#[tokio::test]
+async fn external_client_retries_transient_failures_and_caches_ids() {
+    use rowferry::registry::external::ExternalRegistry;
+    use std::sync::atomic::Ordering;
+    let (url, seen) = flaky_registry(3).await;
+    let client = ExternalRegistry::new(&url, None, None, None).expect("client");
+    let schema = r#"{"type":"record","name":"R","fields":[{"name":"a","type":["null","int"],"default":null}]}"#;
+    let id = client.register("t-value", schema).await.expect("registered after retries");
+    let requests = seen.load(Ordering::SeqCst);
+    assert!(requests > 3, "three 503s, then the lookup, check and registration: {requests}");
+    assert_eq!(client.register("t-value", schema).await.expect("cached"), id);
+    assert_eq!(seen.load(Ordering::SeqCst), requests, "a known schema costs no request");
+
+    let (url, _) = flaky_registry(usize::MAX).await;
+    let client = ExternalRegistry::new(&url, None, None, None).expect("client").with_retry_for(Duration::from_secs(1));
+    let err = client.register("t-value", schema).await.expect_err("never answers");
+    assert!(matches!(err, rowferry::registry::RegistryError::Unavailable { .. }), "{err}");
+    assert!(err.to_string().contains("503"), "{err}");
 }
