@@ -22,6 +22,7 @@ use crate::encoder::datum::{SourceInfo, TxnInfo};
 use crate::encoder::stage::Encoder;
 use crate::error::ErrorClass;
 use crate::kafka::TopicSpec;
+use crate::ops::{Ops, State};
 use crate::position::Gtid;
 use crate::publisher::{PublishError, Publisher, RecordHeaders};
 use crate::reader::{Reader, ReaderError, ReaderOptions, TxnEvent};
@@ -124,20 +125,47 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     let listener = tokio::net::TcpListener::bind(settings.http.listen)
         .await
         .map_err(|e| RunError::Other(format!("http.listen {}: {e}", settings.http.listen)))?;
-    let http = match &registry {
+    let ops = Ops::new(&settings.name, settings.stall_timeout);
+    let mut http = crate::ops::http::router(Arc::clone(&ops), settings.http.token.clone(), settings.http.listen);
+    if let Registry::Embedded(embedded) = &registry {
         // The embedded registry's REST API is served for consumers; an external one serves itself.
-        Registry::Embedded(embedded) => crate::registry::http::router(Arc::clone(embedded)),
-        Registry::External(_) => axum::Router::new(),
-    };
+        http = http.merge(crate::registry::http::router(Arc::clone(embedded)));
+    }
     tokio::spawn(async move { axum::serve(listener, http).await });
+    let outcome = stream(&settings, flavor, start, registry, offsets, signals, &ops).await;
+    match &outcome {
+        Ok(()) => ops.set_state(State::Stopped),
+        Err(e) => ops.failed(&e.to_string()),
+    }
+    outcome
+}
 
+/// The streaming part of [`run`], once the HTTP server is up.
+async fn stream(
+    settings: &Settings,
+    flavor: Flavor,
+    start: crate::position::Position,
+    registry: Registry,
+    offsets: OffsetStore,
+    signals: Signals,
+    ops: &Arc<Ops>,
+) -> Result<(), RunError> {
     let mut encoder = Encoder::new(registry, settings.topics.clone(), settings.columns.clone());
     let mut publisher =
         Publisher::new(&settings.kafka, TopicSpec::data(&settings.topics), MAX_INFLIGHT, MAX_INFLIGHT_BYTES)?;
     let mut committer = Committer::new(start.clone(), offsets, &settings.name, COMMIT_INTERVAL);
     let (tx, mut rx) = tokio::sync::mpsc::channel(CHANNEL);
-    let reader = Reader::new(settings.source.clone(), ReaderOptions::default());
+    // Heartbeats at least three times per stall bound; a dead link is noticed after three.
+    let heartbeat = Duration::from_secs(5).min(settings.stall_timeout / 3);
+    let options = ReaderOptions { heartbeat, read_timeout: heartbeat * 3, ..ReaderOptions::default() };
+    let reader = Reader::new(settings.source.clone(), options);
+    let reader_stats = reader.stats();
+    ops.attach_reader(Arc::clone(&reader_stats));
     let reader = tokio::spawn(async move { reader.run(start, tx).await });
+    ops.set_state(State::Streaming);
+    let mut paused = ops.paused();
+    let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+    let mut stalled = false;
 
     let mut shutdown = Box::pin(shutdown_signal(signals));
     let mut tick = tokio::time::interval(COMMIT_INTERVAL);
@@ -158,27 +186,49 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
         tokio::select! {
             biased;
             Some((record, result)) = publisher.next_ack(), if publisher.inflight() > 0 => {
+                ops.acked(result.is_ok());
                 committer.delivered(record, result)?;
             }
             _ = &mut shutdown => break false,
-            _ = tick.tick() => committer.commit(false).await?,
-            event = rx.recv(), if publisher.has_capacity() => {
+            _ = tick.tick() => {
+                if committer.commit(false).await? {
+                    ops.committed(committer.position().to_string());
+                }
+            }
+            _ = watchdog.tick() => {
+                ops.inflight(publisher.inflight(), publisher.inflight_bytes(), !publisher.has_capacity());
+                let readiness = ops.readiness();
+                if readiness.source_stalled && !stalled {
+                    tracing::warn!(reasons = ?readiness.reasons, "stalled: reconnecting to the source");
+                    ops.stalled();
+                    reader_stats.kick.notify_one();
+                }
+                stalled = readiness.source_stalled;
+            }
+            _ = paused.changed() => {}
+            event = rx.recv(), if publisher.has_capacity() && !*paused.borrow() => {
                 let Some(event) = event else { break true };
-                let ctx = Ctx { settings: &settings, connector, server_id: settings.source.server_id.get() };
+                ops.event();
+                let ctx = Ctx { settings, connector, server_id: settings.source.server_id.get(), ops };
                 route_event(event, &mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
                 for (record, result) in acks.drain(..) {
+                    ops.acked(result.is_ok());
                     committer.delivered(record, result)?;
                 }
             }
         }
     };
+    ops.set_state(State::Stopping);
 
     // Stop reading, settle what is in flight, store the final position.
     drop(rx);
     let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
     while publisher.inflight() > 0 {
         match tokio::time::timeout_at(deadline, publisher.next_ack()).await {
-            Ok(Some((record, result))) => committer.delivered(record, result)?,
+            Ok(Some((record, result))) => {
+                ops.acked(result.is_ok());
+                committer.delivered(record, result)?;
+            }
             Ok(None) => break,
             Err(_) => {
                 tracing::warn!(
@@ -190,8 +240,16 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
         }
     }
     committer.commit(true).await?;
+    ops.committed(committer.position().to_string());
     tracing::info!(position = %committer.position(), "stopped; offset committed");
-    let outcome = reader.await.map_err(|e| RunError::Other(format!("reader task: {e}")))?;
+    // The reader ends as soon as it sees the channel closed; bounded anyway (then abandoned).
+    let outcome = match tokio::time::timeout(Duration::from_secs(5), reader).await {
+        Ok(joined) => joined.map_err(|e| RunError::Other(format!("reader task: {e}")))?,
+        Err(_) => {
+            tracing::warn!("the binlog reader did not stop within 5 s; abandoning it");
+            Ok(())
+        }
+    };
     match (reader_ended, outcome) {
         (_, Err(e)) => Err(e.into()),
         (true, Ok(())) => Err(RunError::Other("the reader stopped unexpectedly".into())),
@@ -203,6 +261,7 @@ struct Ctx<'a> {
     settings: &'a Settings,
     connector: &'a str,
     server_id: u32,
+    ops: &'a Ops,
 }
 
 /// Hands one event to the stage it belongs to.
@@ -283,12 +342,14 @@ async fn route_event(
                          transaction; the other tables keep streaming. Fix the cause and restart rowferry: it \
                          resumes here (the other tables' records since then are sent again)"
                     );
+                    ctx.ops.table_stopped(&table, &e.to_string());
                     route.stopped.insert(table, e.to_string());
                     committer.hold(txn)?;
                     return Ok(());
                 }
                 Err(e) => return Err(e.into()),
             };
+            ctx.ops.row(&table, crate::encoder::datum::op_code(change.op), route.commit_ms);
             let headers = RecordHeaders { gtid: &route.gtid, position: route.index, table: &table };
             // A tombstone after a delete lets compaction drop the key.
             let tombstone = (ctx.settings.topics.tombstones && change.op == Op::Delete && encoded.key.is_some())
@@ -313,7 +374,8 @@ async fn route_event(
                 committer.void(txn)?;
             }
         }
-        TxnEvent::Statement { .. } | TxnEvent::Heartbeat => {}
+        TxnEvent::Heartbeat => ctx.ops.heartbeat(),
+        TxnEvent::Statement { .. } => {}
     }
     Ok(())
 }

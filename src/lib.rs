@@ -38,3 +38,9 @@ pub mod tail;
 pub mod verify;
 
 pub mod cli;
+
+/// Installs rustls' process-wide crypto provider (ring, as the MySQL connection uses), which the
+/// HTTP client needs before it is built. Idempotent; every HTTP client constructor calls it.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -55,6 +55,22 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_PROBLEM)
             }
         },
+        Command::Status(_) => {
+            match runtime().map(|rt| rt.block_on(rowferry::ops::http::fetch_status(settings.http.listen))) {
+                Ok(Ok(body)) => {
+                    print!("{body}");
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(e)) => {
+                    eprintln!("rowferry status: {e}");
+                    ExitCode::from(EXIT_PROBLEM)
+                }
+                Err(e) => {
+                    eprintln!("rowferry: {e:#}");
+                    ExitCode::from(EXIT_PROBLEM)
+                }
+            }
+        }
         Command::Tail { ref table, count, .. } => {
             match runtime().map(|rt| rt.block_on(rowferry::tail::tail(&settings, table, count))) {
                 Ok(Ok(())) => ExitCode::SUCCESS,
@@ -69,12 +85,8 @@ fn main() -> ExitCode {
             }
         }
         _ => {
-            let issue = match name {
-                "snapshot" | "verify" => "#6",
-                _ => "#7",
-            };
             eprintln!(
-                "rowferry {name}: not implemented yet (tracked in issue {issue}); `rowferry check` and `rowferry run` work today"
+                "rowferry {name}: not implemented yet (tracked in issue #6); `rowferry check` and `rowferry run` work today"
             );
             ExitCode::from(EXIT_USAGE)
         }

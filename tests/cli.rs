@@ -66,8 +66,15 @@ fn config_only_validates_without_connecting() {
 }
 
 #[test]
+fn status_without_a_running_connector_says_where_it_looked() {
+    let out = rowferry(&["status"], &format!("{GOOD}\n[http]\nlisten = \"127.0.0.1:1\"\n"));
+    assert_eq!(out.code, Some(1), "{out:#?}");
+    assert!(out.stderr.contains("no connector answers at http://127.0.0.1:1/status"), "{}", out.stderr);
+}
+
+#[test]
 fn unbuilt_commands_say_so_with_exit_code_2() {
-    for cmd in ["snapshot", "verify", "status"] {
+    for cmd in ["snapshot", "verify"] {
         let out = rowferry(&[cmd], GOOD);
         assert_eq!(out.code, Some(2), "{cmd}: {out:#?}");
         assert!(out.stderr.contains("not implemented yet"), "{cmd}: {}", out.stderr);

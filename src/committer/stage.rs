@@ -75,7 +75,8 @@ impl Committer {
     }
 
     /// Moves the position over everything durable; stores it when `force` or the interval passed.
-    pub async fn commit(&mut self, force: bool) -> Result<(), CommitError> {
+    /// Returns whether the stored offset is now up to date with everything released.
+    pub async fn commit(&mut self, force: bool) -> Result<bool, CommitError> {
         for gtid in self.tracker.release()? {
             self.position.add(&gtid);
             self.dirty = true;
@@ -86,7 +87,7 @@ impl Committer {
             self.last_store = Instant::now();
             self.dirty = false;
         }
-        Ok(())
+        Ok(!self.dirty)
     }
 
     pub fn position(&self) -> &Position {

@@ -20,6 +20,10 @@ pub struct RawConfig {
     pub name: Option<String>,
     /// Seconds `run` waits at shutdown for records in flight before committing. Default 30.
     pub shutdown_timeout_secs: Option<u64>,
+    /// Seconds without an event or heartbeat from the source (or without a Kafka ack while
+    /// records are in flight) after which rowferry is not ready and reconnects the source.
+    /// Default 60; at least 3.
+    pub stall_timeout_secs: Option<u64>,
     /// The MySQL or MariaDB server to read from.
     #[serde(default)]
     pub source: RawSource,
@@ -202,6 +206,9 @@ pub struct RawColumns {
 pub struct RawHttp {
     /// Address and port to listen on. Default `127.0.0.1:8080`.
     pub listen: Option<String>,
+    /// Bearer token for the control endpoints (POST /pause, /resume, /snapshot); required for
+    /// them when `listen` is not a loopback address.
+    pub token: Option<Secret>,
 }
 
 /// `[log]`

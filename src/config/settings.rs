@@ -23,6 +23,8 @@ pub struct Settings {
     pub name: String,
     /// How long `run` waits at shutdown for records in flight.
     pub shutdown_timeout: Duration,
+    /// Silence after which rowferry is not ready and reconnects the source.
+    pub stall_timeout: Duration,
     pub source: SourceSettings,
     pub kafka: KafkaSettings,
     pub registry: RegistrySettings,
@@ -99,6 +101,8 @@ pub enum OffsetSettings {
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
+    /// Bearer token of the control endpoints.
+    pub token: Option<Secret>,
 }
 
 /// Log output format.
@@ -144,8 +148,19 @@ impl Settings {
             Some(s) => Duration::from_secs(s),
             None => Duration::from_secs(30),
         };
+        let stall_timeout = match raw.stall_timeout_secs {
+            Some(s) if s < 3 => {
+                return Err(invalid(
+                    "stall_timeout_secs",
+                    format!("{s} is below 3 (heartbeats come every third of it)"),
+                ));
+            }
+            Some(s) => Duration::from_secs(s),
+            None => Duration::from_secs(60),
+        };
         Ok(Settings {
             shutdown_timeout,
+            stall_timeout,
             source: source(raw.source)?,
             registry: registry(raw.registry)?,
             offsets: offsets(raw.offsets, &kafka.topic_prefix)?,
@@ -419,7 +434,10 @@ fn http(raw: RawHttp) -> Result<HttpSettings, ConfigError> {
     let listen = text.parse().map_err(|_| {
         invalid("http.listen", format!("{text:?} is not an address:port such as 127.0.0.1:8080 or 0.0.0.0:8080"))
     })?;
-    Ok(HttpSettings { listen })
+    if raw.token.as_ref().is_some_and(|t| t.expose().is_empty()) {
+        return Err(invalid("http.token", "is empty; remove it or set a token"));
+    }
+    Ok(HttpSettings { listen, token: raw.token })
 }
 
 fn log(raw: RawLog) -> Result<LogSettings, ConfigError> {

@@ -121,6 +121,11 @@ impl Publisher {
         self.inflight.len()
     }
 
+    /// Key + value bytes of the records in flight.
+    pub fn inflight_bytes(&self) -> usize {
+        self.inflight_bytes
+    }
+
     pub fn has_capacity(&self) -> bool {
         self.inflight.len() < self.max_inflight && self.inflight_bytes < self.max_inflight_bytes
     }

@@ -76,6 +76,8 @@ pub enum ReaderError {
     Stream(mysql_async::Error),
     #[error("no event or heartbeat for {0:?}: the link is dead")]
     Silent(Duration),
+    #[error("the stall watchdog saw nothing move and asked for a new connection")]
+    Kicked,
     #[error("the source ended the binlog stream")]
     Ended,
     #[error(
@@ -104,7 +106,7 @@ impl ReaderError {
                 mysql_async::Error::Server(_) => ErrorClass::Retryable,
                 _ => ErrorClass::Fatal,
             },
-            ReaderError::Silent(_) | ReaderError::Ended => ErrorClass::Retryable,
+            ReaderError::Silent(_) | ReaderError::Ended | ReaderError::Kicked => ErrorClass::Retryable,
             ReaderError::Purged { .. } | ReaderError::Diverged { .. } => ErrorClass::Fatal,
         }
     }
@@ -184,6 +186,29 @@ pub async fn collations(conn: &mut Conn) -> Result<CollationMap, SourceError> {
 pub struct ReaderStats {
     /// Connections re-established after a retryable error.
     pub reconnects: std::sync::atomic::AtomicU64,
+    /// A binlog stream is open.
+    pub connected: std::sync::atomic::AtomicBool,
+    /// When the last event or heartbeat arrived (ms since the epoch).
+    pub last_seen_ms: std::sync::atomic::AtomicU64,
+    /// Told by the stall watchdog: drop the connection and reconnect.
+    pub kick: tokio::sync::Notify,
+}
+
+/// Marks the stream connected while alive.
+struct Connected<'a>(&'a ReaderStats);
+
+impl<'a> Connected<'a> {
+    fn mark(stats: &'a ReaderStats) -> Connected<'a> {
+        stats.connected.store(true, std::sync::atomic::Ordering::Relaxed);
+        stats.last_seen_ms.store(crate::ops::now_ms(), std::sync::atomic::Ordering::Relaxed);
+        Connected(stats)
+    }
+}
+
+impl Drop for Connected<'_> {
+    fn drop(&mut self) {
+        self.0.connected.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// MariaDB declares a JSON column as LONGTEXT with a `json_valid(col)` CHECK constraint, and the
@@ -231,7 +256,12 @@ impl Reader {
         let mut delay = self.options.backoff_initial;
         loop {
             let mut progressed = false;
-            let outcome = self.session(&mut assembler, &tx, &mut progressed).await;
+            // Downstream gone (shutdown) ends the reader whatever the session is doing: waiting
+            // for a connection, for an event, or for room in the channel.
+            let outcome = tokio::select! {
+                outcome = self.session(&mut assembler, &tx, &mut progressed) => outcome,
+                _ = tx.closed() => return Ok(()),
+            };
             let error = match outcome {
                 Ok(()) => return Ok(()),
                 Err(e) if e.class() == ErrorClass::Retryable => e,
@@ -249,7 +279,10 @@ impl Reader {
             }
             let pause = jitter(delay);
             tracing::warn!(error = %error, retry_in_ms = pause.as_millis() as u64, position = %assembler.position(), "binlog connection lost; reconnecting");
-            tokio::time::sleep(pause).await;
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = tx.closed() => return Ok(()),
+            }
             delay = (delay * 2).min(self.options.backoff_max);
             self.stats.reconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -278,6 +311,7 @@ impl Reader {
         let (mut stream, collations, extras) =
             tokio::time::timeout(limit, setup).await.map_err(|_| ReaderError::Silent(limit))??;
         let mut decoder = StreamDecoder::new(collations, SchemaOptions { require_full_metadata: true });
+        let _connected = Connected::mark(&self.stats);
         // MariaDB only: a second connection to refresh the JSON columns after a DDL.
         let mut metadata = match extras {
             Some(extras) => {
@@ -288,12 +322,17 @@ impl Reader {
         };
         let (mut raw, mut items, mut out) = (Vec::new(), Vec::new(), Vec::new());
         loop {
-            let event = match tokio::time::timeout(self.options.read_timeout, stream.next()).await {
+            let next = tokio::select! {
+                next = tokio::time::timeout(self.options.read_timeout, stream.next()) => next,
+                _ = self.stats.kick.notified() => return Err(ReaderError::Kicked),
+            };
+            let event = match next {
                 Err(_) => return Err(ReaderError::Silent(self.options.read_timeout)),
                 Ok(None) => return Err(ReaderError::Ended),
                 Ok(Some(Err(e))) => return Err(ReaderError::Stream(e)),
                 Ok(Some(Ok(event))) => event,
             };
+            self.stats.last_seen_ms.store(crate::ops::now_ms(), std::sync::atomic::Ordering::Relaxed);
             // mysql_async also hands out its own inflated copy of a TRANSACTION_PAYLOAD's events
             // (read with checksums disabled); rowferry decodes the payload itself.
             if !event.footer().get_checksum_enabled() {

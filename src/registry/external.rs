@@ -48,8 +48,7 @@ impl ExternalRegistry {
         ca_file: Option<&std::path::Path>,
     ) -> Result<ExternalRegistry, RegistryError> {
         let refuse = |detail: String| RegistryError::Refused { url: url.to_string(), status: 0, detail };
-        // rustls needs one process-wide crypto provider; an earlier install (ours) is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_tls_provider();
         let mut builder = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).connect_timeout(REQUEST_TIMEOUT);
         if let Some(path) = ca_file {
             let pem = std::fs::read(path).map_err(|e| refuse(format!("registry.ca_file {}: {e}", path.display())))?;

@@ -19,6 +19,10 @@ pub struct Connector {
     pub registry_url: String,
     /// TOML appended to the generated config (more sections).
     pub extra: String,
+    /// Top-level keys added to the config (`stall_timeout_secs = 3`).
+    pub top: String,
+    /// Keys added to its `[http]` section (`token = "…"`).
+    pub http_extra: String,
     source: String,
     db: String,
     server_id: u32,
@@ -37,6 +41,8 @@ impl Connector {
             registry: format!("topic = \"_schemas_{db}\""),
             registry_url: format!("http://127.0.0.1:{http_port}"),
             extra: String::new(),
+            top: String::new(),
+            http_extra: String::new(),
             source: url.to_string(),
             db: db.to_string(),
             server_id: unique_server_id(),
@@ -59,6 +65,20 @@ impl Connector {
         self
     }
 
+    /// Adds top-level keys.
+    pub fn with_top(mut self, lines: &str) -> Connector {
+        self.top = lines.to_string();
+        self.point_at(&self.source.clone());
+        self
+    }
+
+    /// Adds keys to `[http]`.
+    pub fn with_http(mut self, lines: &str) -> Connector {
+        self.http_extra = lines.to_string();
+        self.point_at(&self.source.clone());
+        self
+    }
+
     /// Uses the `[registry]` section `section`; consumers read schemas from `consumer_url`.
     pub fn with_registry(mut self, section: &str, consumer_url: &str) -> Connector {
         self.registry = section.to_string();
@@ -75,13 +95,14 @@ impl Connector {
         let mut file = std::fs::File::create(self.config.path()).expect("config");
         write!(
             file,
-            "name = \"{db}\"\nshutdown_timeout_secs = 20\n\
+            "name = \"{db}\"\nshutdown_timeout_secs = 20\n{}\n\
              [source]\nhost = \"{host}\"\nport = {port}\nuser = \"{}\"\npassword = \"{}\"\nserver_id = {}\n\
              [kafka]\nbootstrap_servers = \"{}\"\ntopic_prefix = \"{db}\"\n\
              [registry]\n{}\n\
              [offsets]\nstore = \"file\"\npath = \"{}/offset.json\"\n\
              [tables]\ninclude = [\"{db}.*\"]\n\
-             [http]\nlisten = \"{}\"\n{}\n",
+             [http]\nlisten = \"{}\"\n{}\n{}\n",
+            self.top,
             parsed.username(),
             parsed.password().unwrap_or_default(),
             self.server_id,
@@ -89,6 +110,7 @@ impl Connector {
             self.registry,
             self.offsets.path().display(),
             self.http,
+            self.http_extra,
             self.extra,
         )
         .expect("write config");

@@ -1,0 +1,171 @@
+//! The operations endpoints, merged with the embedded registry's into one server on
+//! `http.listen`:
+//!
+//! * `GET /healthz` — 200 while the process answers (liveness);
+//! * `GET /readyz` — 200 when ready, else 503, with the reasons as JSON;
+//! * `GET /metrics` — Prometheus text ([`super::metrics`]);
+//! * `GET /status` — the state as JSON (what `rowferry status` prints);
+//! * `POST /pause`, `POST /resume` — stop and restart taking changes from the source (records in
+//!   flight still settle and the offset is still committed); `POST /snapshot` — not built yet
+//!   (issue #6): 501.
+//!
+//! Control endpoints need `Authorization: Bearer <http.token>` when `http.token` is set, and are
+//! refused (403) on a non-loopback listen address without a token: anyone who can reach the
+//! port could otherwise pause the connector.
+
+use super::Ops;
+use crate::config::Secret;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use std::sync::Arc;
+
+#[derive(Clone)]
+struct Control {
+    ops: Arc<Ops>,
+    token: Option<Secret>,
+    loopback: bool,
+}
+
+/// The operations routes for `ops`; `listen` decides whether control needs a token.
+pub fn router(ops: Arc<Ops>, token: Option<Secret>, listen: std::net::SocketAddr) -> Router {
+    let control = Control { ops: Arc::clone(&ops), token, loopback: listen.ip().is_loopback() };
+    let control_routes = Router::new()
+        .route("/pause", post(pause))
+        .route("/resume", post(resume))
+        .route("/snapshot", post(snapshot))
+        .with_state(control);
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .with_state(ops)
+        .merge(control_routes)
+}
+
+fn json_reply(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], format!("{body:#}\n")).into_response()
+}
+
+async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
+    let r = ops.readiness();
+    let status = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json_reply(status, json!({"ready": r.ready, "not_ready_because": r.reasons}))
+}
+
+async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], super::metrics::render(&ops)).into_response()
+}
+
+async fn status(State(ops): State<Arc<Ops>>) -> Response {
+    json_reply(StatusCode::OK, ops.status())
+}
+
+/// `None` when the request may use control endpoints, else the refusal.
+fn refuse(c: &Control, headers: &HeaderMap) -> Option<Response> {
+    let forbidden = |message: &str| Some(json_reply(StatusCode::FORBIDDEN, json!({"error": message})));
+    match &c.token {
+        None if c.loopback => None,
+        None => {
+            forbidden("control endpoints on a non-loopback address need http.token (then send it as a bearer token)")
+        }
+        Some(token) => {
+            let sent = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            let expected = format!("Bearer {}", token.expose());
+            // Constant-time comparison: the token is a secret.
+            let same = sent.is_some_and(|s| {
+                s.len() == expected.len() && s.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+            });
+            if same {
+                None
+            } else {
+                Some(json_reply(StatusCode::UNAUTHORIZED, json!({"error": "missing or wrong bearer token"})))
+            }
+        }
+    }
+}
+
+async fn pause(State(c): State<Control>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refuse(&c, &headers) {
+        return refusal;
+    }
+    c.ops.set_paused(true);
+    tracing::info!("paused by POST /pause: not taking changes from the source");
+    json_reply(StatusCode::OK, json!({"state": c.ops.state()}))
+}
+
+async fn resume(State(c): State<Control>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refuse(&c, &headers) {
+        return refusal;
+    }
+    c.ops.set_paused(false);
+    tracing::info!("resumed by POST /resume");
+    json_reply(StatusCode::OK, json!({"state": c.ops.state()}))
+}
+
+async fn snapshot(State(c): State<Control>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = refuse(&c, &headers) {
+        return refusal;
+    }
+    json_reply(StatusCode::NOT_IMPLEMENTED, json!({"error": "snapshots are not built yet (issue #6)"}))
+}
+
+/// `rowferry status`: the running connector's `/status`, fetched from its `http.listen` (a
+/// wildcard address is asked on loopback).
+pub async fn fetch_status(listen: std::net::SocketAddr) -> Result<String, String> {
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let url = format!("http://{addr}/status");
+    crate::install_tls_provider();
+    let response = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("no connector answers at {url} ({e}); is `rowferry run` running with this config?"))?;
+    let status = response.status();
+    let body = response.text().await.map_err(|e| format!("{url}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("{url} answered {status}: {body}"));
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control(token: Option<&str>, loopback: bool) -> Control {
+        Control { ops: Ops::new("c", std::time::Duration::from_secs(60)), token: token.map(Secret::new), loopback }
+    }
+
+    fn bearer(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, value.parse().expect("header"));
+        h
+    }
+
+    #[test]
+    fn control_needs_a_token_off_loopback_and_the_right_one_when_set() {
+        assert!(refuse(&control(None, true), &HeaderMap::new()).is_none(), "loopback without a token: open");
+        let refused = refuse(&control(None, false), &HeaderMap::new()).expect("refused");
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        let c = control(Some("s3"), false);
+        assert_eq!(refuse(&c, &HeaderMap::new()).map(|r| r.status()), Some(StatusCode::UNAUTHORIZED));
+        assert_eq!(refuse(&c, &bearer("Bearer s4")).map(|r| r.status()), Some(StatusCode::UNAUTHORIZED));
+        assert_eq!(refuse(&c, &bearer("Bearer s3x")).map(|r| r.status()), Some(StatusCode::UNAUTHORIZED));
+        assert!(refuse(&c, &bearer("Bearer s3")).is_none());
+    }
+}

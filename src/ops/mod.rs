@@ -1,0 +1,293 @@
+//! Operations surface: the connector's live state ([`Ops`]), shared by the pipeline (which
+//! records what moves) and the HTTP server ([`http`]: /healthz, /readyz, /metrics, /status,
+//! POST /pause, /resume, /snapshot), plus the stall rule the watchdog applies.
+//!
+//! Invariants: recording is cheap (atomics; one short lock per row for the per-table counters)
+//! and never blocks the data path on a reader of the state; every metric name and help text is
+//! declared once ([`metrics`]); label sets are bounded (per-table series stop growing at
+//! [`MAX_TABLES`] tables, the rest count under `table="_other"`); passwords never appear here
+//! (nothing from the settings but the connector name is kept).
+//!
+//! Readiness: ready when the source connection is up and neither side is stalled — no event or
+//! heartbeat from the source for `stall_timeout` (unless rowferry itself is not taking events:
+//! paused, or waiting for Kafka), or records in flight and no ack for `stall_timeout` — and the
+//! run has not failed. A paused connector is ready (it is healthy, and on purpose idle).
+
+pub mod http;
+pub mod metrics;
+
+use crate::reader::ReaderStats;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// Per-table series stop growing here.
+pub const MAX_TABLES: usize = 10_000;
+
+/// Where the connector is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Starting,
+    Snapshotting,
+    Streaming,
+    Paused,
+    Stopping,
+    Stopped,
+    Failed,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[derive(Debug, Default)]
+struct TableCounts {
+    inserts: u64,
+    updates: u64,
+    deletes: u64,
+    /// Why the table is stopped, if it is.
+    stopped: Option<String>,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Ops {
+    connector: String,
+    stall_timeout: Duration,
+    started_ms: u64,
+    state: Mutex<State>,
+    paused: tokio::sync::watch::Sender<bool>,
+    reader: OnceLock<Arc<ReaderStats>>,
+    /// Source events taken by the pipeline (transaction boundaries, rows, statements, heartbeats).
+    events: AtomicU64,
+    published: AtomicU64,
+    delivery_errors: AtomicU64,
+    inflight_records: AtomicU64,
+    inflight_bytes: AtomicU64,
+    last_ack_ms: AtomicU64,
+    /// Source commit → processing delay of the last row, ms; 0 after a heartbeat (caught up).
+    behind_ms: AtomicI64,
+    /// rowferry is waiting for Kafka (the publisher is full): source silence is then expected.
+    backpressured: AtomicBool,
+    tables: Mutex<BTreeMap<String, TableCounts>>,
+    committed: Mutex<Option<(String, u64)>>,
+    last_error: Mutex<Option<String>>,
+    stalls: AtomicU64,
+}
+
+/// A reason the connector is not ready, or `None`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub reasons: Vec<String>,
+    /// The source side is stalled (the watchdog reconnects it).
+    #[serde(skip)]
+    pub source_stalled: bool,
+}
+
+impl Ops {
+    pub fn new(connector: &str, stall_timeout: Duration) -> Arc<Ops> {
+        Arc::new(Ops {
+            connector: connector.to_string(),
+            stall_timeout,
+            started_ms: now_ms(),
+            state: Mutex::new(State::Starting),
+            paused: tokio::sync::watch::Sender::new(false),
+            reader: OnceLock::new(),
+            events: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            delivery_errors: AtomicU64::new(0),
+            inflight_records: AtomicU64::new(0),
+            inflight_bytes: AtomicU64::new(0),
+            last_ack_ms: AtomicU64::new(now_ms()),
+            behind_ms: AtomicI64::new(0),
+            backpressured: AtomicBool::new(false),
+            tables: Mutex::new(BTreeMap::new()),
+            committed: Mutex::new(None),
+            last_error: Mutex::new(None),
+            stalls: AtomicU64::new(0),
+        })
+    }
+
+    pub fn stall_timeout(&self) -> Duration {
+        self.stall_timeout
+    }
+
+    pub fn set_state(&self, state: State) {
+        if let Ok(mut s) = self.state.lock() {
+            *s = state;
+        }
+    }
+
+    pub fn state(&self) -> State {
+        let state = self.state.lock().map_or(State::Failed, |s| *s);
+        if state == State::Streaming && *self.paused.borrow() { State::Paused } else { state }
+    }
+
+    pub fn attach_reader(&self, stats: Arc<ReaderStats>) {
+        let _ = self.reader.set(stats);
+    }
+
+    /// Pause (`true`) or resume; the pipeline watches this.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.send_replace(paused);
+    }
+
+    pub fn paused(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.paused.subscribe()
+    }
+
+    pub fn event(&self) {
+        self.events.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A row of `table` (`op` is `c`, `u` or `d`) committed at `commit_ms` was processed.
+    pub fn row(&self, table: &str, op: &str, commit_ms: i64) {
+        let now = now_ms() as i64;
+        self.behind_ms.store(if commit_ms > 0 { (now - commit_ms).max(0) } else { 0 }, Ordering::Relaxed);
+        if let Ok(mut tables) = self.tables.lock() {
+            let key = if tables.contains_key(table) || tables.len() < MAX_TABLES { table } else { "_other" };
+            let counts = tables.entry(key.to_string()).or_default();
+            match op {
+                "c" => counts.inserts += 1,
+                "u" => counts.updates += 1,
+                _ => counts.deletes += 1,
+            }
+        }
+    }
+
+    /// The source said it has nothing new: rowferry is caught up.
+    pub fn heartbeat(&self) {
+        self.behind_ms.store(0, Ordering::Relaxed);
+    }
+
+    pub fn acked(&self, ok: bool) {
+        self.last_ack_ms.store(now_ms(), Ordering::Relaxed);
+        if ok {
+            self.published.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.delivery_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn inflight(&self, records: usize, bytes: usize, full: bool) {
+        self.inflight_records.store(records as u64, Ordering::Relaxed);
+        self.inflight_bytes.store(bytes as u64, Ordering::Relaxed);
+        self.backpressured.store(full, Ordering::Relaxed);
+    }
+
+    pub fn committed(&self, gtid_set: String) {
+        if let Ok(mut c) = self.committed.lock() {
+            *c = Some((gtid_set, now_ms()));
+        }
+    }
+
+    pub fn table_stopped(&self, table: &str, why: &str) {
+        if let Ok(mut tables) = self.tables.lock() {
+            tables.entry(table.to_string()).or_default().stopped = Some(why.to_string());
+        }
+    }
+
+    pub fn failed(&self, error: &str) {
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = Some(error.to_string());
+        }
+        self.set_state(State::Failed);
+    }
+
+    pub fn stalled(&self) {
+        self.stalls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn age_secs(stamp_ms: u64) -> f64 {
+        now_ms().saturating_sub(stamp_ms) as f64 / 1000.0
+    }
+
+    /// Readiness now; see the module docs.
+    pub fn readiness(&self) -> Readiness {
+        let limit = self.stall_timeout.as_secs_f64();
+        let mut reasons = Vec::new();
+        let mut source_stalled = false;
+        let state = self.state();
+        match state {
+            State::Starting => reasons.push("starting".to_string()),
+            State::Failed | State::Stopped | State::Stopping => reasons.push(format!("{state:?}").to_lowercase()),
+            _ => {}
+        }
+        if let Some(reader) = self.reader.get() {
+            let waiting_for_us = state == State::Paused || self.backpressured.load(Ordering::Relaxed);
+            if !reader.connected.load(Ordering::Relaxed) {
+                reasons.push("not connected to the source".into());
+            } else if !waiting_for_us {
+                let silent = Ops::age_secs(reader.last_seen_ms.load(Ordering::Relaxed));
+                if silent > limit {
+                    reasons.push(format!("no event or heartbeat from the source for {silent:.0} s"));
+                    source_stalled = true;
+                }
+            }
+        }
+        let inflight = self.inflight_records.load(Ordering::Relaxed);
+        let since_ack = Ops::age_secs(self.last_ack_ms.load(Ordering::Relaxed));
+        if inflight > 0 && since_ack > limit {
+            reasons.push(format!("no Kafka acknowledgement for {since_ack:.0} s with {inflight} records in flight"));
+        }
+        Readiness { ready: reasons.is_empty(), reasons, source_stalled }
+    }
+
+    /// The `/status` document.
+    pub fn status(&self) -> serde_json::Value {
+        let readiness = self.readiness();
+        let reader = self.reader.get();
+        let committed = self.committed.lock().ok().and_then(|c| c.clone());
+        let tables: serde_json::Map<String, serde_json::Value> = self
+            .tables
+            .lock()
+            .map(|tables| {
+                tables
+                    .iter()
+                    .map(|(name, t)| {
+                        let state = if t.stopped.is_some() { "stopped" } else { "streaming" };
+                        let doc = serde_json::json!({
+                            "state": state,
+                            "rows": {"c": t.inserts, "u": t.updates, "d": t.deletes},
+                            "error": t.stopped,
+                        });
+                        (name.clone(), doc)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        serde_json::json!({
+            "connector": self.connector,
+            "version": env!("CARGO_PKG_VERSION"),
+            "state": self.state(),
+            "uptime_secs": Ops::age_secs(self.started_ms).round(),
+            "ready": readiness.ready,
+            "not_ready_because": readiness.reasons,
+            "source": {
+                "connected": reader.is_some_and(|r| r.connected.load(Ordering::Relaxed)),
+                "last_event_age_secs": reader.map(|r| Ops::age_secs(r.last_seen_ms.load(Ordering::Relaxed))),
+                "reconnects": reader.map_or(0, |r| r.reconnects.load(Ordering::Relaxed)),
+            },
+            "kafka": {
+                "inflight_records": self.inflight_records.load(Ordering::Relaxed),
+                "inflight_bytes": self.inflight_bytes.load(Ordering::Relaxed),
+                "last_ack_age_secs": Ops::age_secs(self.last_ack_ms.load(Ordering::Relaxed)),
+                "records_published": self.published.load(Ordering::Relaxed),
+                "delivery_errors": self.delivery_errors.load(Ordering::Relaxed),
+            },
+            "seconds_behind_source": self.behind_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+            "committed": committed.map(|(gtid_set, at)| serde_json::json!({
+                "gtid_set": gtid_set,
+                "age_secs": Ops::age_secs(at),
+            })),
+            "tables": tables,
+            "stalls": self.stalls.load(Ordering::Relaxed),
+            "last_error": self.last_error.lock().ok().and_then(|e| e.clone()),
+        })
+    }
+}

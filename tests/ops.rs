@@ -1,0 +1,155 @@
+//! The operations surface of a running `rowferry run`: /healthz, /readyz, /metrics, /status and
+//! `rowferry status`, pause/resume with a bearer token, and the stall watchdog — a frozen source
+//! link turns readiness false, and the watchdog's reconnect brings it back with nothing lost.
+
+mod common;
+
+use common::connector::{Connector, covers, offset_reaches, stop};
+use common::proxy::Proxy;
+use common::{MARIADB, MYSQL, admin, env, host_port, position_now, unique};
+use std::time::{Duration, Instant};
+
+fn client() -> reqwest::Client {
+    rowferry::install_tls_provider();
+    reqwest::Client::new()
+}
+
+async fn get(c: &Connector, path: &str) -> (u16, String) {
+    match client().get(format!("http://{}{path}", c.http)).send().await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(_) => (0, String::new()),
+    }
+}
+
+async fn post(c: &Connector, path: &str, token: Option<&str>) -> u16 {
+    let mut request = client().post(format!("http://{}{path}", c.http));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    request.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+/// Polls `path` until its status is `want` (bounded).
+async fn until_status(c: &Connector, path: &str, want: u16, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (status, body) = get(c, path).await;
+        if status == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{path} stayed {status} ({body}), wanted {want}\nlog:\n{}", c.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One sample of the exposition text, e.g. `rowferry_rows_total{table="a.b",op="c"}`.
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_status_and_control() {
+    let url = env(MARIADB);
+    let db = unique("ops");
+    admin(&url, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)")]).await;
+    let connector = Connector::new(&url, &db).with_http("token = \"t0k\"");
+    let mut child = connector.start();
+    until_status(&connector, "/healthz", 200, Duration::from_secs(60)).await;
+    until_status(&connector, "/readyz", 200, Duration::from_secs(60)).await;
+
+    admin(&url, &[format!("INSERT INTO {db}.t VALUES (1), (2), (3)"), format!("DELETE FROM {db}.t WHERE id = 3")])
+        .await;
+    let written = position_now(&url).await.to_string();
+    offset_reaches(&connector, |g| covers(g, &written)).await;
+    // The committer's tick (1 s) and the watchdog's refresh (1 s) publish the figures.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let (status, metrics) = get(&connector, "/metrics").await;
+    assert_eq!(status, 200);
+    let table = format!("{db}.t");
+    assert_eq!(sample(&metrics, &format!("rowferry_rows_total{{table=\"{table}\",op=\"c\"}}")), Some(3.0), "{metrics}");
+    assert_eq!(sample(&metrics, &format!("rowferry_rows_total{{table=\"{table}\",op=\"d\"}}")), Some(1.0));
+    // Three inserts, a delete and its tombstone.
+    assert_eq!(sample(&metrics, "rowferry_records_published_total"), Some(5.0));
+    assert_eq!(sample(&metrics, "rowferry_ready"), Some(1.0));
+    assert_eq!(sample(&metrics, "rowferry_source_connected"), Some(1.0));
+    assert_eq!(sample(&metrics, "rowferry_inflight_records"), Some(0.0));
+    assert!(metrics.contains("rowferry_committed_position_info{gtid_set=\""), "{metrics}");
+
+    let (_, body) = get(&connector, "/status").await;
+    let status: serde_json::Value = serde_json::from_str(&body).expect("status JSON");
+    assert_eq!(status["state"], "streaming");
+    assert_eq!(status["ready"], true);
+    assert_eq!(status["tables"][&table]["rows"], serde_json::json!({"c": 3, "u": 0, "d": 1}));
+    assert!(covers(status["committed"]["gtid_set"].as_str().expect("committed"), &written), "{status}");
+    let password = url::Url::parse(&url).expect("url").password().unwrap_or_default().to_string();
+    assert!(!password.is_empty() && !body.contains(&password), "the source password never appears: {body}");
+
+    // `rowferry status` prints the same document.
+    let out = tokio::task::spawn_blocking({
+        let path = connector.config.path().to_path_buf();
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_rowferry")).arg("status").arg("--config").arg(path).output()
+        }
+    })
+    .await
+    .expect("join")
+    .expect("rowferry status");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(printed["connector"], db);
+    assert_eq!(printed["tables"][&table]["rows"]["c"], 3);
+
+    // Control needs the bearer token.
+    assert_eq!(post(&connector, "/pause", None).await, 401);
+    assert_eq!(post(&connector, "/pause", Some("wrong")).await, 401);
+    assert_eq!(post(&connector, "/pause", Some("t0k")).await, 200);
+    let (_, body) = get(&connector, "/status").await;
+    assert!(body.contains("\"state\": \"paused\""), "{body}");
+    // Paused: a change is not taken, so the offset stays (observed for a few seconds).
+    admin(&url, &[format!("INSERT INTO {db}.t VALUES (4)")]).await;
+    let during = position_now(&url).await.to_string();
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        let stored = connector.offset().and_then(|o| o["gtid_set"].as_str().map(String::from)).unwrap_or_default();
+        assert!(!covers(&stored, &during), "paused, yet {stored} covers {during}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    until_status(&connector, "/readyz", 200, Duration::from_secs(5)).await;
+    assert_eq!(post(&connector, "/resume", Some("t0k")).await, 200);
+    offset_reaches(&connector, |g| covers(g, &during)).await;
+    assert_eq!(post(&connector, "/snapshot", Some("t0k")).await, 501, "snapshots come with issue #6");
+    assert_eq!(stop(&mut child), Some(0));
+    admin(&url, &[format!("DROP DATABASE {db}")]).await;
+}
+
+#[tokio::test]
+async fn a_frozen_source_link_turns_readiness_false_then_recovers() {
+    let url = env(MYSQL);
+    let db = unique("stall");
+    admin(&url, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)")]).await;
+    let (host, port) = host_port(&url);
+    let proxy = Proxy::start(format!("{host}:{port}").parse().expect("address")).await;
+    let parsed = url::Url::parse(&url).expect("url");
+    let via_proxy = format!("mysql://{}:{}@{}", parsed.username(), parsed.password().unwrap_or(""), proxy.addr);
+    let connector = Connector::new(&via_proxy, &db).with_top("stall_timeout_secs = 3");
+    let mut child = connector.start();
+    until_status(&connector, "/readyz", 200, Duration::from_secs(60)).await;
+
+    // The link goes silent: no event, no heartbeat. Readiness turns false within the bound...
+    proxy.freeze();
+    admin(&url, &[format!("INSERT INTO {db}.t VALUES (1)")]).await;
+    let written = position_now(&url).await.to_string();
+    until_status(&connector, "/readyz", 503, Duration::from_secs(20)).await;
+    let (_, body) = get(&connector, "/readyz").await;
+    assert!(body.contains("source"), "the reason names the source: {body}");
+    // ...then the reconnect (a new connection through the proxy works) brings it back.
+    until_status(&connector, "/readyz", 200, Duration::from_secs(30)).await;
+    offset_reaches(&connector, |g| covers(g, &written)).await;
+    let (_, metrics) = get(&connector, "/metrics").await;
+    let recovered = sample(&metrics, "rowferry_stalls_total").unwrap_or(0.0)
+        + sample(&metrics, "rowferry_reconnects_total").unwrap_or(0.0);
+    assert!(recovered >= 1.0, "a stall or reconnect is counted: {metrics}");
+    assert_eq!(stop(&mut child), Some(0));
+    admin(&url, &[format!("DROP DATABASE {db}")]).await;
+}
