@@ -52,3 +52,10 @@ stop_pid() {
   kill "$pid" 2>/dev/null || true
   wait_until 30 "$what stopped" bash -c "! kill -0 $pid" || { log "$what did not stop in 30 s; killing"; kill -9 "$pid" 2>/dev/null || true; }
 }
+
+# ensure_build_deps: what building rowferry needs beyond Rust (librdkafka is built with TLS/SASL
+# against the system OpenSSL).
+ensure_build_deps() {
+  command -v pkg-config >/dev/null && pkg-config --exists openssl && command -v make >/dev/null && command -v g++ >/dev/null && return 0
+  apt_install pkg-config libssl-dev make g++
+}

@@ -178,6 +178,21 @@ pub fn read_to_end(
 mod tests {
     use super::*;
 
+    /// Managed Kafka services need TLS and SASL (PLAIN, SCRAM, OAUTHBEARER): librdkafka refuses
+    /// these settings at client creation when built without OpenSSL.
+    #[test]
+    fn tls_and_sasl_scram_are_built_in() {
+        for (protocol, mechanism) in [("SSL", None), ("SASL_SSL", Some("SCRAM-SHA-512")), ("SASL_SSL", Some("PLAIN"))] {
+            let mut c = ClientConfig::new();
+            c.set("bootstrap.servers", "127.0.0.1:1").set("security.protocol", protocol);
+            if let Some(m) = mechanism {
+                c.set("sasl.mechanism", m).set("sasl.username", "u").set("sasl.password", "p");
+            }
+            let made: KafkaResult<rdkafka::producer::FutureProducer<Context>> = create(&c);
+            assert!(made.is_ok(), "{protocol} {mechanism:?}: {:?}", made.err());
+        }
+    }
+
     #[test]
     fn a_repeated_message_is_logged_once_per_window() {
         let c = Context::default();
