@@ -1,5 +1,5 @@
-//! The Helm chart (helm/rowferry): `helm lint --strict`; `helm template` with the default values
-//! and with each helm/rowferry/ci/*.yaml, validated by `kubernetes-validate --strict`; the
+//! The Helm chart (helm/rowferry): `helm lint --strict`; `helm template` with the default values,
+//! with each helm/rowferry/ci/*.yaml and with examples/kubernetes-production.yaml, validated by `kubernetes-validate --strict`; the
 //! config.toml each rendering puts in the ConfigMap is accepted by `rowferry check --config-only`
 //! with the environment the pod gets from its Secret; passwords never land in the ConfigMap; and
 //! the guards fail rendering (a grace period shorter than the drain, a password in `config`).
@@ -30,7 +30,7 @@ fn ok(out: &Output, what: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Each values file of the CI set (none = the defaults).
+/// Each values file of the CI set and the Kubernetes example (none = the defaults).
 fn value_files() -> Vec<Option<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(CHART).join("ci"))
         .expect("helm/rowferry/ci")
@@ -39,6 +39,7 @@ fn value_files() -> Vec<Option<PathBuf>> {
         .collect();
     files.sort();
     assert!(!files.is_empty());
+    files.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes-production.yaml"));
     std::iter::once(None).chain(files.into_iter().map(Some)).collect()
 }
 
@@ -97,7 +98,7 @@ fn every_rendering_validates_and_its_config_is_accepted_by_rowferry() {
 
         // What the pod reads: the ConfigMap's file plus the Secret's values as environment.
         let config = config_toml(&manifests);
-        for secret in ["src-pw", "reg-pw", "sasl-pw", "password"] {
+        for secret in ["src-pw", "reg-pw", "sasl-pw", "password =", "token ="] {
             assert!(!config.contains(secret), "{what}: a secret in the ConfigMap:\n{config}");
         }
         let path = dir.path().join("config.toml");
@@ -107,6 +108,7 @@ fn every_rendering_validates_and_its_config_is_accepted_by_rowferry() {
             .arg(&path)
             .env("ROWFERRY__SOURCE__PASSWORD", "src-pw")
             .env("ROWFERRY__HTTP__TOKEN", "tok")
+            .env("ROWFERRY__COLUMNS__HASH_SALT", "salt")
             .envs(manifests.contains("mode = \"external\"").then_some(("ROWFERRY__REGISTRY__PASSWORD", "reg-pw")))
             .output()
             .expect("rowferry");
