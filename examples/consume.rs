@@ -7,6 +7,8 @@
 //! ```
 //!
 //! Wire format (docs/avro.md): byte 0, the schema id as a big-endian u32, then the Avro datum.
+//! apache-avro's JSON view prints a DECIMAL as its unscaled two's-complement bytes; apply the
+//! field's `scale` from the schema to get the number.
 
 use apache_avro::Schema;
 use rdkafka::consumer::{Consumer, StreamConsumer};
