@@ -13,6 +13,7 @@
 //! * [`stage`] wires them per table: topic, projection, schemas registered, records encoded.
 
 pub mod avro_schema;
+pub mod binary;
 pub mod datum;
 pub mod project;
 pub mod stage;

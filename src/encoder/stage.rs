@@ -3,9 +3,9 @@
 //! rules), the schemas of the table's current shape and their registry ids; a new shape (a DDL
 //! passed) is planned and registered before its first record is encoded.
 
-use super::avro_schema::{TableSchemas, table_schemas};
+use super::avro_schema::table_schemas;
 use super::project::{self, Projection};
-use super::{EncodeError, datum, wire};
+use super::{EncodeError, binary, datum, wire};
 use crate::change::RowChange;
 use crate::config::{ColumnRules, TopicSettings};
 use crate::registry::Registry;
@@ -26,7 +26,6 @@ struct Prepared {
     table: Arc<TableSchema>,
     projection: Option<Projection>,
     topic: String,
-    schemas: TableSchemas,
     key_id: Option<u32>,
     value_id: u32,
 }
@@ -36,7 +35,12 @@ pub struct Encoder {
     registry: Registry,
     topics: TopicSettings,
     columns: ColumnRules,
-    tables: HashMap<(String, String), Prepared>,
+    /// Prepared tables, and their index by (db, table).
+    prepared: Vec<Prepared>,
+    tables: HashMap<(String, String), usize>,
+    /// The entry of the previous change's table: consecutive rows of a table share one
+    /// `Arc<TableSchema>`, so most lookups are a pointer comparison.
+    last: Option<usize>,
     /// Key and value schemas of the transaction topic with their ids, once registered.
     transaction: Option<[(apache_avro::Schema, u32); 2]>,
 }
@@ -49,31 +53,53 @@ impl std::fmt::Debug for Encoder {
 
 impl Encoder {
     pub fn new(registry: Registry, topics: TopicSettings, columns: ColumnRules) -> Self {
-        Encoder { registry, topics, columns, tables: HashMap::new(), transaction: None }
+        Encoder { registry, topics, columns, prepared: Vec::new(), tables: HashMap::new(), last: None, transaction: None }
     }
 
-    async fn prepare(&mut self, table: &Arc<TableSchema>) -> Result<&Prepared, EncodeError> {
-        let name = (table.db.clone(), table.table.clone());
-        let current = self.tables.get(&name).is_some_and(|p| Arc::ptr_eq(&p.table, table) || *p.table == **table);
-        if !current {
-            let name_of = || format!("{}.{}", table.db, table.table);
-            let topic = self
-                .topics
-                .topic_for(&table.db, &table.table)
-                .map_err(|problem| EncodeError::Schema { table: name_of(), problem })?;
-            let projection = project::plan(&self.columns, table)?;
-            let shown = projection.as_ref().map_or(table, |p| &p.table);
-            let schemas = table_schemas(shown, &topic)?;
-            let reg = |e: crate::registry::RegistryError| EncodeError::Registry { table: name_of(), source: e };
-            let key_id = match &schemas.key {
-                Some((text, _)) => Some(self.registry.register(&format!("{topic}-key"), text).await.map_err(reg)?),
-                None => None,
-            };
-            let value_id = self.registry.register(&format!("{topic}-value"), &schemas.value.0).await.map_err(reg)?;
-            let prepared = Prepared { table: Arc::clone(table), projection, topic, schemas, key_id, value_id };
-            self.tables.insert(name.clone(), prepared);
+    /// The index in `prepared` of `table`'s current shape, planning and registering it if new.
+    async fn prepare(&mut self, table: &Arc<TableSchema>) -> Result<usize, EncodeError> {
+        if let Some(i) = self.last
+            && Arc::ptr_eq(&self.prepared[i].table, table)
+        {
+            return Ok(i);
         }
-        self.tables.get(&name).ok_or_else(|| EncodeError::Avro("table schema vanished".into()))
+        let name = (table.db.clone(), table.table.clone());
+        let known = self.tables.get(&name).copied();
+        if let Some(i) = known
+            && (Arc::ptr_eq(&self.prepared[i].table, table) || *self.prepared[i].table == **table)
+        {
+            self.prepared[i].table = Arc::clone(table);
+            self.last = Some(i);
+            return Ok(i);
+        }
+        let name_of = || format!("{}.{}", table.db, table.table);
+        let topic = self
+            .topics
+            .topic_for(&table.db, &table.table)
+            .map_err(|problem| EncodeError::Schema { table: name_of(), problem })?;
+        let projection = project::plan(&self.columns, table)?;
+        let shown = projection.as_ref().map_or(table, |p| &p.table);
+        let schemas = table_schemas(shown, &topic)?;
+        let reg = |e: crate::registry::RegistryError| EncodeError::Registry { table: name_of(), source: e };
+        let key_id = match &schemas.key {
+            Some((text, _)) => Some(self.registry.register(&format!("{topic}-key"), text).await.map_err(reg)?),
+            None => None,
+        };
+        let value_id = self.registry.register(&format!("{topic}-value"), &schemas.value.0).await.map_err(reg)?;
+        let entry = Prepared { table: Arc::clone(table), projection, topic, key_id, value_id };
+        let i = match known {
+            Some(i) => {
+                self.prepared[i] = entry;
+                i
+            }
+            None => {
+                self.prepared.push(entry);
+                self.tables.insert(name, self.prepared.len() - 1);
+                self.prepared.len() - 1
+            }
+        };
+        self.last = Some(i);
+        Ok(i)
     }
 
     /// Encodes one change; `txn` fills the envelope's `transaction` block.
@@ -84,7 +110,8 @@ impl Encoder {
         txn: Option<&datum::TxnInfo>,
         ts_ms: i64,
     ) -> Result<Encoded, EncodeError> {
-        let prepared = self.prepare(&change.table).await?;
+        let i = self.prepare(&change.table).await?;
+        let prepared = &self.prepared[i];
         let projected;
         let change = match &prepared.projection {
             Some(p) => {
@@ -93,17 +120,18 @@ impl Encoder {
             }
             None => change,
         };
-        let key = match (&prepared.schemas.key, prepared.key_id, datum::key(change)?) {
-            (Some((_, schema)), Some(id), Some(value)) => {
-                let mut out = Vec::new();
-                wire::frame_into(id, &datum::encode(schema, value)?, &mut out);
-                Some(out)
+        // Straight to Avro binary (binary.rs; the same bytes as apache-avro, property-tested).
+        let key = match prepared.key_id {
+            Some(id) => {
+                let mut out = Vec::with_capacity(32);
+                wire::header_into(id, &mut out);
+                binary::key(&mut out, change)?.then_some(out)
             }
-            _ => None,
+            None => None,
         };
-        let envelope = datum::envelope(change, source, txn, ts_ms)?;
-        let mut value = Vec::new();
-        wire::frame_into(prepared.value_id, &datum::encode(&prepared.schemas.value.1, envelope)?, &mut value);
+        let mut value = Vec::with_capacity(128 + 16 * change.table.columns.len());
+        wire::header_into(prepared.value_id, &mut value);
+        binary::envelope(&mut value, change, source, txn, ts_ms)?;
         Ok(Encoded { topic: prepared.topic.clone(), key, value })
     }
 

@@ -8,9 +8,14 @@ pub const MAGIC: u8 = 0;
 /// Frames an Avro datum for schema `id`, appending to `out`.
 pub fn frame_into(id: u32, datum: &[u8], out: &mut Vec<u8>) {
     out.reserve(5 + datum.len());
+    header_into(id, out);
+    out.extend_from_slice(datum);
+}
+
+/// Appends the 5-byte header for schema `id` (the datum is written after it).
+pub fn header_into(id: u32, out: &mut Vec<u8>) {
     out.push(MAGIC);
     out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(datum);
 }
 
 /// Splits a framed message into schema id and datum.
