@@ -41,6 +41,8 @@ const MAX_INFLIGHT_BYTES: usize = 64 << 20;
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 /// Events between the reader and the router.
 const CHANNEL: usize = 4096;
+/// Events routed per wake-up of the loop at most (between checks of acks, ticks and signals).
+const EVENT_BATCH: usize = 512;
 
 /// Why `run` stopped.
 #[derive(Debug, thiserror::Error)]
@@ -185,9 +187,9 @@ async fn stream(
     let reader_ended = loop {
         tokio::select! {
             biased;
-            Some((record, result)) = publisher.next_ack(), if publisher.inflight() > 0 => {
-                ops.acked(result.is_ok());
-                committer.delivered(record, result)?;
+            _ = publisher.acks_ready(), if publisher.inflight() > 0 => {
+                publisher.take_acks(&mut acks);
+                settle(&mut acks, &mut committer, ops)?;
             }
             _ = &mut shutdown => break false,
             _ = tick.tick() => {
@@ -207,13 +209,23 @@ async fn stream(
             }
             _ = paused.changed() => {}
             event = rx.recv(), if publisher.has_capacity() && !*paused.borrow() => {
-                let Some(event) = event else { break true };
-                ops.event();
+                let Some(mut event) = event else { break true };
                 let ctx = Ctx { settings, connector, server_id: settings.source.server_id.get(), ops };
-                route_event(event, &mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
-                for (record, result) in acks.drain(..) {
-                    ops.acked(result.is_ok());
-                    committer.delivered(record, result)?;
+                // A batch of what is already queued per wake-up, while there is room. An event is
+                // taken from the channel only when it is routed right away.
+                let mut routed = 0;
+                loop {
+                    ops.event();
+                    route_event(event, &mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
+                    settle(&mut acks, &mut committer, ops)?;
+                    routed += 1;
+                    if routed == EVENT_BATCH || !publisher.has_capacity() {
+                        break;
+                    }
+                    match rx.try_recv() {
+                        Ok(next) => event = next,
+                        Err(_) => break,
+                    }
                 }
             }
         }
@@ -224,12 +236,8 @@ async fn stream(
     drop(rx);
     let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
     while publisher.inflight() > 0 {
-        match tokio::time::timeout_at(deadline, publisher.next_ack()).await {
-            Ok(Some((record, result))) => {
-                ops.acked(result.is_ok());
-                committer.delivered(record, result)?;
-            }
-            Ok(None) => break,
+        match tokio::time::timeout_at(deadline, publisher.next_acks(&mut acks)).await {
+            Ok(()) => settle(&mut acks, &mut committer, ops)?,
             Err(_) => {
                 tracing::warn!(
                     inflight = publisher.inflight(),
@@ -376,6 +384,19 @@ async fn route_event(
         }
         TxnEvent::Heartbeat => ctx.ops.heartbeat(),
         TxnEvent::Statement { .. } => {}
+    }
+    Ok(())
+}
+
+/// Hands delivery reports to the committer (and the figures to ops).
+fn settle(
+    acks: &mut Vec<(RecordId, Result<(), String>)>,
+    committer: &mut Committer,
+    ops: &Ops,
+) -> Result<(), RunError> {
+    for (record, result) in acks.drain(..) {
+        ops.acked(result.is_ok());
+        committer.delivered(record, result)?;
     }
     Ok(())
 }

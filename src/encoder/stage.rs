@@ -53,7 +53,15 @@ impl std::fmt::Debug for Encoder {
 
 impl Encoder {
     pub fn new(registry: Registry, topics: TopicSettings, columns: ColumnRules) -> Self {
-        Encoder { registry, topics, columns, prepared: Vec::new(), tables: HashMap::new(), last: None, transaction: None }
+        Encoder {
+            registry,
+            topics,
+            columns,
+            prepared: Vec::new(),
+            tables: HashMap::new(),
+            last: None,
+            transaction: None,
+        }
     }
 
     /// The index in `prepared` of `table`'s current shape, planning and registering it if new.

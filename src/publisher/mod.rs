@@ -3,19 +3,23 @@
 //! in flight. Records are enqueued in stream order (so one key's records keep their order on its
 //! partition); a full local queue is waited out, never dropped; each delivery report comes back as
 //! an ack or a failure for the committer.
+//!
+//! Delivery reports arrive on librdkafka's polling thread ([`ThreadedProducer`]), which queues
+//! them and wakes the pipeline once per batch, not once per record: one future and one
+//! cross-thread wake per record cost more CPU than encoding it.
 
 use crate::committer::RecordId;
 use crate::config::KafkaSettings;
 use crate::error::ErrorClass;
 use crate::kafka::{Context, TopicSpec};
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use rdkafka::admin::AdminClient;
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use std::collections::HashSet;
-use std::future::Future;
-use std::pin::Pin;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Publishing failures.
@@ -42,16 +46,49 @@ pub struct RecordHeaders<'a> {
     pub table: &'a str,
 }
 
-type Delivery = Pin<Box<dyn Future<Output = (RecordId, usize, Result<(), String>)> + Send>>;
+/// One delivery report: the record, its key + value bytes, and the outcome.
+type Report = (RecordId, usize, Result<(), String>);
+
+/// The producer's context: rowferry's logging, plus delivery reports queued for the pipeline.
+struct Acks {
+    log: Context,
+    queue: Mutex<VecDeque<Report>>,
+    ready: tokio::sync::Notify,
+}
+
+impl ClientContext for Acks {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        self.log.log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(error, reason);
+    }
+}
+
+impl ProducerContext for Acks {
+    type DeliveryOpaque = Box<(RecordId, usize)>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Self::DeliveryOpaque) {
+        let (id, size) = *opaque;
+        let outcome = result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string());
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.push_back((id, size, outcome));
+        }
+        self.ready.notify_one();
+    }
+}
 
 /// See the module docs.
 pub struct Publisher {
-    producer: FutureProducer<Context>,
+    producer: ThreadedProducer<Acks>,
+    acks: Arc<Acks>,
     admin: AdminClient<Context>,
     /// Topics known to exist, and how to create the others.
     topics: HashSet<String>,
     spec: TopicSpec,
-    inflight: FuturesUnordered<Delivery>,
+    /// Records sent and not yet reported.
+    inflight: usize,
     max_inflight: usize,
     /// Key + value bytes of the records in flight, and their bound.
     inflight_bytes: usize,
@@ -60,7 +97,7 @@ pub struct Publisher {
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("inflight", &self.inflight.len()).finish()
+        f.debug_struct("Publisher").field("inflight", &self.inflight).finish()
     }
 }
 
@@ -81,14 +118,18 @@ impl Publisher {
         }
         // ...but never what the commit rule depends on (config validation rejects them too).
         config.set("enable.idempotence", "true").set("acks", "all");
-        let producer = crate::kafka::create(&config).map_err(|e: KafkaError| PublishError::Kafka(e.to_string()))?;
+        let context = Acks { log: Context::default(), queue: Mutex::new(VecDeque::new()), ready: Default::default() };
+        let producer: ThreadedProducer<Acks> =
+            config.create_with_context(context).map_err(|e: KafkaError| PublishError::Kafka(e.to_string()))?;
+        let acks = Arc::clone(producer.context());
         let admin = crate::kafka::create(&config).map_err(|e: KafkaError| PublishError::Kafka(e.to_string()))?;
         Ok(Publisher {
             producer,
+            acks,
             admin,
             topics: HashSet::new(),
             spec: topics,
-            inflight: FuturesUnordered::new(),
+            inflight: 0,
             max_inflight,
             inflight_bytes: 0,
             max_inflight_bytes,
@@ -118,7 +159,7 @@ impl Publisher {
     }
 
     pub fn inflight(&self) -> usize {
-        self.inflight.len()
+        self.inflight
     }
 
     /// Key + value bytes of the records in flight.
@@ -127,7 +168,7 @@ impl Publisher {
     }
 
     pub fn has_capacity(&self) -> bool {
-        self.inflight.len() < self.max_inflight && self.inflight_bytes < self.max_inflight_bytes
+        self.inflight < self.max_inflight && self.inflight_bytes < self.max_inflight_bytes
     }
 
     /// Enqueues a record (a tombstone when `value` is `None`). Waits while librdkafka's queue is
@@ -146,50 +187,58 @@ impl Publisher {
             .insert(Header { key: "rowferry.gtid", value: Some(headers.gtid) })
             .insert(Header { key: "rowferry.position", value: Some(&position) })
             .insert(Header { key: "rowferry.table", value: Some(headers.table) });
+        let size = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
+        let mut opaque = Box::new((id, size));
         loop {
-            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(owned.clone());
+            let mut record: BaseRecord<'_, [u8], [u8], Box<(RecordId, usize)>> =
+                BaseRecord::with_opaque_to(topic, opaque).headers(owned.clone());
             if let Some(k) = key {
                 record = record.key(k);
             }
             if let Some(v) = value {
                 record = record.payload(v);
             }
-            match self.producer.send_result(record) {
-                Ok(delivery) => {
-                    let size = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
+            match self.producer.send(record) {
+                Ok(()) => {
                     self.inflight_bytes += size;
-                    self.inflight.push(Box::pin(settle(id, size, delivery)));
+                    self.inflight += 1;
                     return Ok(());
                 }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    // Wait for a delivery to free space; if none is ours, give librdkafka a moment.
-                    match self.next_ack_within(Duration::from_millis(100)).await {
-                        Some(ack) => acks.push(ack),
-                        None => self.producer.poll(Duration::from_millis(10)),
-                    }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
+                    opaque = record.delivery_opaque;
+                    // Wait for deliveries to free space (collecting their reports meanwhile).
+                    let _ = tokio::time::timeout(Duration::from_millis(100), self.acks.ready.notified()).await;
+                    self.take_acks(acks);
                 }
                 Err((e, _)) => return Err(PublishError::Kafka(e.to_string())),
             }
         }
     }
 
-    /// The next delivery report, or `None` when nothing is in flight.
-    pub async fn next_ack(&mut self) -> Option<(RecordId, Result<(), String>)> {
-        let (id, size, result) = self.inflight.next().await?;
-        self.inflight_bytes -= size;
-        Some((id, result))
+    /// Moves every delivery report received so far into `out`.
+    pub fn take_acks(&mut self, out: &mut Vec<(RecordId, Result<(), String>)>) {
+        let Ok(mut queue) = self.acks.queue.lock() else { return };
+        for (id, size, result) in queue.drain(..) {
+            self.inflight -= 1;
+            self.inflight_bytes -= size;
+            out.push((id, result));
+        }
     }
 
-    async fn next_ack_within(&mut self, limit: Duration) -> Option<(RecordId, Result<(), String>)> {
-        tokio::time::timeout(limit, self.next_ack()).await.ok().flatten()
+    /// Waits until delivery reports are available (returns at once when some are queued).
+    pub async fn acks_ready(&self) {
+        let notified = self.acks.ready.notified();
+        if self.acks.queue.lock().is_ok_and(|q| !q.is_empty()) {
+            return;
+        }
+        notified.await;
     }
-}
 
-async fn settle(id: RecordId, size: usize, delivery: DeliveryFuture) -> (RecordId, usize, Result<(), String>) {
-    let result = match delivery.await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err(e.to_string()),
-        Err(_) => Err("the producer dropped the delivery report".into()),
-    };
-    (id, size, result)
+    /// The next delivery reports (at least one), or none when nothing is in flight.
+    pub async fn next_acks(&mut self, out: &mut Vec<(RecordId, Result<(), String>)>) {
+        while self.inflight > 0 && out.is_empty() {
+            self.acks_ready().await;
+            self.take_acks(out);
+        }
+    }
 }
