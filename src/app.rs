@@ -86,7 +86,10 @@ struct Route {
     /// Data records of the transaction so far (tombstones not counted).
     index: u64,
     /// Data records per table, in order of first appearance (transaction metadata).
-    tables: Vec<(String, u64)>,
+    tables: Vec<(Arc<str>, u64)>,
+    /// The previous row's table: its schema, `db.table`, and whether it is captured (consecutive
+    /// rows of a table share one schema `Arc`, so this is computed once per run of rows).
+    last_table: Option<(Arc<crate::schema::TableSchema>, Arc<str>, bool)>,
     /// Tables stopped by a per-table error (`db.table` → why), for the rest of this run.
     stopped: std::collections::HashMap<String, String>,
 }
@@ -177,6 +180,7 @@ async fn stream(
         commit_ms: 0,
         index: 0,
         tables: Vec::new(),
+        last_table: None,
         stopped: Default::default(),
     };
     let mut acks = Vec::new();
@@ -210,7 +214,8 @@ async fn stream(
             _ = paused.changed() => {}
             event = rx.recv(), if publisher.has_capacity() && !*paused.borrow() => {
                 let Some(mut event) = event else { break true };
-                let ctx = Ctx { settings, connector, server_id: settings.source.server_id.get(), ops };
+                let now_ms = crate::ops::now_ms() as i64;
+                let ctx = Ctx { settings, connector, server_id: settings.source.server_id.get(), ops, now_ms };
                 // A batch of what is already queued per wake-up, while there is room. An event is
                 // taken from the channel only when it is routed right away.
                 let mut routed = 0;
@@ -270,6 +275,8 @@ struct Ctx<'a> {
     connector: &'a str,
     server_id: u32,
     ops: &'a Ops,
+    /// When this batch of events is processed (the records' `ts_ms`).
+    now_ms: i64,
 }
 
 /// Hands one event to the stage it belongs to.
@@ -292,11 +299,19 @@ async fn route_event(
         }
         TxnEvent::Row(change) => {
             let txn = route.txn.ok_or_else(|| RunError::Other("row outside a transaction".into()))?;
-            if !ctx.settings.tables.captures(&change.table.db, &change.table.table) {
+            let (table, captured) = match &route.last_table {
+                Some((schema, name, captured)) if Arc::ptr_eq(schema, &change.table) => (Arc::clone(name), *captured),
+                _ => {
+                    let name: Arc<str> = format!("{}.{}", change.table.db, change.table.table).into();
+                    let captured = ctx.settings.tables.captures(&change.table.db, &change.table.table);
+                    route.last_table = Some((Arc::clone(&change.table), Arc::clone(&name), captured));
+                    (name, captured)
+                }
+            };
+            if !captured {
                 return Ok(());
             }
-            let table = format!("{}.{}", change.table.db, change.table.table);
-            if route.stopped.contains_key(&table) {
+            if route.stopped.contains_key(&*table) {
                 // Not published; the hold keeps the offset before the first such transaction.
                 committer.hold(txn)?;
                 return Ok(());
@@ -332,14 +347,12 @@ async fn route_event(
                 ts_ms: route.commit_ms,
                 snapshot: "false",
                 server_id: ctx.server_id,
-                gtid: Some(route.gtid.clone()),
+                gtid: Some(&route.gtid),
                 file: "",
                 pos: 0,
                 row: (route.index - 1) as i32,
             };
-            let now =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-            let encoded = match encoder.encode(&change, &source, txn_info.as_ref(), now).await {
+            let encoded = match encoder.encode(&change, &source, txn_info.as_ref(), ctx.now_ms).await {
                 Ok(encoded) => encoded,
                 Err(e) if e.class() == ErrorClass::PerTable => {
                     tracing::error!(
@@ -351,17 +364,17 @@ async fn route_event(
                          resumes here (the other tables' records since then are sent again)"
                     );
                     ctx.ops.table_stopped(&table, &e.to_string());
-                    route.stopped.insert(table, e.to_string());
+                    route.stopped.insert(table.to_string(), e.to_string());
                     committer.hold(txn)?;
                     return Ok(());
                 }
                 Err(e) => return Err(e.into()),
             };
-            ctx.ops.row(&table, crate::encoder::datum::op_code(change.op), route.commit_ms);
+            ctx.ops.row(&table, crate::encoder::datum::op_code(change.op), route.commit_ms, ctx.now_ms);
             let headers = RecordHeaders { gtid: &route.gtid, position: route.index, table: &table };
             // A tombstone after a delete lets compaction drop the key.
             let tombstone = (ctx.settings.topics.tombstones && change.op == Op::Delete && encoded.key.is_some())
-                .then(|| (encoded.topic.clone(), encoded.key.clone(), None));
+                .then(|| (Arc::clone(&encoded.topic), encoded.key.clone(), None));
             send(encoder_record(encoded), txn, &headers, publisher, committer, acks).await?;
             if let Some(tombstone) = tombstone {
                 send(tombstone, txn, &headers, publisher, committer, acks).await?;
@@ -402,7 +415,7 @@ fn settle(
 }
 
 /// Topic, key and value (`None`: a tombstone) of one record.
-type Record = (String, Option<Vec<u8>>, Option<Vec<u8>>);
+type Record = (Arc<str>, Option<Vec<u8>>, Option<Vec<u8>>);
 
 fn encoder_record(e: crate::encoder::stage::Encoded) -> Record {
     (e.topic, e.key, Some(e.value))

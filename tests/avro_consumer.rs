@@ -84,7 +84,7 @@ async fn stock_client_reads_what_rowferry_writes(server: &str) {
                 ts_ms: 0,
                 snapshot: "false",
                 server_id: 1,
-                gtid: Some(gtid.clone()),
+                gtid: Some(gtid),
                 file: "",
                 pos: 0,
                 row: 0,

@@ -226,7 +226,7 @@ pub fn envelope(
     long(out, 1);
     string(out, &change.table.table);
     long(out, i64::from(source.server_id));
-    match &source.gtid {
+    match source.gtid {
         Some(g) => {
             long(out, 1);
             string(out, g);

@@ -22,7 +22,7 @@ pub struct SourceInfo<'a> {
     /// `true`, `last` or `false`.
     pub snapshot: &'a str,
     pub server_id: u32,
-    pub gtid: Option<String>,
+    pub gtid: Option<&'a str>,
     pub file: &'a str,
     pub pos: u64,
     pub row: i32,
@@ -120,7 +120,7 @@ pub fn envelope(
         ("db".into(), Avro::String(change.table.db.clone())),
         ("table".into(), opt_string(Some(&change.table.table))),
         ("server_id".into(), Avro::Long(i64::from(source.server_id))),
-        ("gtid".into(), opt_string(source.gtid.as_deref())),
+        ("gtid".into(), opt_string(source.gtid)),
         ("file".into(), Avro::String(source.file.into())),
         ("pos".into(), Avro::Long(source.pos as i64)),
         ("row".into(), Avro::Int(source.row)),

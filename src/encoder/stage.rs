@@ -16,7 +16,9 @@ use std::sync::Arc;
 /// One encoded record.
 #[derive(Debug, Clone)]
 pub struct Encoded {
-    pub topic: String,
+    pub topic: Arc<str>,
+    /// `db.table` of the change (`None` for transaction metadata records).
+    pub table: Option<Arc<str>>,
     /// `None`: no primary key (null Kafka key).
     pub key: Option<Vec<u8>>,
     pub value: Vec<u8>,
@@ -25,7 +27,9 @@ pub struct Encoded {
 struct Prepared {
     table: Arc<TableSchema>,
     projection: Option<Projection>,
-    topic: String,
+    topic: Arc<str>,
+    /// `db.table`.
+    name: Arc<str>,
     key_id: Option<u32>,
     value_id: u32,
 }
@@ -94,7 +98,14 @@ impl Encoder {
             None => None,
         };
         let value_id = self.registry.register(&format!("{topic}-value"), &schemas.value.0).await.map_err(reg)?;
-        let entry = Prepared { table: Arc::clone(table), projection, topic, key_id, value_id };
+        let entry = Prepared {
+            table: Arc::clone(table),
+            projection,
+            topic: topic.into(),
+            name: name_of().into(),
+            key_id,
+            value_id,
+        };
         let i = match known {
             Some(i) => {
                 self.prepared[i] = entry;
@@ -140,7 +151,7 @@ impl Encoder {
         let mut value = Vec::with_capacity(128 + 16 * change.table.columns.len());
         wire::header_into(prepared.value_id, &mut value);
         binary::envelope(&mut value, change, source, txn, ts_ms)?;
-        Ok(Encoded { topic: prepared.topic.clone(), key, value })
+        Ok(Encoded { topic: Arc::clone(&prepared.topic), table: Some(Arc::clone(&prepared.name)), key, value })
     }
 
     /// The BEGIN record (`end: None`) or END record (`end`: data records per table) of the
@@ -148,7 +159,7 @@ impl Encoder {
     pub async fn transaction_record(
         &mut self,
         id: &str,
-        end: Option<&[(String, u64)]>,
+        end: Option<&[(Arc<str>, u64)]>,
         ts_ms: i64,
     ) -> Result<Encoded, EncodeError> {
         use apache_avro::types::Value as Avro;
@@ -190,7 +201,7 @@ impl Encoder {
                     .iter()
                     .map(|(name, n)| {
                         Avro::Record(vec![
-                            ("data_collection".into(), Avro::String(name.clone())),
+                            ("data_collection".into(), Avro::String(name.to_string())),
                             ("event_count".into(), Avro::Long(*n as i64)),
                         ])
                     })
@@ -208,6 +219,6 @@ impl Encoder {
         let (mut key_bytes, mut value_bytes) = (Vec::new(), Vec::new());
         wire::frame_into(*key_id, &datum::encode(key_schema, key)?, &mut key_bytes);
         wire::frame_into(*value_id, &datum::encode(value_schema, value)?, &mut value_bytes);
-        Ok(Encoded { topic, key: Some(key_bytes), value: value_bytes })
+        Ok(Encoded { topic: topic.into(), table: None, key: Some(key_bytes), value: value_bytes })
     }
 }

@@ -117,8 +117,8 @@ mod tests {
     #[test]
     fn every_declared_metric_is_rendered_once_with_help_and_type() {
         let ops = Ops::new("c1", Duration::from_secs(60));
-        ops.row("shop.orders", "c", 0);
-        ops.row("shop.\"odd\"", "d", 0);
+        ops.row("shop.orders", "c", 0, 0);
+        ops.row("shop.\"odd\"", "d", 0, 0);
         ops.committed("0-1-5".into());
         let text = render(&ops);
         for (name, kind, _) in METRICS {
@@ -137,7 +137,7 @@ mod tests {
     fn table_series_are_bounded() {
         let ops = Ops::new("c1", Duration::from_secs(60));
         for i in 0..super::super::MAX_TABLES + 5 {
-            ops.row(&format!("db.t{i}"), "c", 0);
+            ops.row(&format!("db.t{i}"), "c", 0, 0);
         }
         let text = render(&ops);
         assert_eq!(text.matches("rowferry_rows_total{").count(), 3 * (super::super::MAX_TABLES + 1));

@@ -145,9 +145,8 @@ impl Ops {
         self.events.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A row of `table` (`op` is `c`, `u` or `d`) committed at `commit_ms` was processed.
-    pub fn row(&self, table: &str, op: &str, commit_ms: i64) {
-        let now = now_ms() as i64;
+    /// A row of `table` (`op` is `c`, `u` or `d`) committed at `commit_ms` was processed at `now`.
+    pub fn row(&self, table: &str, op: &str, commit_ms: i64, now: i64) {
         self.behind_ms.store(if commit_ms > 0 { (now - commit_ms).max(0) } else { 0 }, Ordering::Relaxed);
         if let Ok(mut tables) = self.tables.lock() {
             let key = if tables.contains_key(table) || tables.len() < MAX_TABLES { table } else { "_other" };

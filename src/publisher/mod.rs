@@ -182,30 +182,30 @@ impl Publisher {
         headers: &RecordHeaders<'_>,
         acks: &mut Vec<(RecordId, Result<(), String>)>,
     ) -> Result<(), PublishError> {
-        let position = headers.position.to_string();
-        let owned = OwnedHeaders::new()
+        let mut digits = [0u8; 20];
+        let position = decimal(headers.position, &mut digits);
+        let owned = OwnedHeaders::new_with_capacity(3)
             .insert(Header { key: "rowferry.gtid", value: Some(headers.gtid) })
-            .insert(Header { key: "rowferry.position", value: Some(&position) })
+            .insert(Header { key: "rowferry.position", value: Some(position) })
             .insert(Header { key: "rowferry.table", value: Some(headers.table) });
         let size = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
-        let mut opaque = Box::new((id, size));
+        let mut record: BaseRecord<'_, [u8], [u8], Box<(RecordId, usize)>> =
+            BaseRecord::with_opaque_to(topic, Box::new((id, size))).headers(owned);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
         loop {
-            let mut record: BaseRecord<'_, [u8], [u8], Box<(RecordId, usize)>> =
-                BaseRecord::with_opaque_to(topic, opaque).headers(owned.clone());
-            if let Some(k) = key {
-                record = record.key(k);
-            }
-            if let Some(v) = value {
-                record = record.payload(v);
-            }
             match self.producer.send(record) {
                 Ok(()) => {
                     self.inflight_bytes += size;
                     self.inflight += 1;
                     return Ok(());
                 }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), record)) => {
-                    opaque = record.delivery_opaque;
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
                     // Wait for deliveries to free space (collecting their reports meanwhile).
                     let _ = tokio::time::timeout(Duration::from_millis(100), self.acks.ready.notified()).await;
                     self.take_acks(acks);
@@ -239,6 +239,31 @@ impl Publisher {
         while self.inflight > 0 && out.is_empty() {
             self.acks_ready().await;
             self.take_acks(out);
+        }
+    }
+}
+
+/// `n` in decimal, written into `buf` (no allocation).
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decimal_digits() {
+        let mut buf = [0u8; 20];
+        for n in [0, 7, 10, 12345, u64::MAX] {
+            assert_eq!(super::decimal(n, &mut buf), n.to_string());
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::encoder::datum;
 use proptest::prelude::*;
 use std::sync::Arc;
 
-fn source(gtid: Option<String>) -> SourceInfo<'static> {
+fn source(gtid: Option<&str>) -> SourceInfo<'_> {
     SourceInfo {
         connector: "mariadb",
         name: "n",
@@ -138,7 +138,7 @@ proptest! {
         let change = RowChange { op, table: t, before, after };
         let info = TxnInfo { id: "0-1-5".into(), total_order: 4, data_collection_order: 2 };
         let txn = txn.then_some(&info);
-        let src = source(gtid);
+        let src = source(gtid.as_deref());
         prop_assert_eq!(direct(&change, &src, txn), reference(&change, &src, txn));
     }
 }

@@ -16,7 +16,7 @@ fn source() -> SourceInfo<'static> {
         ts_ms: 1_700_000_000_000,
         snapshot: "false",
         server_id: 1,
-        gtid: Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:7".into()),
+        gtid: Some("3e11fa47-71ca-11e1-9e33-c80aa9429562:7"),
         file: "binlog.000001",
         pos: 4,
         row: 0,
