@@ -37,8 +37,6 @@ use std::time::Duration;
 const MAX_INFLIGHT: usize = 50_000;
 /// ...and their key + value bytes at most.
 const MAX_INFLIGHT_BYTES: usize = 64 << 20;
-/// How often the released position is stored while streaming.
-const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 /// Events between the reader and the router.
 const CHANNEL: usize = 4096;
 /// Events routed per wake-up of the loop at most (between checks of acks, ticks and signals).
@@ -158,7 +156,7 @@ async fn stream(
     let mut encoder = Encoder::new(registry, settings.topics.clone(), settings.columns.clone());
     let mut publisher =
         Publisher::new(&settings.kafka, TopicSpec::data(&settings.topics), MAX_INFLIGHT, MAX_INFLIGHT_BYTES)?;
-    let mut committer = Committer::new(start.clone(), offsets, &settings.name, COMMIT_INTERVAL);
+    let mut committer = Committer::new(start.clone(), offsets, &settings.name, settings.commit_interval);
     let (tx, mut rx) = tokio::sync::mpsc::channel(CHANNEL);
     // Heartbeats at least three times per stall bound; a dead link is noticed after three.
     let heartbeat = Duration::from_secs(5).min(settings.stall_timeout / 3);
@@ -173,7 +171,7 @@ async fn stream(
     let mut stalled = false;
 
     let mut shutdown = Box::pin(shutdown_signal(signals));
-    let mut tick = tokio::time::interval(COMMIT_INTERVAL);
+    let mut tick = tokio::time::interval(settings.commit_interval);
     let mut route = Route {
         txn: None,
         gtid: String::new(),
@@ -202,7 +200,12 @@ async fn stream(
                 }
             }
             _ = watchdog.tick() => {
-                ops.inflight(publisher.inflight(), publisher.inflight_bytes(), !publisher.has_capacity());
+                ops.inflight(
+                    publisher.inflight(),
+                    publisher.inflight_bytes(),
+                    !publisher.has_capacity(),
+                    publisher.acked_bytes(),
+                );
                 let readiness = ops.readiness();
                 if readiness.source_stalled && !stalled {
                     tracing::warn!(reasons = ?readiness.reasons, "stalled: reconnecting to the source");

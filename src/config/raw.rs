@@ -142,6 +142,8 @@ pub struct RawOffsets {
     pub topic: Option<String>,
     /// Offsets file, for `file` (written atomically: temp file, fsync, rename).
     pub path: Option<PathBuf>,
+    /// How often the acknowledged position is stored, in milliseconds. Default 1000.
+    pub interval_ms: Option<u64>,
 }
 
 /// `[tables]`

@@ -25,6 +25,8 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// Silence after which rowferry is not ready and reconnects the source.
     pub stall_timeout: Duration,
+    /// How often the acknowledged position is stored (`offsets.interval_ms`).
+    pub commit_interval: Duration,
     pub source: SourceSettings,
     pub kafka: KafkaSettings,
     pub registry: RegistrySettings,
@@ -158,9 +160,17 @@ impl Settings {
             Some(s) => Duration::from_secs(s),
             None => Duration::from_secs(60),
         };
+        let commit_interval = match raw.offsets.interval_ms {
+            Some(ms) if !(10..=60_000).contains(&ms) => {
+                return Err(invalid("offsets.interval_ms", format!("{ms} is not between 10 and 60000")));
+            }
+            Some(ms) => Duration::from_millis(ms),
+            None => Duration::from_secs(1),
+        };
         Ok(Settings {
             shutdown_timeout,
             stall_timeout,
+            commit_interval,
             source: source(raw.source)?,
             registry: registry(raw.registry)?,
             offsets: offsets(raw.offsets, &kafka.topic_prefix)?,

@@ -20,6 +20,7 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ),
     ("rowferry_rows_total", "counter", "Row changes read, per table and op (c insert, u update, d delete)."),
     ("rowferry_records_published_total", "counter", "Records Kafka acknowledged."),
+    ("rowferry_published_bytes_total", "counter", "Key and value bytes of the records Kafka acknowledged."),
     ("rowferry_delivery_errors_total", "counter", "Records Kafka refused for good (each stops the connector)."),
     ("rowferry_inflight_records", "gauge", "Records sent and not yet acknowledged."),
     ("rowferry_inflight_bytes", "gauge", "Key and value bytes of the records in flight."),
@@ -78,6 +79,7 @@ pub fn render(ops: &Ops) -> String {
                 }
             }
             "rowferry_records_published_total" => sample("", ops.published.load(Ordering::Relaxed) as f64),
+            "rowferry_published_bytes_total" => sample("", ops.published_bytes.load(Ordering::Relaxed) as f64),
             "rowferry_delivery_errors_total" => sample("", ops.delivery_errors.load(Ordering::Relaxed) as f64),
             "rowferry_inflight_records" => sample("", ops.inflight_records.load(Ordering::Relaxed) as f64),
             "rowferry_inflight_bytes" => sample("", ops.inflight_bytes.load(Ordering::Relaxed) as f64),

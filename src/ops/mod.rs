@@ -65,6 +65,7 @@ pub struct Ops {
     /// Source events taken by the pipeline (transaction boundaries, rows, statements, heartbeats).
     events: AtomicU64,
     published: AtomicU64,
+    published_bytes: AtomicU64,
     delivery_errors: AtomicU64,
     inflight_records: AtomicU64,
     inflight_bytes: AtomicU64,
@@ -100,6 +101,7 @@ impl Ops {
             reader: OnceLock::new(),
             events: AtomicU64::new(0),
             published: AtomicU64::new(0),
+            published_bytes: AtomicU64::new(0),
             delivery_errors: AtomicU64::new(0),
             inflight_records: AtomicU64::new(0),
             inflight_bytes: AtomicU64::new(0),
@@ -173,7 +175,8 @@ impl Ops {
         }
     }
 
-    pub fn inflight(&self, records: usize, bytes: usize, full: bool) {
+    pub fn inflight(&self, records: usize, bytes: usize, full: bool, acked_bytes: u64) {
+        self.published_bytes.store(acked_bytes, Ordering::Relaxed);
         self.inflight_records.store(records as u64, Ordering::Relaxed);
         self.inflight_bytes.store(bytes as u64, Ordering::Relaxed);
         self.backpressured.store(full, Ordering::Relaxed);

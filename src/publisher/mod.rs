@@ -89,6 +89,8 @@ pub struct Publisher {
     spec: TopicSpec,
     /// Records sent and not yet reported.
     inflight: usize,
+    /// Key + value bytes of the records Kafka acknowledged so far.
+    acked_bytes: u64,
     max_inflight: usize,
     /// Key + value bytes of the records in flight, and their bound.
     inflight_bytes: usize,
@@ -130,6 +132,7 @@ impl Publisher {
             topics: HashSet::new(),
             spec: topics,
             inflight: 0,
+            acked_bytes: 0,
             max_inflight,
             inflight_bytes: 0,
             max_inflight_bytes,
@@ -160,6 +163,11 @@ impl Publisher {
 
     pub fn inflight(&self) -> usize {
         self.inflight
+    }
+
+    /// Key + value bytes of the records Kafka acknowledged so far.
+    pub fn acked_bytes(&self) -> u64 {
+        self.acked_bytes
     }
 
     /// Key + value bytes of the records in flight.
@@ -221,6 +229,9 @@ impl Publisher {
         for (id, size, result) in queue.drain(..) {
             self.inflight -= 1;
             self.inflight_bytes -= size;
+            if result.is_ok() {
+                self.acked_bytes += size as u64;
+            }
             out.push((id, result));
         }
     }
