@@ -32,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Values vary a little, like rows, so compression does not flatter the ceiling.
     let mut value: Vec<u8> = (0..value_bytes).map(|i| (i * 31 % 251) as u8).collect();
     let mut acks = Vec::new();
-    let headers = RecordHeaders { gtid: "0-1-1000000", position: 1, table: "sbtest.sbtest1" };
+    let headers = RecordHeaders { gtid: "0-1-1000000", position: 1, table: "sbtest.sbtest1", commit_us: 0 };
     let started = Instant::now();
     for n in 0..count {
         while !publisher.has_capacity() {

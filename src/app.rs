@@ -81,6 +81,8 @@ struct Route {
     txn: Option<TxnId>,
     gtid: String,
     commit_ms: i64,
+    /// The source commit time in µs (MySQL 8+: exact; MariaDB: whole seconds).
+    commit_us: u64,
     /// Data records of the transaction so far (tombstones not counted).
     index: u64,
     /// Data records per table, in order of first appearance (transaction metadata).
@@ -156,6 +158,7 @@ async fn stream(
     let mut encoder = Encoder::new(registry, settings.topics.clone(), settings.columns.clone());
     let mut publisher =
         Publisher::new(&settings.kafka, TopicSpec::data(&settings.topics), MAX_INFLIGHT, MAX_INFLIGHT_BYTES)?;
+    ops.attach_latency(publisher.latency());
     let mut committer = Committer::new(start.clone(), offsets, &settings.name, settings.commit_interval);
     let (tx, mut rx) = tokio::sync::mpsc::channel(CHANNEL);
     // Heartbeats at least three times per stall bound; a dead link is noticed after three.
@@ -176,6 +179,7 @@ async fn stream(
         txn: None,
         gtid: String::new(),
         commit_ms: 0,
+        commit_us: 0,
         index: 0,
         tables: Vec::new(),
         last_table: None,
@@ -296,6 +300,7 @@ async fn route_event(
         TxnEvent::Begin { gtid, commit_us } => {
             route.gtid = gtid.as_ref().map(Gtid::to_string).unwrap_or_default();
             route.commit_ms = (commit_us / 1000) as i64;
+            route.commit_us = commit_us;
             route.index = 0;
             route.tables.clear();
             route.txn = Some(committer.begin(gtid));
@@ -325,7 +330,7 @@ async fn route_event(
                 // One partition: BEGIN and END of every transaction in commit order.
                 let spec = TopicSpec { partitions: 1, ..TopicSpec::data(&ctx.settings.topics) };
                 publisher.ensure_topic_as(&begin.topic, &spec).await?;
-                let headers = RecordHeaders { gtid: &route.gtid, position: 0, table: "" };
+                let headers = RecordHeaders { gtid: &route.gtid, position: 0, table: "", commit_us: route.commit_us };
                 send(encoder_record(begin), txn, &headers, publisher, committer, acks).await?;
             }
             route.index += 1;
@@ -374,7 +379,8 @@ async fn route_event(
                 Err(e) => return Err(e.into()),
             };
             ctx.ops.row(&table, crate::encoder::datum::op_code(change.op), route.commit_ms, ctx.now_ms);
-            let headers = RecordHeaders { gtid: &route.gtid, position: route.index, table: &table };
+            let headers =
+                RecordHeaders { gtid: &route.gtid, position: route.index, table: &table, commit_us: route.commit_us };
             // A tombstone after a delete lets compaction drop the key.
             let tombstone = (ctx.settings.topics.tombstones && change.op == Op::Delete && encoded.key.is_some())
                 .then(|| (Arc::clone(&encoded.topic), encoded.key.clone(), None));
@@ -387,7 +393,12 @@ async fn route_event(
             if let Some(txn) = route.txn.take() {
                 if ctx.settings.topics.transaction_metadata && route.index > 0 {
                     let end = encoder.transaction_record(&route.gtid, Some(&route.tables), route.commit_ms).await?;
-                    let headers = RecordHeaders { gtid: &route.gtid, position: route.index + 1, table: "" };
+                    let headers = RecordHeaders {
+                        gtid: &route.gtid,
+                        position: route.index + 1,
+                        table: "",
+                        commit_us: route.commit_us,
+                    };
                     send(encoder_record(end), txn, &headers, publisher, committer, acks).await?;
                 }
                 committer.end(txn)?;

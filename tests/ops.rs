@@ -75,6 +75,10 @@ async fn metrics_status_and_control() {
     assert_eq!(sample(&metrics, "rowferry_source_connected"), Some(1.0));
     assert_eq!(sample(&metrics, "rowferry_inflight_records"), Some(0.0));
     assert!(metrics.contains("rowferry_committed_position_info{gtid_set=\""), "{metrics}");
+    // Every acknowledged record (with its source commit time) is in the latency histogram.
+    assert_eq!(sample(&metrics, "rowferry_commit_to_ack_seconds_count"), Some(5.0), "{metrics}");
+    assert_eq!(sample(&metrics, "rowferry_commit_to_ack_seconds_bucket{le=\"+Inf\"}"), Some(5.0));
+    assert!(sample(&metrics, "rowferry_commit_to_ack_seconds_sum").is_some_and(|s| s >= 0.0));
 
     let (_, body) = get(&connector, "/status").await;
     let status: serde_json::Value = serde_json::from_str(&body).expect("status JSON");

@@ -29,6 +29,11 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "gauge",
         "Processing time minus source commit time of the last row; 0 after a heartbeat.",
     ),
+    (
+        "rowferry_commit_to_ack_seconds",
+        "histogram",
+        "Source commit to Kafka acknowledgement, per record (MySQL 8+: microsecond commit times; MariaDB: whole seconds).",
+    ),
     ("rowferry_last_ack_age_seconds", "gauge", "Seconds since the last acknowledgement from Kafka."),
     ("rowferry_source_last_event_age_seconds", "gauge", "Seconds since the last event or heartbeat from the source."),
     (
@@ -84,6 +89,16 @@ pub fn render(ops: &Ops) -> String {
             "rowferry_inflight_records" => sample("", ops.inflight_records.load(Ordering::Relaxed) as f64),
             "rowferry_inflight_bytes" => sample("", ops.inflight_bytes.load(Ordering::Relaxed) as f64),
             "rowferry_seconds_behind_source" => sample("", ops.behind_ms.load(Ordering::Relaxed) as f64 / 1000.0),
+            "rowferry_commit_to_ack_seconds" => {
+                if let Some(h) = ops.latency.get() {
+                    let (buckets, sum, count) = h.snapshot();
+                    let bounds = super::histogram::BOUNDS.iter().map(|b| b.to_string()).chain(["+Inf".to_string()]);
+                    for (le, n) in bounds.zip(buckets) {
+                        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+                    }
+                    let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+                }
+            }
             "rowferry_last_ack_age_seconds" => sample("", age(ops.last_ack_ms.load(Ordering::Relaxed))),
             "rowferry_source_last_event_age_seconds" => {
                 if let Some(r) = reader {

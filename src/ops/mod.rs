@@ -13,6 +13,7 @@
 //! paused, or waiting for Kafka), or records in flight and no ack for `stall_timeout` — and the
 //! run has not failed. A paused connector is ready (it is healthy, and on purpose idle).
 
+pub mod histogram;
 pub mod http;
 pub mod metrics;
 
@@ -62,6 +63,8 @@ pub struct Ops {
     state: Mutex<State>,
     paused: tokio::sync::watch::Sender<bool>,
     reader: OnceLock<Arc<ReaderStats>>,
+    /// Source commit → Kafka ack per record, kept by the publisher.
+    latency: OnceLock<Arc<histogram::Histogram>>,
     /// Source events taken by the pipeline (transaction boundaries, rows, statements, heartbeats).
     events: AtomicU64,
     published: AtomicU64,
@@ -99,6 +102,7 @@ impl Ops {
             state: Mutex::new(State::Starting),
             paused: tokio::sync::watch::Sender::new(false),
             reader: OnceLock::new(),
+            latency: OnceLock::new(),
             events: AtomicU64::new(0),
             published: AtomicU64::new(0),
             published_bytes: AtomicU64::new(0),
@@ -132,6 +136,10 @@ impl Ops {
 
     pub fn attach_reader(&self, stats: Arc<ReaderStats>) {
         let _ = self.reader.set(stats);
+    }
+
+    pub fn attach_latency(&self, latency: Arc<histogram::Histogram>) {
+        let _ = self.latency.set(latency);
     }
 
     /// Pause (`true`) or resume; the pipeline watches this.

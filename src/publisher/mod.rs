@@ -12,6 +12,7 @@ use crate::committer::RecordId;
 use crate::config::KafkaSettings;
 use crate::error::ErrorClass;
 use crate::kafka::{Context, TopicSpec};
+use crate::ops::histogram::Histogram;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -44,14 +45,23 @@ pub struct RecordHeaders<'a> {
     /// 1-based position of the record in its transaction.
     pub position: u64,
     pub table: &'a str,
+    /// Source commit time of the transaction, µs since the epoch (0: unknown); not a header, it
+    /// feeds the commit → ack latency histogram.
+    pub commit_us: u64,
 }
 
-/// One delivery report: the record, its key + value bytes, and the outcome.
-type Report = (RecordId, usize, Result<(), String>);
+/// One delivery report: the record, its key + value bytes, its source commit time (µs since the
+/// epoch, 0 when unknown), and the outcome.
+type Report = (RecordId, usize, u64, Result<(), String>);
+
+/// What travels with a record through librdkafka: id, key + value bytes, source commit µs.
+type Opaque = Box<(RecordId, usize, u64)>;
 
 /// The producer's context: rowferry's logging, plus delivery reports queued for the pipeline.
 struct Acks {
     log: Context,
+    /// Source commit → acknowledgement, observed when the report arrives.
+    latency: Arc<Histogram>,
     queue: Mutex<VecDeque<Report>>,
     ready: tokio::sync::Notify,
 }
@@ -67,13 +77,16 @@ impl ClientContext for Acks {
 }
 
 impl ProducerContext for Acks {
-    type DeliveryOpaque = Box<(RecordId, usize)>;
+    type DeliveryOpaque = Opaque;
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: Self::DeliveryOpaque) {
-        let (id, size) = *opaque;
+        let (id, size, commit_us) = *opaque;
         let outcome = result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string());
+        if outcome.is_ok() && commit_us > 0 {
+            self.latency.observe(crate::ops::now_ms() as i64 * 1000 - commit_us as i64);
+        }
         if let Ok(mut queue) = self.queue.lock() {
-            queue.push_back((id, size, outcome));
+            queue.push_back((id, size, commit_us, outcome));
         }
         self.ready.notify_one();
     }
@@ -120,7 +133,12 @@ impl Publisher {
         }
         // ...but never what the commit rule depends on (config validation rejects them too).
         config.set("enable.idempotence", "true").set("acks", "all");
-        let context = Acks { log: Context::default(), queue: Mutex::new(VecDeque::new()), ready: Default::default() };
+        let context = Acks {
+            log: Context::default(),
+            latency: Arc::default(),
+            queue: Mutex::new(VecDeque::new()),
+            ready: Default::default(),
+        };
         let producer: ThreadedProducer<Acks> =
             config.create_with_context(context).map_err(|e: KafkaError| PublishError::Kafka(e.to_string()))?;
         let acks = Arc::clone(producer.context());
@@ -165,6 +183,11 @@ impl Publisher {
         self.inflight
     }
 
+    /// The source-commit → acknowledgement histogram of the records this publisher sent.
+    pub fn latency(&self) -> Arc<Histogram> {
+        Arc::clone(&self.acks.latency)
+    }
+
     /// Key + value bytes of the records Kafka acknowledged so far.
     pub fn acked_bytes(&self) -> u64 {
         self.acked_bytes
@@ -197,8 +220,8 @@ impl Publisher {
             .insert(Header { key: "rowferry.position", value: Some(position) })
             .insert(Header { key: "rowferry.table", value: Some(headers.table) });
         let size = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
-        let mut record: BaseRecord<'_, [u8], [u8], Box<(RecordId, usize)>> =
-            BaseRecord::with_opaque_to(topic, Box::new((id, size))).headers(owned);
+        let mut record: BaseRecord<'_, [u8], [u8], Opaque> =
+            BaseRecord::with_opaque_to(topic, Box::new((id, size, headers.commit_us))).headers(owned);
         if let Some(k) = key {
             record = record.key(k);
         }
@@ -226,7 +249,7 @@ impl Publisher {
     /// Moves every delivery report received so far into `out`.
     pub fn take_acks(&mut self, out: &mut Vec<(RecordId, Result<(), String>)>) {
         let Ok(mut queue) = self.acks.queue.lock() else { return };
-        for (id, size, result) in queue.drain(..) {
+        for (id, size, _, result) in queue.drain(..) {
             self.inflight -= 1;
             self.inflight_bytes -= size;
             if result.is_ok() {
