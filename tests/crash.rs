@@ -85,14 +85,8 @@ async fn kill_nine_loses_nothing(server: &str) {
     let end = position_now(&url).await.to_string();
     offset_reaches(&connector, |g| covers(g, &end)).await;
     // Read while the connector runs: its HTTP port serves the schemas to the stock client.
-    let (connector, records) = tokio::task::spawn_blocking(move || {
-        let records = consume(&connector, &topic, 0);
-        (connector, records)
-    })
-    .await
-    .expect("consume");
-    assert_eq!(stop(&mut child), Some(0));
-    drop(connector);
+    let records = consume(&connector, &topic, 0).await;
+    assert_eq!(stop(&mut child).await, Some(0));
     assert!(records.len() > 100, "only {} records", records.len());
 
     // 1. Nothing lost: the latest record per key is the table.

@@ -39,7 +39,7 @@ async fn mariadb_moves_to_a_replica_with_nothing_lost() {
     admin(&primary, &(1..=3).map(|i| format!("INSERT INTO {db}.t VALUES ({i})")).collect::<Vec<_>>()).await;
     let now = position_now(&primary).await.to_string();
     offset_reaches(&connector, |g| covers(g, &now)).await;
-    assert_eq!(stop(&mut child), Some(0));
+    assert_eq!(stop(&mut child).await, Some(0));
 
     // While rowferry is down, the primary moves on and the replica follows.
     admin(&primary, &(4..=6).map(|i| format!("INSERT INTO {db}.t VALUES ({i})")).collect::<Vec<_>>()).await;
@@ -49,8 +49,8 @@ async fn mariadb_moves_to_a_replica_with_nothing_lost() {
     let mut child = connector.start();
     let now = position_now(&primary).await.to_string();
     offset_reaches(&connector, |g| covers(g, &now)).await;
-    let records = consume(&connector, &format!("{db}.{db}.t"), 6);
-    assert_eq!(stop(&mut child), Some(0));
+    let records = consume(&connector, &format!("{db}.{db}.t"), 6).await;
+    assert_eq!(stop(&mut child).await, Some(0));
     let ids: Vec<i64> = records.iter().filter_map(|r| r["key"]["id"].as_i64()).collect();
     assert_eq!(ids, [1, 2, 3, 4, 5, 6], "each row exactly once, across the move");
     admin(&primary, &[format!("DROP DATABASE {db}")]).await;
@@ -66,7 +66,7 @@ async fn mariadb_refuses_a_server_without_the_stored_history() {
     admin(&primary, &[format!("INSERT INTO {db}.t VALUES (1)")]).await;
     let now = position_now(&primary).await.to_string();
     offset_reaches(&connector, |g| covers(g, &now)).await;
-    assert_eq!(stop(&mut child), Some(0));
+    assert_eq!(stop(&mut child).await, Some(0));
 
     // Another server, another history (the misconfigured test server has few transactions).
     let before = connector.offset().expect("offset");

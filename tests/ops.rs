@@ -123,7 +123,7 @@ async fn metrics_status_and_control() {
     assert_eq!(post(&connector, "/resume", Some("t0k")).await, 200);
     offset_reaches(&connector, |g| covers(g, &during)).await;
     assert_eq!(post(&connector, "/snapshot", Some("t0k")).await, 501, "snapshots come with issue #6");
-    assert_eq!(stop(&mut child), Some(0));
+    assert_eq!(stop(&mut child).await, Some(0));
     admin(&url, &[format!("DROP DATABASE {db}")]).await;
 }
 
@@ -154,6 +154,6 @@ async fn a_frozen_source_link_turns_readiness_false_then_recovers() {
     let recovered = sample(&metrics, "rowferry_stalls_total").unwrap_or(0.0)
         + sample(&metrics, "rowferry_reconnects_total").unwrap_or(0.0);
     assert!(recovered >= 1.0, "a stall or reconnect is counted: {metrics}");
-    assert_eq!(stop(&mut child), Some(0));
+    assert_eq!(stop(&mut child).await, Some(0));
     admin(&url, &[format!("DROP DATABASE {db}")]).await;
 }

@@ -115,13 +115,8 @@ async fn outage_loses_nothing(server: &str) {
     insert(&mut conn, &db, 61..=90).await;
     let after = position_now(&url).await.to_string();
     offset_reaches(&connector, |g| covers(g, &after)).await;
-    let (connector, records) = tokio::task::spawn_blocking(move || {
-        let records = consume(&connector, &topic, 0);
-        (connector, records)
-    })
-    .await
-    .expect("consume");
-    assert_eq!(stop(&mut child), Some(0), "graceful stop:\n{}", connector.log());
+    let records = consume(&connector, &topic, 0).await;
+    assert_eq!(stop(&mut child).await, Some(0), "graceful stop:\n{}", connector.log());
 
     // Every row arrived with its values; count what was sent twice (retries across the outage).
     let mut seen: BTreeMap<i64, usize> = BTreeMap::new();

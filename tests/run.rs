@@ -40,7 +40,7 @@ async fn streams_stops_and_resumes(server: &str) {
     .await;
     let after_first = current_gtid_text(&url).await;
     offset_reaches(&connector, |g| covers(g, &after_first)).await;
-    assert_eq!(stop(&mut child), Some(0), "graceful shutdown exits 0");
+    assert_eq!(stop(&mut child).await, Some(0), "graceful shutdown exits 0");
     let stored = connector.offset().expect("offset");
     assert_eq!(stored["gtid_set"], after_first, "the final commit is the last acked transaction");
 
@@ -49,8 +49,8 @@ async fn streams_stops_and_resumes(server: &str) {
     admin(&url, &[format!("INSERT INTO {db}.c VALUES (3, 'c', 3)")]).await;
     let after_second = current_gtid_text(&url).await;
     offset_reaches(&connector, |g| covers(g, &after_second)).await;
-    let records = consume(&connector, &format!("{db}.{db}.c"), 6);
-    assert_eq!(stop(&mut child), Some(0));
+    let records = consume(&connector, &format!("{db}.{db}.c"), 6).await;
+    assert_eq!(stop(&mut child).await, Some(0));
 
     let summary: Vec<(String, serde_json::Value)> = records
         .iter()

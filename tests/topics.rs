@@ -62,17 +62,10 @@ async fn routes_masks_and_frames_transactions() {
     let end = position_now(&url).await.to_string();
     offset_reaches(&connector, |g| covers(g, &end)).await;
     let topic = |t: &str| format!("{db}.{db}.{t}");
-    let (connector, people, shards, txns) = tokio::task::spawn_blocking({
-        let (people, shards, txns) = (topic("people"), topic("shards"), format!("{db}.transaction"));
-        move || {
-            let read = |t: &str| consume(&connector, t, 0);
-            let out = (read(&people), read(&shards), read(&txns));
-            (connector, out.0, out.1, out.2)
-        }
-    })
-    .await
-    .expect("consume");
-    assert_eq!(stop(&mut child), Some(0));
+    let people = consume(&connector, &topic("people"), 0).await;
+    let shards = consume(&connector, &topic("shards"), 0).await;
+    let txns = consume(&connector, &format!("{db}.transaction"), 0).await;
+    assert_eq!(stop(&mut child).await, Some(0));
 
     // Masking: ssn gone, email hashed with the salt, bio cut to 3 characters; no tombstone.
     assert_eq!(people.len(), 2, "insert and delete, no tombstone: {people:?}");
@@ -120,6 +113,5 @@ async fn routes_masks_and_frames_transactions() {
     assert_eq!(people[0]["value"]["transaction"], json!({"id": gtid, "total_order": 1, "data_collection_order": 1}));
     let last_shard = shards.iter().find(|r| r["value"]["after"]["v"] == 21).expect("shard_2 id 2");
     assert_eq!(last_shard["value"]["transaction"], json!({"id": gtid, "total_order": 4, "data_collection_order": 2}));
-    drop(connector);
     admin(&url, &[format!("DROP DATABASE {db}")]).await;
 }

@@ -160,8 +160,9 @@ pub fn covers(stored: &str, target: &str) -> bool {
     }
 }
 
-/// Sends SIGTERM and waits (bounded) for the exit code.
-pub fn stop(child: &mut Child) -> Option<i32> {
+/// Sends SIGTERM and waits (bounded) for the exit code, without blocking the test's runtime
+/// (a proxy or registry the test serves must keep working while rowferry drains).
+pub async fn stop(child: &mut Child) -> Option<i32> {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -169,7 +170,7 @@ pub fn stop(child: &mut Child) -> Option<i32> {
             return status.code();
         }
         assert!(Instant::now() < deadline, "rowferry did not stop within 30 s of SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -183,11 +184,18 @@ pub async fn offset_reaches(c: &Connector, want: impl Fn(&str) -> bool) {
 }
 
 /// The topic's records as the stock Python client decodes them.
-pub fn consume(c: &Connector, topic: &str, count: usize) -> Vec<serde_json::Value> {
-    let out = Command::new(env("ROWFERRY_TEST_PYTHON"))
-        .args([concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_avro.py"), &c.kafka, &c.registry_url, topic])
-        .arg(count.to_string())
-        .output()
+pub async fn consume(c: &Connector, topic: &str, count: usize) -> Vec<serde_json::Value> {
+    let args = [
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_avro.py").to_string(),
+        c.kafka.clone(),
+        c.registry_url.clone(),
+        topic.to_string(),
+        count.to_string(),
+    ];
+    // Off the runtime: the connector under test may be served by it (proxy, registry).
+    let out = tokio::task::spawn_blocking(move || Command::new(env("ROWFERRY_TEST_PYTHON")).args(args).output())
+        .await
+        .expect("join")
         .expect("python");
     assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect()
