@@ -42,6 +42,19 @@ async fn until_status(c: &Connector, path: &str, want: u16, limit: Duration) {
     }
 }
 
+/// `/metrics` as soon as `ready` holds for it (bounded).
+async fn metrics_when(c: &Connector, ready: impl Fn(&str) -> bool, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (status, metrics) = get(c, "/metrics").await;
+        if status == 200 && ready(&metrics) {
+            return metrics;
+        }
+        assert!(Instant::now() < deadline, "metrics never settled:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// One sample of the exposition text, e.g. `rowferry_rows_total{table="a.b",op="c"}`.
 fn sample(metrics: &str, series: &str) -> Option<f64> {
     metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
@@ -61,11 +74,14 @@ async fn metrics_status_and_control() {
         .await;
     let written = position_now(&url).await.to_string();
     offset_reaches(&connector, |g| covers(g, &written)).await;
-    // The committer's tick (1 s) and the watchdog's refresh (1 s) publish the figures.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-
-    let (status, metrics) = get(&connector, "/metrics").await;
-    assert_eq!(status, 200);
+    // The committed position and the in-flight gauge are refreshed on rowferry's ticks: wait
+    // until the exposition shows both settled.
+    let settled = |m: &str| {
+        let committed = m.lines().find_map(|l| l.strip_prefix("rowferry_committed_position_info{gtid_set=\""));
+        committed.and_then(|rest| rest.split('"').next()).is_some_and(|set| covers(set, &written))
+            && sample(m, "rowferry_inflight_records") == Some(0.0)
+    };
+    let metrics = metrics_when(&connector, settled, Duration::from_secs(10)).await;
     let table = format!("{db}.t");
     assert_eq!(sample(&metrics, &format!("rowferry_rows_total{{table=\"{table}\",op=\"c\"}}")), Some(3.0), "{metrics}");
     assert_eq!(sample(&metrics, &format!("rowferry_rows_total{{table=\"{table}\",op=\"d\"}}")), Some(1.0));
