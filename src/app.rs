@@ -334,20 +334,23 @@ async fn route_event(
                 send(encoder_record(begin), txn, &headers, publisher, committer, acks).await?;
             }
             route.index += 1;
-            let in_table = match route.tables.iter_mut().find(|(t, _)| *t == table) {
-                Some((_, n)) => {
-                    *n += 1;
-                    *n
+            // Per-table counts exist for transaction metadata only.
+            let txn_info = metadata.then(|| {
+                let in_table = match route.tables.iter_mut().find(|(t, _)| *t == table) {
+                    Some((_, n)) => {
+                        *n += 1;
+                        *n
+                    }
+                    None => {
+                        route.tables.push((Arc::clone(&table), 1));
+                        1
+                    }
+                };
+                TxnInfo {
+                    id: route.gtid.clone(),
+                    total_order: route.index as i64,
+                    data_collection_order: in_table as i64,
                 }
-                None => {
-                    route.tables.push((table.clone(), 1));
-                    1
-                }
-            };
-            let txn_info = metadata.then(|| TxnInfo {
-                id: route.gtid.clone(),
-                total_order: route.index as i64,
-                data_collection_order: in_table as i64,
             });
             let source = SourceInfo {
                 connector: ctx.connector,
