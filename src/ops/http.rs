@@ -90,20 +90,23 @@ fn refuse(c: &Control, headers: &HeaderMap) -> Option<Response> {
 }
 
 async fn pause(State(c): State<Control>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refuse(&c, &headers) {
-        return refusal;
-    }
-    c.ops.set_paused(true);
-    tracing::info!("paused by POST /pause: not taking changes from the source");
-    json_reply(StatusCode::OK, json!({"state": c.ops.state()}))
+    set_paused(&c, &headers, true)
 }
 
 async fn resume(State(c): State<Control>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = refuse(&c, &headers) {
+    set_paused(&c, &headers, false)
+}
+
+fn set_paused(c: &Control, headers: &HeaderMap, paused: bool) -> Response {
+    if let Some(refusal) = refuse(c, headers) {
         return refusal;
     }
-    c.ops.set_paused(false);
-    tracing::info!("resumed by POST /resume");
+    c.ops.set_paused(paused);
+    if paused {
+        tracing::info!("paused by POST /pause: not taking changes from the source");
+    } else {
+        tracing::info!("resumed by POST /resume");
+    }
     json_reply(StatusCode::OK, json!({"state": c.ops.state()}))
 }
 
