@@ -12,11 +12,11 @@
 //! the channel. On SIGTERM/SIGINT it stops taking events, waits for the records in flight (up to
 //! `shutdown_timeout_secs`), commits the final position and returns; a second signal exits at once.
 
-use crate::change::Op;
+use crate::change::{Op, RowChange};
 use crate::committer::offsets::{OffsetError, OffsetStore};
 use crate::committer::stage::{CommitError, Committer};
 use crate::committer::{RecordId, TxnId};
-use crate::config::{RegistrySettings, Settings};
+use crate::config::{RegistrySettings, Settings, SnapshotMode};
 use crate::encoder::EncodeError;
 use crate::encoder::datum::{SourceInfo, TxnInfo};
 use crate::encoder::stage::Encoder;
@@ -29,6 +29,10 @@ use crate::reader::{Reader, ReaderError, ReaderOptions, TxnEvent};
 use crate::registry::embedded::EmbeddedRegistry;
 use crate::registry::external::ExternalRegistry;
 use crate::registry::{Registry, RegistryError};
+use crate::snapshot::copier::{Copier, Job};
+use crate::snapshot::merge::{Merger, Outcome, Ready};
+use crate::snapshot::progress::{SnapshotKind, SnapshotProgress};
+use crate::snapshot::SnapshotError;
 use crate::source::{self, Flavor, SourceError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +63,8 @@ pub enum RunError {
     Offsets(#[from] OffsetError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Snapshot(Box<SnapshotError>),
     #[error("{0}")]
     Other(String),
 }
@@ -67,6 +73,12 @@ pub enum RunError {
 impl From<SourceError> for RunError {
     fn from(e: SourceError) -> Self {
         RunError::Source(Box::new(e))
+    }
+}
+
+impl From<SnapshotError> for RunError {
+    fn from(e: SnapshotError) -> Self {
+        RunError::Snapshot(Box::new(e))
     }
 }
 
@@ -79,6 +91,8 @@ impl From<ReaderError> for RunError {
 /// Per-transaction routing state.
 struct Route {
     txn: Option<TxnId>,
+    /// The open transaction's GTID, as read and as text.
+    gtid_id: Option<Gtid>,
     gtid: String,
     commit_ms: i64,
     /// The source commit time in µs (MySQL 8+: exact; MariaDB: whole seconds).
@@ -94,8 +108,33 @@ struct Route {
     stopped: std::collections::HashMap<String, String>,
 }
 
+/// What `run` is asked to do besides streaming.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `rowferry snapshot`: snapshot now, whatever `snapshot.mode` says (a stored snapshot in
+    /// progress is resumed instead).
+    pub force_snapshot: bool,
+    /// Only these `db.table`s (default: every captured table).
+    pub tables: Option<Vec<String>>,
+    /// Stop once the snapshot is durable (the bootstrap command without `--then-stream`).
+    pub stop_after_snapshot: bool,
+}
+
+/// The snapshot `run` starts with.
+#[derive(Debug)]
+struct SnapshotPlan {
+    progress: SnapshotProgress,
+    /// Every captured table as `(db, table)`, to resolve `db.table` names.
+    captured: Vec<(String, String)>,
+}
+
 /// Streams changes until a signal or a fatal error.
 pub async fn run(settings: Settings) -> Result<(), RunError> {
+    run_with(settings, RunOptions::default()).await
+}
+
+/// [`run`] with a snapshot request (the `snapshot` command).
+pub async fn run_with(settings: Settings, options: RunOptions) -> Result<(), RunError> {
     // Signals first: a SIGTERM during start-up must also end in a clean stop.
     let signals = Signals::register().map_err(|e| RunError::Other(format!("installing signal handlers: {e}")))?;
     // Downstream first: offsets, registry, encoder, publisher, committer, then the channel, and
@@ -104,18 +143,51 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
     let stored = offsets.load(&settings.name).await?;
     let mut conn = source::connect(&settings.source).await?;
     let flavor = crate::reader::flavor(&mut conn).await?;
-    let start = match &stored {
+    let mode = settings.snapshot.mode;
+    let mut start = match &stored {
         Some(offset) => offset.position(flavor)?,
         None => crate::reader::current_position(&mut conn, flavor).await?,
     };
-    crate::reader::check_start(&mut conn, &start).await?;
-    drop(conn);
-    if stored.is_none() {
-        // Record where a first start begins: a crash before the first commit must resume here,
-        // not at a later "now" (which would skip what changed in between).
-        offsets.store(&crate::committer::offsets::StoredOffset::new(&settings.name, &start)).await?;
+    let mut kind_reason = None;
+    if let Err(e) = crate::reader::check_start(&mut conn, &start).await {
+        let purged = matches!(e, ReaderError::Purged { .. });
+        if purged && (mode == SnapshotMode::WhenNeeded || options.force_snapshot) {
+            tracing::warn!(
+                error = %e,
+                "the stored position is gone from the source: streaming from now and snapshotting every captured \
+                 table again (rowferry cannot tell which tables changed in the purged binlogs)"
+            );
+            start = crate::reader::current_position(&mut conn, flavor).await?;
+            kind_reason = Some("purged");
+        } else {
+            return Err(e.into());
+        }
     }
-    tracing::info!(position = %start, resumed = stored.is_some(), "starting");
+    let captured = crate::snapshot::describe::list_tables(&mut conn, &settings.tables).await?;
+    drop(conn);
+    let resumed = stored.as_ref().and_then(|o| o.snapshot.clone()).filter(|_| kind_reason.is_none());
+    let plan = if let Some(progress) = resumed {
+        tracing::info!(tables = progress.remaining().count(), "resuming the snapshot in progress");
+        Some(progress)
+    } else if options.force_snapshot || kind_reason.is_some() || (stored.is_none() && mode != SnapshotMode::Never) {
+        let tables = match (&options.tables, kind_reason) {
+            (Some(wanted), None) => resolve_tables(wanted, &captured)?,
+            _ => captured.iter().map(|(d, t)| format!("{d}.{t}")).collect(),
+        };
+        Some(SnapshotProgress::new(SnapshotKind::Initial, tables))
+    } else {
+        None
+    };
+    let plan = plan.map(|progress| SnapshotPlan { progress, captured });
+    if stored.is_none() || kind_reason.is_some() {
+        // Record where a first start begins: a crash before the first commit must resume here,
+        // not at a later "now" (which would skip what changed in between). The snapshot to do
+        // is stored with it, so a crash before its first chunk still snapshots.
+        let first = crate::committer::offsets::StoredOffset::new(&settings.name, &start)
+            .with_snapshot(plan.as_ref().map(|p| p.progress.clone()));
+        offsets.store(&first).await?;
+    }
+    tracing::info!(position = %start, resumed = stored.is_some(), snapshot = plan.is_some(), "starting");
 
     let registry = match &settings.registry {
         RegistrySettings::Embedded { topic, compatibility } => Registry::Embedded(Arc::new(
@@ -137,12 +209,43 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
         http = http.merge(crate::registry::http::router(Arc::clone(embedded)));
     }
     tokio::spawn(async move { axum::serve(listener, http).await });
-    let outcome = stream(&settings, flavor, start, registry, offsets, signals, &ops).await;
+    let outcome = stream(&settings, flavor, start, registry, offsets, signals, &ops, plan, &options).await;
     match &outcome {
         Ok(()) => ops.set_state(State::Stopped),
         Err(e) => ops.failed(&e.to_string()),
     }
     outcome
+}
+
+/// `db.table` names checked against the captured tables.
+fn resolve_tables(wanted: &[String], captured: &[(String, String)]) -> Result<Vec<String>, RunError> {
+    wanted
+        .iter()
+        .map(|name| {
+            if captured.iter().any(|(d, t)| format!("{d}.{t}") == *name) {
+                Ok(name.clone())
+            } else {
+                Err(RunError::Other(format!(
+                    "snapshot table {name}: no such base table among the captured ones (check the name and \
+                     tables.include/exclude)"
+                )))
+            }
+        })
+        .collect()
+}
+
+/// The copier jobs for the tables of `progress` still to copy.
+fn jobs(progress: &SnapshotProgress, captured: &[(String, String)]) -> Vec<Job> {
+    progress
+        .remaining()
+        .filter_map(|(name, p)| {
+            let found = captured.iter().find(|(d, t)| format!("{d}.{t}") == *name);
+            if found.is_none() {
+                tracing::warn!(table = %name, "the table to snapshot no longer exists; skipped");
+            }
+            found.map(|(db, table)| Job { db: db.clone(), table: table.clone(), progress: p.clone(), kind: progress.kind })
+        })
+        .collect()
 }
 
 /// The streaming part of [`run`], once the HTTP server is up.
@@ -154,12 +257,47 @@ async fn stream(
     offsets: OffsetStore,
     signals: Signals,
     ops: &Arc<Ops>,
+    plan: Option<SnapshotPlan>,
+    run_options: &RunOptions,
 ) -> Result<(), RunError> {
     let mut encoder = Encoder::new(registry, settings.topics.clone(), settings.columns.clone());
     let mut publisher =
         Publisher::new(&settings.kafka, TopicSpec::data(&settings.topics), MAX_INFLIGHT, MAX_INFLIGHT_BYTES)?;
     ops.attach_latency(publisher.latency());
     let mut committer = Committer::new(start.clone(), offsets, &settings.name, settings.commit_interval);
+    // Snapshot chunks come into the loop before any binlog event is read, so no window can miss
+    // a routed transaction; the copier's jobs are queued once the loop exists.
+    let mut merger = Merger::new(start.clone());
+    let (chunk_tx, mut chunk_rx) = tokio::sync::mpsc::channel(2 * settings.snapshot.parallel + 2);
+    let (job_tx, job_rx) = tokio::sync::mpsc::channel(1024);
+    let copier = Copier::new(settings.source.clone(), flavor, settings.snapshot.clone(), Arc::clone(ops), chunk_tx);
+    let mut copier_task = tokio::spawn(copier.run(job_rx));
+    let mut copier_done = false;
+    let mut captured = Vec::new();
+    if let Some(SnapshotPlan { mut progress, captured: tables }) = plan {
+        progress.tables.retain(|name, _| {
+            let exists = tables.iter().any(|(d, t)| format!("{d}.{t}") == *name);
+            if !exists {
+                tracing::warn!(table = %name, "the table to snapshot no longer exists; skipped");
+            }
+            exists
+        });
+        for job in jobs(&progress, &tables) {
+            let _ = job_tx.try_send(job);
+        }
+        committer.snapshot_resume(progress);
+        captured = tables;
+    }
+    // The bootstrap command takes no requests: its copier ends with its tables.
+    let mut job_tx = Some(job_tx);
+    if run_options.stop_after_snapshot {
+        // Dropped (not shadowed): the copier sees its job queue close.
+        job_tx = None;
+    }
+    let (request_tx, mut request_rx) = tokio::sync::mpsc::channel::<Vec<String>>(1);
+    if job_tx.is_some() {
+        ops.set_snapshot_requests(Some(request_tx));
+    }
     let (tx, mut rx) = tokio::sync::mpsc::channel(CHANNEL);
     // Heartbeats at least three times per stall bound; a dead link is noticed after three.
     let heartbeat = Duration::from_secs(5).min(settings.stall_timeout / 3);
@@ -168,7 +306,8 @@ async fn stream(
     let reader_stats = reader.stats();
     ops.attach_reader(Arc::clone(&reader_stats));
     let reader = tokio::spawn(async move { reader.run(start, tx).await });
-    ops.set_state(State::Streaming);
+    let snapshotting = |c: &Committer| c.snapshot().is_some_and(|s| !s.is_complete());
+    ops.set_state(if snapshotting(&committer) { State::Snapshotting } else { State::Streaming });
     let mut paused = ops.paused();
     let mut watchdog = tokio::time::interval(Duration::from_secs(1));
     let mut stalled = false;
@@ -177,6 +316,7 @@ async fn stream(
     let mut tick = tokio::time::interval(settings.commit_interval);
     let mut route = Route {
         txn: None,
+        gtid_id: None,
         gtid: String::new(),
         commit_ms: 0,
         commit_us: 0,
@@ -201,6 +341,61 @@ async fn stream(
             _ = tick.tick() => {
                 if committer.commit(false).await? {
                     ops.committed(committer.position().to_string());
+                }
+                if let Some(s) = committer.snapshot() {
+                    for (table, p) in &s.tables {
+                        if p.done {
+                            ops.snapshot_done(table);
+                        }
+                    }
+                }
+                if !*paused.borrow() {
+                    ops.set_state(if snapshotting(&committer) { State::Snapshotting } else { State::Streaming });
+                }
+                if run_options.stop_after_snapshot && copier_done && publisher.inflight() == 0 && merger.is_idle() {
+                    committer.commit(true).await?;
+                    if snapshotting(&committer) {
+                        return Err(RunError::Other(
+                            "the snapshot did not complete: see the errors above (the finished tables' progress \
+                             is stored; `rowferry snapshot` again resumes)"
+                                .into(),
+                        ));
+                    }
+                    tracing::info!("snapshot complete and committed; `rowferry run` continues from here");
+                    break false;
+                }
+            }
+            _ = &mut copier_task, if !copier_done => copier_done = true,
+            request = request_rx.recv() => {
+                if let (Some(tables), Some(jobs_tx)) = (request, job_tx.as_ref()) {
+                    match resolve_tables(&tables, &captured) {
+                        Ok(tables) => {
+                            tracing::info!(tables = ?tables, "incremental snapshot requested");
+                            committer.snapshot_add(SnapshotKind::Incremental, tables.clone());
+                            if let Some(progress) = committer.snapshot() {
+                                let wanted: SnapshotProgress = SnapshotProgress {
+                                    kind: progress.kind,
+                                    tables: progress.tables.iter().filter(|(n, _)| tables.contains(n)).map(|(n, p)| (n.clone(), p.clone())).collect(),
+                                };
+                                for job in jobs(&wanted, &captured) {
+                                    if jobs_tx.try_send(job).is_err() {
+                                        tracing::warn!("too many snapshot jobs queued; request dropped");
+                                    }
+                                }
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "snapshot request refused"),
+                    }
+                }
+            }
+            msg = chunk_rx.recv(), if publisher.has_capacity() && !*paused.borrow() => {
+                if let Some(msg) = msg {
+                    merger.handle(msg);
+                    if route.txn.is_none() {
+                        let ctx = Ctx { settings, connector, server_id: settings.source.server_id.get(), ops, now_ms: crate::ops::now_ms() as i64 };
+                        emit_chunks(&mut merger, &route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
+                        settle(&mut acks, &mut committer, ops)?;
+                    }
                 }
             }
             _ = watchdog.tick() => {
@@ -228,7 +423,10 @@ async fn stream(
                 let mut routed = 0;
                 loop {
                     ops.event();
-                    route_event(event, &mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
+                    route_event(event, &mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks, &mut merger).await?;
+                    if route.txn.is_none() && !merger.is_idle() {
+                        emit_chunks(&mut merger, &route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
+                    }
                     settle(&mut acks, &mut committer, ops)?;
                     routed += 1;
                     if routed == EVENT_BATCH || !publisher.has_capacity() {
@@ -243,6 +441,9 @@ async fn stream(
         }
     };
     ops.set_state(State::Stopping);
+    ops.set_snapshot_requests(None);
+    job_tx.take();
+    copier_task.abort();
 
     // Stop reading, settle what is in flight, store the final position.
     drop(rx);
@@ -295,10 +496,12 @@ async fn route_event(
     publisher: &mut Publisher,
     committer: &mut Committer,
     acks: &mut Vec<(RecordId, Result<(), String>)>,
+    merger: &mut Merger,
 ) -> Result<(), RunError> {
     match event {
         TxnEvent::Begin { gtid, commit_us } => {
             route.gtid = gtid.as_ref().map(Gtid::to_string).unwrap_or_default();
+            route.gtid_id = gtid.clone();
             route.commit_ms = (commit_us / 1000) as i64;
             route.commit_us = commit_us;
             route.index = 0;
@@ -318,6 +521,9 @@ async fn route_event(
             };
             if !captured {
                 return Ok(());
+            }
+            if !merger.is_idle() {
+                merger.row(&table, route.gtid_id.as_ref(), &change);
             }
             if route.stopped.contains_key(&*table) {
                 // Not published; the hold keeps the offset before the first such transaction.
@@ -406,6 +612,7 @@ async fn route_event(
                 }
                 committer.end(txn)?;
             }
+            merger.committed(route.gtid_id.as_ref());
         }
         TxnEvent::Abort => {
             if let Some(txn) = route.txn.take() {
@@ -413,7 +620,77 @@ async fn route_event(
             }
         }
         TxnEvent::Heartbeat => ctx.ops.heartbeat(),
-        TxnEvent::Statement { .. } => {}
+        TxnEvent::Statement { .. } => merger.ddl(),
+    }
+    Ok(())
+}
+
+/// Emits every snapshot chunk the stream has caught up with (between two transactions only).
+async fn emit_chunks(
+    merger: &mut Merger,
+    route: &Route,
+    ctx: &Ctx<'_>,
+    encoder: &mut Encoder,
+    publisher: &mut Publisher,
+    committer: &mut Committer,
+    acks: &mut Vec<(RecordId, Result<(), String>)>,
+) -> Result<(), RunError> {
+    while let Some(ready) = merger.take_ready() {
+        let (chunk, dropped, reply) = match ready {
+            Ready::Retry { reply } => {
+                let _ = reply.send(Outcome::Retry);
+                continue;
+            }
+            Ready::Emit { chunk, dropped, reply } => (chunk, dropped, reply),
+        };
+        if let Some(why) = route.stopped.get(&*chunk.table) {
+            let _ = reply.send(Outcome::Failed(format!("the table is stopped: {why}")));
+            continue;
+        }
+        let txn = committer.begin(None);
+        let source = SourceInfo {
+            connector: ctx.connector,
+            name: &ctx.settings.name,
+            ts_ms: ctx.now_ms,
+            snapshot: chunk.kind.source_field(),
+            server_id: ctx.server_id,
+            gtid: None,
+            file: "",
+            pos: 0,
+            row: 0,
+        };
+        let mut failed = None;
+        let mut sent = 0;
+        for (i, row) in chunk.rows.into_iter().enumerate() {
+            let change = RowChange { op: Op::Read, table: Arc::clone(&chunk.schema), before: None, after: Some(row) };
+            let encoded = match encoder.encode(&change, &source, None, ctx.now_ms).await {
+                Ok(encoded) => encoded,
+                Err(e) if e.class() == ErrorClass::PerTable => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if ctx.settings.snapshot.inline_verify
+                && let Err(e) = encoder.verify_inline(&change, &source, ctx.now_ms, &encoded)
+            {
+                failed = Some(e.to_string());
+                break;
+            }
+            let headers = RecordHeaders { gtid: "", position: i as u64 + 1, table: &chunk.table, commit_us: 0 };
+            send(encoder_record(encoded), txn, &headers, publisher, committer, acks).await?;
+            sent += 1;
+        }
+        committer.end(txn)?;
+        match failed {
+            Some(problem) => {
+                let _ = reply.send(Outcome::Failed(problem));
+            }
+            None => {
+                committer.mark(txn, &chunk.table, chunk.progress);
+                let _ = reply.send(Outcome::Emitted { sent, dropped });
+            }
+        }
     }
     Ok(())
 }

@@ -78,6 +78,8 @@ pub enum Op {
     Insert,
     Update,
     Delete,
+    /// A row read by a snapshot (Debezium's `r`): the row's state at the record's position.
+    Read,
 }
 
 /// One row changed by one rows event.

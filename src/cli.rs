@@ -28,8 +28,19 @@ pub struct ConfigArg {
 pub enum Command {
     /// Stream binlog changes to Kafka (resumes from the stored offset).
     Run(ConfigArg),
-    /// Snapshot the configured tables into Kafka.
-    Snapshot(ConfigArg),
+    /// Snapshot the captured tables into Kafka, then stop with the offset stored so `run`
+    /// continues (or keep streaming with --then-stream). Against a running connector (one
+    /// answers on http.listen), asks it for an incremental snapshot of --tables instead.
+    Snapshot {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only these tables: `db.table`, comma-separated (default: every captured table).
+        #[arg(long, value_delimiter = ',')]
+        tables: Option<Vec<String>>,
+        /// Keep streaming once the snapshot is done.
+        #[arg(long)]
+        then_stream: bool,
+    },
     /// Compare the latest record per key in Kafka with the source tables.
     Verify(ConfigArg),
     /// Check that the source server and Kafka give rowferry what it needs; exit 1 if not.

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let (config_arg, name) = match &cli.command {
         Command::Run(c) => (c, "run"),
-        Command::Snapshot(c) => (c, "snapshot"),
+        Command::Snapshot { config, .. } => (config, "snapshot"),
         Command::Verify(c) => (c, "verify"),
         Command::Check { config, .. } => (config, "check"),
         Command::Status(c) => (c, "status"),
@@ -43,18 +43,11 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_PROBLEM)
             }
         },
-        Command::Run(_) => match runtime().map(|rt| rt.block_on(rowferry::app::run(settings))) {
-            Ok(Ok(())) => ExitCode::SUCCESS,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "rowferry run stopped");
-                eprintln!("rowferry: {e}");
-                ExitCode::from(EXIT_PROBLEM)
-            }
-            Err(e) => {
-                eprintln!("rowferry: {e:#}");
-                ExitCode::from(EXIT_PROBLEM)
-            }
-        },
+        Command::Run(_) => finish("run", runtime().map(|rt| rt.block_on(rowferry::app::run(settings)))),
+        Command::Snapshot { tables, then_stream, .. } => {
+            let outcome = runtime().map(|rt| rt.block_on(snapshot(settings, tables, then_stream)));
+            finish("snapshot", outcome)
+        }
         Command::Status(_) => {
             match runtime().map(|rt| rt.block_on(rowferry::ops::http::fetch_status(settings.http.listen))) {
                 Ok(Ok(body)) => {
@@ -91,6 +84,49 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
     }
+}
+
+/// The exit code of a long-running command.
+fn finish(name: &str, outcome: anyhow::Result<Result<(), rowferry::app::RunError>>) -> ExitCode {
+    match outcome {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "rowferry {name} stopped");
+            eprintln!("rowferry: {e}");
+            ExitCode::from(EXIT_PROBLEM)
+        }
+        Err(e) => {
+            eprintln!("rowferry: {e:#}");
+            ExitCode::from(EXIT_PROBLEM)
+        }
+    }
+}
+
+/// `rowferry snapshot`: ask a running connector, or bootstrap (with progress bars on a terminal).
+async fn snapshot(
+    settings: config::Settings,
+    tables: Option<Vec<String>>,
+    then_stream: bool,
+) -> Result<(), rowferry::app::RunError> {
+    let listen = settings.http.listen;
+    if rowferry::ops::http::fetch_status(listen).await.is_ok() {
+        let Some(tables) = tables else {
+            return Err(rowferry::app::RunError::Other(format!(
+                "a connector is running on {listen}: name the tables to snapshot with --tables db.table,... \
+                 (or stop it to bootstrap every table)"
+            )));
+        };
+        let reply = rowferry::ops::http::request_snapshot(listen, settings.http.token.as_ref(), &tables)
+            .await
+            .map_err(rowferry::app::RunError::Other)?;
+        println!("{reply}");
+        return Ok(());
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        tokio::spawn(rowferry::snapshot::bars::show(listen));
+    }
+    let options = rowferry::app::RunOptions { force_snapshot: true, tables, stop_after_snapshot: !then_stream };
+    rowferry::app::run_with(settings, options).await
 }
 
 fn load(arg: &ConfigArg) -> Result<config::Settings, config::ConfigError> {

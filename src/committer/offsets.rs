@@ -22,12 +22,15 @@ use std::time::Duration;
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The stored record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredOffset {
     pub connector: String,
     pub flavor: String,
     pub gtid_set: String,
     pub committed_at_ms: i64,
+    /// The snapshot in progress at this position, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<crate::snapshot::progress::SnapshotProgress>,
 }
 
 impl StoredOffset {
@@ -43,7 +46,14 @@ impl StoredOffset {
             flavor: flavor.into(),
             gtid_set: position.to_string(),
             committed_at_ms: now,
+            snapshot: None,
         }
+    }
+
+    /// With the snapshot progress that goes with the position.
+    pub fn with_snapshot(mut self, snapshot: Option<crate::snapshot::progress::SnapshotProgress>) -> Self {
+        self.snapshot = snapshot;
+        self
     }
 
     /// The position, checked against the server's flavor.

@@ -4,6 +4,8 @@
 use super::offsets::{OffsetError, OffsetStore, StoredOffset};
 use super::tracker::{RecordId, Tracker, TrackerError, TxnId};
 use crate::position::{Gtid, Position};
+use crate::snapshot::progress::{SnapshotKind, SnapshotProgress, TableProgress};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// See the module docs.
@@ -17,6 +19,10 @@ pub struct Committer {
     last_store: Instant,
     /// The position moved since it was last stored.
     dirty: bool,
+    /// The snapshot in progress, stored with the position.
+    snapshot: Option<SnapshotProgress>,
+    /// Chunk progress waiting for its pseudo-transaction to be released, in stream order.
+    marks: VecDeque<(TxnId, String, TableProgress)>,
 }
 
 /// Committer failures.
@@ -38,7 +44,51 @@ impl Committer {
             interval,
             last_store: Instant::now(),
             dirty: false,
+            snapshot: None,
+            marks: VecDeque::new(),
         }
+    }
+
+    /// The snapshot whose progress is stored with the position from now on (a resumed one, or
+    /// a new one); tables are added to one already running.
+    pub fn snapshot_add(&mut self, kind: SnapshotKind, tables: Vec<String>) {
+        match &mut self.snapshot {
+            Some(s) if !s.is_complete() => s.add(tables),
+            _ => self.snapshot = Some(SnapshotProgress::new(kind, tables)),
+        }
+        self.dirty = true;
+    }
+
+    /// Resumes a stored snapshot.
+    pub fn snapshot_resume(&mut self, progress: SnapshotProgress) {
+        self.snapshot = Some(progress);
+    }
+
+    pub fn snapshot(&self) -> Option<&SnapshotProgress> {
+        self.snapshot.as_ref()
+    }
+
+    /// Chunk progress of `table` that becomes durable with transaction `txn` (a chunk's
+    /// pseudo-transaction).
+    pub fn mark(&mut self, txn: TxnId, table: &str, progress: TableProgress) {
+        self.marks.push_back((txn, table.to_string(), progress));
+    }
+
+    /// Tables whose last chunk became durable at the last [`Committer::commit`].
+    fn apply_marks(&mut self) -> Vec<String> {
+        let released = self.tracker.released_before();
+        let mut finished = Vec::new();
+        while self.marks.front().is_some_and(|(txn, _, _)| *txn < released) {
+            let Some((_, table, progress)) = self.marks.pop_front() else { break };
+            if let Some(s) = &mut self.snapshot {
+                if progress.done {
+                    finished.push(table.clone());
+                }
+                s.tables.insert(table, progress);
+                self.dirty = true;
+            }
+        }
+        finished
     }
 
     pub fn begin(&mut self, gtid: Option<Gtid>) -> TxnId {
@@ -81,8 +131,12 @@ impl Committer {
             self.position.add(&gtid);
             self.dirty = true;
         }
+        for table in self.apply_marks() {
+            tracing::info!(table = %table, "table snapshot complete");
+        }
         if self.dirty && (force || self.last_store.elapsed() >= self.interval) {
-            self.store.store(&StoredOffset::new(&self.connector, &self.position)).await?;
+            let snapshot = self.snapshot.clone().filter(|s| !s.is_complete());
+            self.store.store(&StoredOffset::new(&self.connector, &self.position).with_snapshot(snapshot)).await?;
             tracing::debug!(position = %self.position, "offset committed");
             self.last_store = Instant::now();
             self.dirty = false;

@@ -90,6 +90,11 @@ impl Tracker {
         Ok(())
     }
 
+    /// Every transaction before this one has been released.
+    pub fn released_before(&self) -> TxnId {
+        self.open.front().map(|t| t.id).or(self.held).unwrap_or(self.next_id)
+    }
+
     /// The first held transaction, if any.
     pub fn held(&self) -> Option<TxnId> {
         self.held

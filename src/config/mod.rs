@@ -11,6 +11,7 @@ mod columns;
 pub mod raw;
 mod secret;
 mod settings;
+mod snapshot;
 mod tables;
 mod topics;
 
@@ -20,6 +21,7 @@ pub use settings::{
     FlavorSetting, HttpSettings, KafkaSettings, LogFormat, LogSettings, OffsetSettings, RegistrySettings, Settings,
     SourceSettings, TlsMode, TlsSettings,
 };
+pub use snapshot::{SnapshotMode, SnapshotSettings};
 pub use tables::{SYSTEM_SCHEMAS, TableFilter, TablePattern};
 pub use topics::{Route, TopicSettings};
 

@@ -48,6 +48,9 @@ pub struct RawConfig {
     /// The HTTP server for health, metrics, status, control and the embedded registry.
     #[serde(default)]
     pub http: RawHttp,
+    /// Snapshots: when they run and how fast.
+    #[serde(default)]
+    pub snapshot: RawSnapshot,
     /// Logging.
     #[serde(default)]
     pub log: RawLog,
@@ -200,6 +203,36 @@ pub struct RawColumns {
     /// Columns cut to at most N characters (text) or bytes (binary): `"shop.users.bio" = 100`.
     #[serde(default)]
     pub truncate: BTreeMap<String, usize>,
+}
+
+/// `[snapshot]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSnapshot {
+    /// `initial` (default: snapshot the captured tables on the first start), `never`, or
+    /// `when_needed` (also when the stored position has been purged from the source).
+    pub mode: Option<String>,
+    /// Tables copied at the same time. Default 2.
+    pub parallel: Option<usize>,
+    /// Rows of the first chunk of each table. Default 5000.
+    pub chunk_rows: Option<usize>,
+    /// Milliseconds a chunk's read should take; the chunk size adapts toward it. Default 300.
+    pub chunk_target_ms: Option<u64>,
+    /// Rows per second copied at most, all tables together; 0 (default) means no limit.
+    pub max_rows_per_sec: Option<u64>,
+    /// A query returning one number, the replication lag in seconds, run before each chunk (on
+    /// the source connection), e.g. against a heartbeat table; copying waits while it is above
+    /// `max_lag_secs`.
+    pub lag_query: Option<String>,
+    /// Lag above which copying waits. Default 10.
+    pub max_lag_secs: Option<f64>,
+    /// Key columns for tables without a primary key: `{ "db.table" = ["col", ...] }` — a unique
+    /// key over NOT NULL columns. Without one a table is copied in one pass.
+    #[serde(default)]
+    pub keys: BTreeMap<String, Vec<String>>,
+    /// Decode each snapshot record back and compare it with the row read (catches encoding
+    /// bugs at copy time). Default true.
+    pub inline_verify: Option<bool>,
 }
 
 /// `[http]`

@@ -9,6 +9,7 @@ use super::columns::ColumnRules;
 use super::raw::{RawConfig, RawHttp, RawKafka, RawLog, RawOffsets, RawRegistry, RawSource, RawTls};
 use super::secret::Secret;
 use super::tables::TableFilter;
+use super::snapshot::SnapshotSettings;
 use super::topics::TopicSettings;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -36,6 +37,7 @@ pub struct Settings {
     pub columns: ColumnRules,
     pub http: HttpSettings,
     pub log: LogSettings,
+    pub snapshot: SnapshotSettings,
 }
 
 /// Which server family the source is.
@@ -195,6 +197,7 @@ impl Settings {
             )?,
             http: http(raw.http)?,
             log: log(raw.log)?,
+            snapshot: SnapshotSettings::new(raw.snapshot)?,
             kafka,
             name,
         })

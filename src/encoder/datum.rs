@@ -49,6 +49,7 @@ pub fn op_code(op: Op) -> &'static str {
         Op::Insert => "c",
         Op::Update => "u",
         Op::Delete => "d",
+        Op::Read => "r",
     }
 }
 

@@ -32,6 +32,8 @@ struct Prepared {
     name: Arc<str>,
     key_id: Option<u32>,
     value_id: u32,
+    /// The registered value schema (for [`Encoder::verify_inline`]).
+    value_schema: apache_avro::Schema,
 }
 
 /// See the module docs.
@@ -105,6 +107,7 @@ impl Encoder {
             name: name_of().into(),
             key_id,
             value_id,
+            value_schema: schemas.value.1.clone(),
         };
         let i = match known {
             Some(i) => {
@@ -152,6 +155,57 @@ impl Encoder {
         wire::header_into(prepared.value_id, &mut value);
         binary::envelope(&mut value, change, source, txn, ts_ms)?;
         Ok(Encoded { topic: Arc::clone(&prepared.topic), table: Some(Arc::clone(&prepared.name)), key, value })
+    }
+
+    /// Checks the record [`Encoder::encode`] just made for `change` the other way round: the
+    /// value decodes under the registered schema, and an independent encoding of the source row
+    /// (apache-avro's, from the row's typed values) gives the same bytes. A mismatch is a
+    /// per-table error naming the table.
+    pub fn verify_inline(
+        &self,
+        change: &RowChange,
+        source: &datum::SourceInfo<'_>,
+        ts_ms: i64,
+        encoded: &Encoded,
+    ) -> Result<(), EncodeError> {
+        let Some(prepared) = self.last.and_then(|i| self.prepared.get(i)) else {
+            return Err(EncodeError::Avro("inline verify without a prepared table".into()));
+        };
+        let table = || prepared.name.to_string();
+        let (id, mut datum_bytes) = wire::parse(&encoded.value)?;
+        let bytes = datum_bytes;
+        if id != prepared.value_id {
+            return Err(EncodeError::Schema { table: table(), problem: format!("inline verify: schema id {id}") });
+        }
+        apache_avro::reader::datum::GenericDatumReader::builder(&prepared.value_schema)
+            .build()
+            .and_then(|r| r.read_value(&mut datum_bytes))
+            .map_err(|e| EncodeError::Schema {
+                table: table(),
+                problem: format!("inline verify: the record does not decode: {e}"),
+            })?;
+        if !datum_bytes.is_empty() {
+            return Err(EncodeError::Schema {
+                table: table(),
+                problem: format!("inline verify: {} bytes after the record", datum_bytes.len()),
+            });
+        }
+        let projected;
+        let change = match &prepared.projection {
+            Some(p) => {
+                projected = p.apply(change);
+                &projected
+            }
+            None => change,
+        };
+        let expected = datum::encode(&prepared.value_schema, datum::envelope(change, source, None, ts_ms)?)?;
+        if expected != bytes {
+            return Err(EncodeError::Schema {
+                table: table(),
+                problem: "inline verify: the record differs from an independent encoding of the row read".into(),
+            });
+        }
+        Ok(())
     }
 
     /// The BEGIN record (`end: None`) or END record (`end`: data records per table) of the

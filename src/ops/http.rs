@@ -6,8 +6,9 @@
 //! * `GET /metrics` — Prometheus text ([`super::metrics`]);
 //! * `GET /status` — the state as JSON (what `rowferry status` prints);
 //! * `POST /pause`, `POST /resume` — stop and restart taking changes from the source (records in
-//!   flight still settle and the offset is still committed); `POST /snapshot` — not built yet
-//!   (issue #6): 501.
+//!   flight still settle and the offset is still committed); `POST /snapshot` with
+//!   `{"tables": ["db.table", ...]}` — an incremental snapshot of those tables while streaming
+//!   (202; progress in `/status` and `/metrics`).
 //!
 //! Control endpoints need `Authorization: Bearer <http.token>` when `http.token` is set, and are
 //! refused (403) on a non-loopback listen address without a token: anyone who can reach the
@@ -110,16 +111,60 @@ fn set_paused(c: &Control, headers: &HeaderMap, paused: bool) -> Response {
     json_reply(StatusCode::OK, json!({"state": c.ops.state()}))
 }
 
-async fn snapshot(State(c): State<Control>, headers: HeaderMap) -> Response {
+/// `POST /snapshot` body.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotRequest {
+    tables: Vec<String>,
+}
+
+async fn snapshot(State(c): State<Control>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
     if let Some(refusal) = refuse(&c, &headers) {
         return refusal;
     }
-    json_reply(StatusCode::NOT_IMPLEMENTED, json!({"error": "snapshots are not built yet (issue #6)"}))
+    let request: SnapshotRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return json_reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("expected {{\"tables\": [\"db.table\", ...]}}: {e}")}),
+            );
+        }
+    };
+    if request.tables.is_empty() {
+        return json_reply(StatusCode::BAD_REQUEST, json!({"error": "no tables given"}));
+    }
+    match c.ops.request_snapshot(request.tables.clone()) {
+        Ok(()) => json_reply(StatusCode::ACCEPTED, json!({"snapshot": request.tables})),
+        Err(e) => json_reply(StatusCode::CONFLICT, json!({"error": e})),
+    }
 }
 
-/// `rowferry status`: the running connector's `/status`, fetched from its `http.listen` (a
-/// wildcard address is asked on loopback).
-pub async fn fetch_status(listen: std::net::SocketAddr) -> Result<String, String> {
+/// `rowferry snapshot --tables …` against a running connector: `POST /snapshot` on its
+/// `http.listen`, with the bearer token if one is configured.
+pub async fn request_snapshot(
+    listen: std::net::SocketAddr,
+    token: Option<&Secret>,
+    tables: &[String],
+) -> Result<String, String> {
+    let url = format!("http://{}/snapshot", loopback(listen));
+    crate::install_tls_provider();
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().map_err(|e| e.to_string())?;
+    let mut request = client.post(&url).json(&json!({"tables": tables}));
+    if let Some(token) = token {
+        request = request.bearer_auth(token.expose());
+    }
+    let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status();
+    let body = response.text().await.map_err(|e| format!("{url}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("{url} answered {status}: {body}"));
+    }
+    Ok(body)
+}
+
+/// A wildcard listen address is asked on loopback.
+fn loopback(listen: std::net::SocketAddr) -> std::net::SocketAddr {
     let mut addr = listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(if addr.is_ipv4() {
@@ -128,7 +173,13 @@ pub async fn fetch_status(listen: std::net::SocketAddr) -> Result<String, String
             std::net::Ipv6Addr::LOCALHOST.into()
         });
     }
-    let url = format!("http://{addr}/status");
+    addr
+}
+
+/// `rowferry status`: the running connector's `/status`, fetched from its `http.listen` (a
+/// wildcard address is asked on loopback).
+pub async fn fetch_status(listen: std::net::SocketAddr) -> Result<String, String> {
+    let url = format!("http://{}/status", loopback(listen));
     crate::install_tls_provider();
     let response = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))

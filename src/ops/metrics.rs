@@ -45,6 +45,9 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("rowferry_reconnects_total", "counter", "Binlog connections re-established."),
     ("rowferry_stalls_total", "counter", "Times the watchdog found the source silent and reconnected it."),
     ("rowferry_tables_stopped", "gauge", "Tables stopped by a per-table error (see /status)."),
+    ("rowferry_snapshot_rows", "gauge", "Rows copied by the snapshot so far, per table."),
+    ("rowferry_snapshot_rows_estimate", "gauge", "The server's row estimate of each table being snapshotted."),
+    ("rowferry_snapshot_done", "gauge", "1 once a table's snapshot is complete and durable."),
 ];
 
 fn escape(value: &str) -> String {
@@ -62,6 +65,7 @@ pub fn render(ops: &Ops) -> String {
         .lock()
         .map(|t| t.iter().map(|(n, c)| (n.clone(), [c.inserts, c.updates, c.deletes], c.stopped.is_some())).collect())
         .unwrap_or_else(|_| Vec::new());
+    let snapshot = ops.snapshot_tables();
     let mut out = String::new();
     for &(name, kind, help) in METRICS {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -120,6 +124,16 @@ pub fn render(ops: &Ops) -> String {
             }
             "rowferry_stalls_total" => sample("", ops.stalls.load(Ordering::Relaxed) as f64),
             "rowferry_tables_stopped" => sample("", tables.iter().filter(|(_, _, s)| *s).count() as f64),
+            "rowferry_snapshot_rows" | "rowferry_snapshot_rows_estimate" | "rowferry_snapshot_done" => {
+                for (table, t) in &snapshot {
+                    let value = match name {
+                        "rowferry_snapshot_rows" => t.rows as f64,
+                        "rowferry_snapshot_rows_estimate" => t.estimate as f64,
+                        _ => f64::from(u8::from(t.done)),
+                    };
+                    sample(&format!("{{table=\"{}\"}}", escape(table)), value);
+                }
+            }
             _ => {}
         }
     }

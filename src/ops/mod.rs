@@ -86,6 +86,24 @@ pub struct Ops {
     committed: Mutex<Option<(String, u64)>>,
     last_error: Mutex<Option<String>>,
     stalls: AtomicU64,
+    /// Snapshot progress per table (`db.table`).
+    snapshot: Mutex<BTreeMap<String, SnapshotTable>>,
+    /// Where `POST /snapshot` hands its tables (set while the stream loop runs).
+    snapshot_requests: Mutex<Option<tokio::sync::mpsc::Sender<Vec<String>>>>,
+}
+
+/// One table's snapshot, as `/status` and `/metrics` show it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SnapshotTable {
+    pub rows: u64,
+    /// The server's row estimate when the copy started.
+    pub estimate: u64,
+    pub done: bool,
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub started_ms: u64,
+    #[serde(skip)]
+    pub started_rows: u64,
 }
 
 /// A reason the connector is not ready, or `None`.
@@ -121,6 +139,8 @@ impl Ops {
             committed: Mutex::new(None),
             last_error: Mutex::new(None),
             stalls: AtomicU64::new(0),
+            snapshot: Mutex::new(BTreeMap::new()),
+            snapshot_requests: Mutex::new(None),
         })
     }
 
@@ -204,6 +224,57 @@ impl Ops {
     pub fn table_stopped(&self, table: &str, why: &str) {
         if let Ok(mut tables) = self.tables.lock() {
             tables.entry(table.to_string()).or_default().stopped = Some(why.to_string());
+        }
+    }
+
+    pub fn snapshot_started(&self, table: &str, rows: u64, estimate: u64) {
+        if let Ok(mut s) = self.snapshot.lock() {
+            // Bounded like the per-table counters: /status and /metrics stay small.
+            if s.len() >= MAX_TABLES && !s.contains_key(table) {
+                return;
+            }
+            let entry = SnapshotTable { rows, estimate, started_ms: now_ms(), started_rows: rows, ..Default::default() };
+            s.insert(table.to_string(), entry);
+        }
+    }
+
+    pub fn snapshot_rows(&self, table: &str, rows: u64) {
+        if let Ok(mut s) = self.snapshot.lock() {
+            s.entry(table.to_string()).or_default().rows = rows;
+        }
+    }
+
+    /// A table's last chunk is durable.
+    pub fn snapshot_done(&self, table: &str) {
+        if let Ok(mut s) = self.snapshot.lock() {
+            s.entry(table.to_string()).or_default().done = true;
+        }
+    }
+
+    pub fn snapshot_failed(&self, table: &str, why: &str) {
+        if let Ok(mut s) = self.snapshot.lock() {
+            s.entry(table.to_string()).or_default().error = Some(why.to_string());
+        }
+    }
+
+    /// Snapshot progress per table.
+    pub fn snapshot_tables(&self) -> BTreeMap<String, SnapshotTable> {
+        self.snapshot.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Where `POST /snapshot` sends; `None` while no stream loop runs.
+    pub fn set_snapshot_requests(&self, tx: Option<tokio::sync::mpsc::Sender<Vec<String>>>) {
+        if let Ok(mut r) = self.snapshot_requests.lock() {
+            *r = tx;
+        }
+    }
+
+    /// Asks the running connector to snapshot `tables` (`db.table` names).
+    pub fn request_snapshot(&self, tables: Vec<String>) -> Result<(), String> {
+        let tx = self.snapshot_requests.lock().ok().and_then(|r| r.clone());
+        match tx {
+            None => Err("the connector is not streaming yet".into()),
+            Some(tx) => tx.try_send(tables).map_err(|_| "a snapshot request is already being taken; try again".into()),
         }
     }
 
@@ -301,6 +372,7 @@ impl Ops {
                 "age_secs": Ops::age_secs(at),
             })),
             "tables": tables,
+            "snapshot": self.snapshot_tables(),
             "stalls": self.stalls.load(Ordering::Relaxed),
             "last_error": self.last_error.lock().ok().and_then(|e| e.clone()),
         })

@@ -64,6 +64,15 @@ impl Position {
             _ => false,
         }
     }
+
+    /// Whether everything in `self` is in `other` (false across flavors).
+    pub fn is_subset(&self, other: &Position) -> bool {
+        match (self, other) {
+            (Position::MySql(a), Position::MySql(b)) => a.is_subset(b),
+            (Position::MariaDb(a), Position::MariaDb(b)) => a.is_subset(b),
+            _ => false,
+        }
+    }
 }
 
 impl std::fmt::Display for Position {

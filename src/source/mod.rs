@@ -46,6 +46,23 @@ pub async fn query_text(conn: &mut mysql_async::Conn, query: &str) -> Result<Vec
     use mysql_async::prelude::Queryable;
     let rows: Vec<mysql_async::Row> =
         conn.query(query).await.map_err(|source| SourceError::Query { query: query.to_string(), source })?;
+    text_rows(rows, query)
+}
+
+/// [`query_text`] for a prepared statement with parameters (names and other values that must
+/// not be spliced into SQL).
+pub async fn exec_text(
+    conn: &mut mysql_async::Conn,
+    query: &str,
+    params: Vec<mysql_async::Value>,
+) -> Result<Vec<Vec<Option<String>>>, SourceError> {
+    use mysql_async::prelude::Queryable;
+    let rows: Vec<mysql_async::Row> =
+        conn.exec(query, params).await.map_err(|source| SourceError::Query { query: query.to_string(), source })?;
+    text_rows(rows, query)
+}
+
+fn text_rows(rows: Vec<mysql_async::Row>, query: &str) -> Result<Vec<Vec<Option<String>>>, SourceError> {
     rows.into_iter()
         .map(|row| {
             row.unwrap_raw()

@@ -1,0 +1,425 @@
+//! The copier: reads tables in key order, chunk by chunk, each chunk between two watermarks,
+//! and hands the chunks to the stream loop ([`super::merge`]), which emits them.
+//!
+//! * One connection per table being copied; `parallel` tables at a time.
+//! * Keyset pagination: `WHERE key > last ORDER BY key LIMIT n` over the primary key (or the
+//!   declared key), composite keys expanded as `k1 > ? OR (k1 = ? AND k2 > ?) …`, so each chunk is
+//!   an index range scan whatever its position in the table.
+//! * The chunk size adapts toward `chunk_target` per SELECT (halving or doubling at most per step).
+//! * Throttled by `max_rows_per_sec` (shared by all tables), by `lag_query`, and by pause.
+//! * A chunk waits for the stream loop's answer before the next is read: at most `parallel`
+//!   chunks exist at a time (bounded memory), and the loop gives chunks priority over new binlog
+//!   events, so the copy progresses under any write load.
+
+use super::convert::{Bound, convert};
+use super::describe::{Described, describe, ident};
+use super::merge::{Chunk, Msg, Outcome, WindowId};
+use super::progress::{SnapshotKind, TableProgress};
+use super::SnapshotError;
+use crate::config::{SnapshotSettings, SourceSettings};
+use crate::ops::Ops;
+use crate::position::{MariaDbPosition, MySqlGtidSet, Position};
+use crate::source::{Flavor, SourceError, exec_text, query_one, query_text};
+use mysql_async::prelude::Queryable;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+/// Smallest and largest chunk.
+const MIN_CHUNK: usize = 100;
+const MAX_CHUNK: usize = 100_000;
+/// Retries of one chunk (late windows) before the table fails.
+const MAX_RETRIES: u32 = 100;
+
+/// What every table's copy shares.
+#[derive(Debug)]
+pub struct Copier {
+    pub source: SourceSettings,
+    pub flavor: Flavor,
+    pub settings: SnapshotSettings,
+    pub ops: Arc<Ops>,
+    pub tx: mpsc::Sender<Msg>,
+    next_window: AtomicU64,
+    /// Rate limit: when the next chunk may start.
+    next_slot: Mutex<Instant>,
+}
+
+/// One table to copy.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub db: String,
+    pub table: String,
+    pub progress: TableProgress,
+    pub kind: SnapshotKind,
+}
+
+impl Copier {
+    pub fn new(
+        source: SourceSettings,
+        flavor: Flavor,
+        settings: SnapshotSettings,
+        ops: Arc<Ops>,
+        tx: mpsc::Sender<Msg>,
+    ) -> Arc<Copier> {
+        Arc::new(Copier {
+            source,
+            flavor,
+            settings,
+            ops,
+            tx,
+            next_window: AtomicU64::new(1),
+            next_slot: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// Copies jobs as they come, `parallel` at a time, until `jobs` closes and all are done.
+    /// A table that fails is reported (log, status) and the others go on.
+    pub async fn run(self: Arc<Self>, mut jobs: mpsc::Receiver<Job>) {
+        let mut running = tokio::task::JoinSet::new();
+        let mut queue = std::collections::VecDeque::<Job>::new();
+        let mut open = true;
+        loop {
+            while running.len() < self.settings.parallel
+                && let Some(job) = queue.pop_front()
+            {
+                let copier = Arc::clone(&self);
+                running.spawn(async move {
+                    let name = format!("{}.{}", job.db, job.table);
+                    let outcome = copier.copy(job).await;
+                    (name, outcome)
+                });
+            }
+            if !open && running.is_empty() && queue.is_empty() {
+                return;
+            }
+            tokio::select! {
+                job = jobs.recv(), if open => match job {
+                    Some(job) => queue.push_back(job),
+                    None => open = false,
+                },
+                Some(done) = running.join_next() => match done {
+                    Ok((name, Err(e))) => {
+                        tracing::error!(table = %name, error = %e, "snapshot of the table failed; the other tables go on");
+                        self.ops.snapshot_failed(&name, &e.to_string());
+                    }
+                    Ok((_, Ok(()))) => {}
+                    Err(e) => tracing::error!(error = %e, "snapshot task ended abnormally"),
+                },
+            }
+        }
+    }
+
+    /// Copies one table; returns when its last chunk has been emitted (or the loop is gone).
+    async fn copy(&self, job: Job) -> Result<(), SnapshotError> {
+        let name: Arc<str> = format!("{}.{}", job.db, job.table).into();
+        let mut conn = crate::source::connect(&self.source).await?;
+        session(&mut conn, self.flavor).await?;
+        let mut described = describe(&mut conn, &job.db, &job.table, self.flavor, &self.settings).await?;
+        if described.key.is_empty() {
+            tracing::warn!(
+                table = %name,
+                rows = described.estimate,
+                "no primary key and no snapshot.keys entry: copied in one pass, held in memory until emitted; \
+                 its records have no key, so later changes cannot replace them in a compacted topic"
+            );
+        }
+        let mut after: Option<Vec<Bound>> = job.progress.after.clone();
+        let mut rows_done = job.progress.rows;
+        self.ops.snapshot_started(&name, rows_done, described.estimate);
+        let mut size = self.settings.chunk_rows.clamp(1, MAX_CHUNK);
+        let mut retries = 0;
+        let (mut logged_at, mut logged_rows) = (Instant::now(), rows_done);
+        loop {
+            self.throttle(&mut conn, &name, size).await?;
+            let id: WindowId = self.next_window.fetch_add(1, Ordering::Relaxed);
+            let read = self.read_chunk(&mut conn, id, &name, &described, after.as_deref(), size).await;
+            let (rows, last, high, took) = match read {
+                Ok(read) => read,
+                Err(e) => {
+                    let _ = self.tx.send(Msg::Close { id }).await;
+                    return Err(e);
+                }
+            };
+            let n = rows.len();
+            let done = described.key.is_empty() || n < size;
+            let progress = TableProgress { after: last.clone().or_else(|| after.clone()), rows: rows_done + n as u64, done };
+            let chunk = Chunk {
+                table: Arc::clone(&name),
+                schema: Arc::clone(&described.schema),
+                key: described.key.clone(),
+                rows,
+                high,
+                progress,
+                kind: job.kind,
+            };
+            let (reply, answer) = oneshot::channel();
+            if self.tx.send(Msg::Rows { id, chunk, reply }).await.is_err() {
+                return Ok(());
+            }
+            let Ok(outcome) = answer.await else { return Ok(()) };
+            match outcome {
+                Outcome::Emitted { .. } => {
+                    retries = 0;
+                    rows_done += n as u64;
+                    if last.is_some() {
+                        after = last;
+                    }
+                    self.ops.snapshot_rows(&name, rows_done);
+                    if logged_at.elapsed() >= Duration::from_secs(10) {
+                        let rate = (rows_done - logged_rows) as f64 / logged_at.elapsed().as_secs_f64();
+                        let left = described.estimate.saturating_sub(rows_done);
+                        let eta = if rate > 0.0 { format!("{:.0} s", left as f64 / rate) } else { "?".into() };
+                        tracing::info!(table = %name, rows = rows_done, estimate = described.estimate, rate = rate.round(), eta, "copying");
+                        (logged_at, logged_rows) = (Instant::now(), rows_done);
+                    }
+                    if done {
+                        tracing::info!(table = %name, rows = rows_done, "table copied");
+                        return Ok(());
+                    }
+                    size = adapt(size, took, self.settings.chunk_target);
+                }
+                Outcome::Retry => {
+                    retries += 1;
+                    if retries > MAX_RETRIES {
+                        return Err(SnapshotError::Table {
+                            table: name.to_string(),
+                            problem: format!(
+                                "{MAX_RETRIES} chunks in a row could not be placed in the stream (the stream kept \
+                                 passing their read position, or DDL kept changing the table)"
+                            ),
+                        });
+                    }
+                    // Smaller chunks take less time: fewer changes land inside their window.
+                    size = (size / 2).max(MIN_CHUNK.min(size));
+                    tokio::time::sleep(Duration::from_millis(10 * u64::from(retries.min(50)))).await;
+                    described = describe(&mut conn, &job.db, &job.table, self.flavor, &self.settings).await?;
+                }
+                Outcome::Failed(problem) => return Err(SnapshotError::Table { table: name.to_string(), problem }),
+            }
+        }
+    }
+
+    /// Pause, rate limit and replica lag.
+    async fn throttle(&self, conn: &mut mysql_async::Conn, name: &str, rows: usize) -> Result<(), SnapshotError> {
+        let mut paused = self.ops.paused();
+        while *paused.borrow_and_update() {
+            if paused.changed().await.is_err() {
+                break;
+            }
+        }
+        if let Some(rate) = self.settings.max_rows_per_sec {
+            let wait = {
+                let mut slot = self.next_slot.lock().await;
+                let now = Instant::now();
+                let start = (*slot).max(now);
+                *slot = start + Duration::from_secs_f64(rows as f64 / rate as f64);
+                start - now
+            };
+            tokio::time::sleep(wait).await;
+        }
+        if let Some(query) = &self.settings.lag_query {
+            let mut warned = false;
+            loop {
+                let lag: f64 = query_one(conn, query).await?.trim().parse().map_err(|_| SnapshotError::Table {
+                    table: name.to_string(),
+                    problem: format!("snapshot.lag_query `{query}` did not return a number"),
+                })?;
+                if lag <= self.settings.max_lag_secs {
+                    break;
+                }
+                if !warned {
+                    tracing::info!(table = %name, lag, max = self.settings.max_lag_secs, "replica lag: copy waits");
+                    warned = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one chunk between its watermarks; registers the window before the SELECT.
+    async fn read_chunk(
+        &self,
+        conn: &mut mysql_async::Conn,
+        id: WindowId,
+        name: &Arc<str>,
+        d: &Described,
+        after: Option<&[Bound]>,
+        size: usize,
+    ) -> Result<(Vec<Vec<crate::change::Value>>, Option<Vec<Bound>>, Position, Duration), SnapshotError> {
+        let low = match self.flavor {
+            Flavor::MySql => mysql_executed(conn).await?,
+            Flavor::MariaDb => {
+                conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                    .await
+                    .map_err(|e| query_error("START TRANSACTION WITH CONSISTENT SNAPSHOT", e))?;
+                mariadb_snapshot_position(conn).await?
+            }
+        };
+        let key_names = d.key.iter().map(|&i| d.schema.columns[i].name.clone()).collect();
+        self.tx
+            .send(Msg::Open { id, table: Arc::clone(name), key_names, low: low.clone() })
+            .await
+            .map_err(|_| SnapshotError::Stopped)?;
+        let (sql, params) = select(d, after, size)?;
+        let started = Instant::now();
+        let raw: Vec<mysql_async::Row> = conn.exec(&sql, params).await.map_err(|e| query_error(&sql, e))?;
+        let took = started.elapsed();
+        let high = match self.flavor {
+            Flavor::MySql => mysql_executed(conn).await?,
+            Flavor::MariaDb => {
+                conn.query_drop("COMMIT").await.map_err(|e| query_error("COMMIT", e))?;
+                low
+            }
+        };
+        let mut last = None;
+        let mut rows = Vec::with_capacity(raw.len());
+        let count = raw.len();
+        for (r, row) in raw.into_iter().enumerate() {
+            let values = row.unwrap();
+            if r + 1 == count && !d.key.is_empty() {
+                last = Some(d.key.iter().map(|&k| values.get(k).map_or(Bound::Null, Bound::from_sql)).collect());
+            }
+            let converted = values
+                .into_iter()
+                .zip(&d.schema.columns)
+                .map(|(v, c)| {
+                    convert(&c.ty, v).map_err(|problem| SnapshotError::Table {
+                        table: name.to_string(),
+                        problem: format!("column {}: {problem}", c.name),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.push(converted);
+        }
+        Ok((rows, last, high, took))
+    }
+}
+
+/// The next chunk's SELECT and its parameters.
+fn select(d: &Described, after: Option<&[Bound]>, size: usize) -> Result<(String, Vec<mysql_async::Value>), SnapshotError> {
+    let s = &d.schema;
+    let columns: Vec<String> = s.columns.iter().map(|c| ident(&c.name)).collect();
+    let mut sql = format!("SELECT {} FROM {}.{}", columns.join(", "), ident(&s.db), ident(&s.table));
+    let mut params = Vec::new();
+    let keys: Vec<String> = d.key.iter().map(|&i| ident(&s.columns[i].name)).collect();
+    if let Some(after) = after {
+        let bad = |problem: String| SnapshotError::Table { table: format!("{}.{}", s.db, s.table), problem };
+        if after.len() != keys.len() {
+            return Err(bad(format!("the stored chunk boundary has {} values for a {}-column key", after.len(), keys.len())));
+        }
+        let values: Vec<mysql_async::Value> = after.iter().map(Bound::to_sql).collect::<Result<_, _>>().map_err(bad)?;
+        // k1 > ? OR (k1 = ? AND k2 > ?) OR …
+        let mut terms = Vec::new();
+        for i in 0..keys.len() {
+            let mut term: Vec<String> = keys[..i].iter().map(|k| format!("{k} = ?")).collect();
+            term.push(format!("{} > ?", keys[i]));
+            params.extend(values[..=i].iter().cloned());
+            terms.push(format!("({})", term.join(" AND ")));
+        }
+        sql.push_str(&format!(" WHERE {}", terms.join(" OR ")));
+    }
+    if !keys.is_empty() {
+        sql.push_str(&format!(" ORDER BY {} LIMIT {size}", keys.join(", ")));
+    }
+    Ok((sql, params))
+}
+
+fn adapt(size: usize, took: Duration, target: Duration) -> usize {
+    let ratio = (target.as_secs_f64() / took.as_secs_f64().max(1e-4)).clamp(0.5, 2.0);
+    ((size as f64 * ratio) as usize).clamp(MIN_CHUNK, MAX_CHUNK)
+}
+
+fn query_error(query: &str, source: mysql_async::Error) -> SnapshotError {
+    SnapshotError::Source(Box::new(SourceError::Query { query: query.to_string(), source }))
+}
+
+/// UTF-8 text, UTC times, and (MariaDB) the isolation a consistent snapshot needs.
+pub async fn session(conn: &mut mysql_async::Conn, flavor: Flavor) -> Result<(), SnapshotError> {
+    let mut statements = vec!["SET NAMES utf8mb4", "SET SESSION time_zone = '+00:00'"];
+    if flavor == Flavor::MariaDb {
+        statements.push("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ");
+    }
+    for s in statements {
+        conn.query_drop(s).await.map_err(|e| query_error(s, e))?;
+    }
+    Ok(())
+}
+
+async fn mysql_executed(conn: &mut mysql_async::Conn) -> Result<Position, SnapshotError> {
+    let text = query_one(conn, "SELECT @@GLOBAL.gtid_executed").await?;
+    Ok(Position::MySql(MySqlGtidSet::parse(&text.replace('\n', ""))?))
+}
+
+/// The exact binlog position of the open consistent snapshot, as a GTID position.
+async fn mariadb_snapshot_position(conn: &mut mysql_async::Conn) -> Result<Position, SnapshotError> {
+    let status = query_text(conn, "SHOW STATUS LIKE 'binlog_snapshot_%'").await?;
+    let get = |name: &str| {
+        status.iter().find_map(|r| match r.as_slice() {
+            [Some(n), Some(v)] if n.eq_ignore_ascii_case(name) => Some(v.clone()),
+            _ => None,
+        })
+    };
+    let (Some(file), Some(pos)) = (get("Binlog_snapshot_file"), get("Binlog_snapshot_position")) else {
+        return Err(SnapshotError::Source(Box::new(SourceError::Unexpected {
+            query: "SHOW STATUS LIKE 'binlog_snapshot_%'".into(),
+            detail: "no Binlog_snapshot_file/position: is log_bin on?".into(),
+        })));
+    };
+    let query = "SELECT BINLOG_GTID_POS(?, ?)";
+    let rows = exec_text(conn, query, vec![file.clone().into(), pos.clone().into()]).await?;
+    let text = rows.first().and_then(|r| r.first().cloned().flatten()).ok_or_else(|| {
+        SnapshotError::Source(Box::new(SourceError::Unexpected {
+            query: query.into(),
+            detail: format!("NULL for {file}:{pos}"),
+        }))
+    })?;
+    Ok(Position::MariaDb(MariaDbPosition::parse(&text)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Column, ColumnType, TableSchema};
+
+    fn described(key: Vec<usize>) -> Described {
+        let col = |n: &str| Column { name: n.into(), ty: ColumnType::Int { unsigned: false }, nullable: false, visible: true };
+        Described {
+            schema: Arc::new(TableSchema {
+                db: "d".into(),
+                table: "t`x".into(),
+                columns: vec![col("a"), col("b"), col("c")],
+                primary_key: key.clone(),
+            }),
+            key,
+            estimate: 0,
+        }
+    }
+
+    #[test]
+    fn keyset_queries_expand_composite_keys() {
+        let d = described(vec![0, 1]);
+        let (sql, params) = select(&d, None, 10).expect("sql");
+        assert_eq!(sql, "SELECT `a`, `b`, `c` FROM `d`.`t``x` ORDER BY `a`, `b` LIMIT 10");
+        assert!(params.is_empty());
+        let (sql, params) = select(&d, Some(&[Bound::Int(1), Bound::Int(2)]), 10).expect("sql");
+        assert_eq!(
+            sql,
+            "SELECT `a`, `b`, `c` FROM `d`.`t``x` WHERE (`a` > ?) OR (`a` = ? AND `b` > ?) ORDER BY `a`, `b` LIMIT 10"
+        );
+        assert_eq!(params, vec![1i64.into(), 1i64.into(), 2i64.into()]);
+        assert!(select(&d, Some(&[Bound::Int(1)]), 10).is_err());
+        let (sql, _) = select(&described(vec![]), None, 10).expect("sql");
+        assert_eq!(sql, "SELECT `a`, `b`, `c` FROM `d`.`t``x`");
+    }
+
+    #[test]
+    fn chunks_adapt_toward_the_target() {
+        let target = Duration::from_millis(300);
+        assert_eq!(adapt(1000, Duration::from_millis(300), target), 1000);
+        assert_eq!(adapt(1000, Duration::from_millis(30), target), 2000);
+        assert_eq!(adapt(1000, Duration::from_secs(3), target), 500);
+        assert_eq!(adapt(100, Duration::from_secs(3), target), MIN_CHUNK);
+    }
+}
