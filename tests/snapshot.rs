@@ -1,0 +1,225 @@
+//! Snapshots end to end, on both servers:
+//! * under a continuous concurrent write load (updates, inserts, deletes from several sessions),
+//!   the initial snapshot completes, and once the stream has caught up the latest record per key
+//!   in Kafka equals the table, row for row;
+//! * `kill -9` in the middle of a snapshot, then a restart: the copy resumes after the last
+//!   durable chunk (no row at or before the stored boundary is copied again) and ends complete.
+
+mod common;
+
+use common::connector::{Connector, consume, covers, offset_reaches};
+use common::{MARIADB, MYSQL, admin, env, position_now, unique};
+use mysql_async::prelude::Queryable;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const ROWS: i64 = 20_000;
+
+async fn seed(url: &str, db: &str, rows: i64) {
+    admin(
+        url,
+        &[
+            format!("CREATE DATABASE {db}"),
+            format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, k INT NOT NULL, c VARCHAR(64) NOT NULL)"),
+        ],
+    )
+    .await;
+    let mut conn = mysql_async::Conn::from_url(url).await.expect("connect");
+    for start in (1..=rows).step_by(2000) {
+        let values: Vec<String> =
+            (start..(start + 2000).min(rows + 1)).map(|i| format!("({i}, {i}, 'seed-{i}')")).collect();
+        conn.query_drop(format!("INSERT INTO {db}.t VALUES {}", values.join(","))).await.expect("seed");
+    }
+}
+
+/// Writes until `stop`: small transactions of updates, upserts and deletes on random keys
+/// (some beyond the seeded range). Counts the transactions.
+async fn writer(url: String, db: String, seed: u64, stop: Arc<AtomicBool>, count: Arc<AtomicU64>) {
+    let mut conn = mysql_async::Conn::from_url(url.as_str()).await.expect("connect");
+    let mut x = seed;
+    let mut next = move |n: i64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as i64 + 1
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let (a, b, c) = (next(ROWS + 2000), next(ROWS + 2000), next(ROWS + 2000));
+        let statements = [
+            "START TRANSACTION".to_string(),
+            format!("UPDATE {db}.t SET k = k + 1, c = CONCAT('u-', k + 1) WHERE id = {a}"),
+            format!("INSERT INTO {db}.t VALUES ({b}, 0, 'new') ON DUPLICATE KEY UPDATE k = k + 7, c = 'upsert'"),
+            format!("DELETE FROM {db}.t WHERE id = {c} AND k % 5 = 0"),
+            "COMMIT".to_string(),
+        ];
+        for s in statements {
+            // Deadlocks between the writers are expected; the transaction is simply dropped.
+            if conn.query_drop(&s).await.is_err() {
+                let _ = conn.query_drop("ROLLBACK").await;
+                break;
+            }
+        }
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The table as `id → (k, c)`.
+async fn table(url: &str, db: &str) -> BTreeMap<i64, (i64, String)> {
+    let mut conn = mysql_async::Conn::from_url(url).await.expect("connect");
+    let rows: Vec<(i64, i64, String)> = conn.query(format!("SELECT id, k, c FROM {db}.t")).await.expect("select");
+    rows.into_iter().map(|(id, k, c)| (id, (k, c))).collect()
+}
+
+/// The latest record per key in the table's topic (deletes and tombstones remove the key), and
+/// the count of records per op.
+fn latest(records: &[Value]) -> (BTreeMap<i64, (i64, String)>, BTreeMap<String, usize>) {
+    let mut state = BTreeMap::new();
+    let mut ops = BTreeMap::new();
+    for r in records {
+        let Some(id) = r["key"]["id"].as_i64() else { continue };
+        let value = &r["value"];
+        if value.is_null() {
+            state.remove(&id);
+            continue;
+        }
+        *ops.entry(value["op"].as_str().unwrap_or("?").to_string()).or_insert(0) += 1;
+        match value["after"].as_object() {
+            Some(after) => {
+                let k = after["k"].as_i64().expect("k");
+                let c = after["c"].as_str().expect("c").to_string();
+                state.insert(id, (k, c));
+            }
+            None => {
+                state.remove(&id);
+            }
+        }
+    }
+    (state, ops)
+}
+
+fn assert_same(what: &str, kafka: &BTreeMap<i64, (i64, String)>, table: &BTreeMap<i64, (i64, String)>) {
+    let wrong: Vec<String> = table
+        .iter()
+        .filter(|(id, row)| kafka.get(id) != Some(row))
+        .map(|(id, row)| format!("{id}: table {row:?}, kafka {:?}", kafka.get(id)))
+        .chain(kafka.keys().filter(|id| !table.contains_key(id)).map(|id| format!("{id}: only in kafka")))
+        .take(10)
+        .collect();
+    assert!(wrong.is_empty(), "{what}: latest per key differs from the table:\n{}", wrong.join("\n"));
+    assert_eq!(kafka.len(), table.len());
+}
+
+/// Waits for the stored offset to show the snapshot complete (the progress is dropped then).
+async fn snapshot_complete(c: &Connector, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        if c.offset().is_some_and(|o| o.get("snapshot").is_none_or(Value::is_null)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "snapshot never completed: {:?}\nlog:\n{}", c.offset(), c.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn under_load(server: &str) {
+    let url = env(server);
+    let db = unique("snapload");
+    seed(&url, &db, ROWS).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..3)
+        .map(|i| tokio::spawn(writer(url.clone(), db.clone(), 0x9E37_79B9 + i, Arc::clone(&stop), Arc::clone(&count))))
+        .collect();
+    while count.load(Ordering::Relaxed) < 50 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Small chunks: many windows, each overlapping the writes.
+    let connector = Connector::new(&url, &db).with_extra("[snapshot]\nchunk_rows = 300\nchunk_target_ms = 20\n");
+    let mut child = connector.start();
+    let before = count.load(Ordering::Relaxed);
+    snapshot_complete(&connector, Duration::from_secs(120)).await;
+    let during = count.load(Ordering::Relaxed) - before;
+    assert!(during >= 100, "the load kept writing while the snapshot ran ({during} transactions)");
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let end = position_now(&url).await.to_string();
+    offset_reaches(&connector, |g| covers(g, &end)).await;
+    let records = consume(&connector, &format!("{db}.{db}.t"), 0).await;
+    let (kafka, ops) = latest(&records);
+    assert!(ops.get("r").copied().unwrap_or(0) > (ROWS as usize) / 2, "snapshot records: {ops:?}");
+    assert!(ops.get("u").copied().unwrap_or(0) > 0 && ops.get("c").copied().unwrap_or(0) > 0, "stream records: {ops:?}");
+    assert_same(server, &kafka, &table(&url, &db).await);
+    common::connector::stop(&mut child).await;
+    admin(&url, &[format!("DROP DATABASE {db}")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_snapshot_under_write_load_ends_with_the_table_in_kafka() {
+    under_load(MARIADB).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_snapshot_under_write_load_ends_with_the_table_in_kafka() {
+    under_load(MYSQL).await;
+}
+
+async fn resume_after_kill(server: &str) {
+    let url = env(server);
+    let db = unique("snapkill");
+    let rows = 40_000;
+    seed(&url, &db, rows).await;
+    // Slow enough to be killed in the middle: 1000-row chunks at 8000 rows/s.
+    let connector = Connector::new(&url, &db)
+        .with_extra("[snapshot]\nchunk_rows = 1000\nmax_rows_per_sec = 8000\n");
+    let mut child = connector.start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let boundary = loop {
+        let progress = connector.offset().and_then(|o| o["snapshot"]["tables"][format!("{db}.t")].as_object().cloned());
+        if let Some(p) = progress
+            && p.get("rows").and_then(Value::as_u64).unwrap_or(0) >= 5000
+        {
+            break p["after"][0]["Int"].as_i64().expect("stored boundary");
+        }
+        assert!(Instant::now() < deadline, "no progress stored: {:?}\n{}", connector.offset(), connector.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    // What was durable when it died (it may have stored a little more after we looked).
+    let stored = connector.offset().expect("offset");
+    let boundary = stored["snapshot"]["tables"][format!("{db}.t")]["after"][0]["Int"].as_i64().unwrap_or(boundary);
+    assert!(boundary < rows, "killed before the end");
+    let restarted_ms = rowferry::ops::now_ms() as i64;
+    let mut child = connector.start();
+    snapshot_complete(&connector, Duration::from_secs(120)).await;
+    assert!(connector.log().contains("resuming the snapshot in progress"), "{}", connector.log());
+    // (The embedded registry the consumer reads schemas from is the connector's.)
+    let records = consume(&connector, &format!("{db}.{db}.t"), 0).await;
+    common::connector::stop(&mut child).await;
+    let again: Vec<i64> = records
+        .iter()
+        .filter(|r| r["value"]["op"] == "r" && r["value"]["source"]["ts_ms"].as_i64().unwrap_or(0) >= restarted_ms)
+        .filter_map(|r| r["key"]["id"].as_i64())
+        .collect();
+    assert!(!again.is_empty(), "the second run copied the rest");
+    let min = again.iter().min().copied().unwrap_or_default();
+    assert!(min > boundary, "the second run copied row {min} again, at or before the stored boundary {boundary}");
+    let (kafka, _) = latest(&records);
+    assert_same(server, &kafka, &table(&url, &db).await);
+    admin(&url, &[format!("DROP DATABASE {db}")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_snapshot_resumes_after_kill_from_the_last_durable_chunk() {
+    resume_after_kill(MARIADB).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_snapshot_resumes_after_kill_from_the_last_durable_chunk() {
+    resume_after_kill(MYSQL).await;
+}
