@@ -29,10 +29,10 @@ use crate::reader::{Reader, ReaderError, ReaderOptions, TxnEvent};
 use crate::registry::embedded::EmbeddedRegistry;
 use crate::registry::external::ExternalRegistry;
 use crate::registry::{Registry, RegistryError};
+use crate::snapshot::SnapshotError;
 use crate::snapshot::copier::{Copier, Job};
 use crate::snapshot::merge::{Merger, Outcome, Ready};
 use crate::snapshot::progress::{SnapshotKind, SnapshotProgress};
-use crate::snapshot::SnapshotError;
 use crate::source::{self, Flavor, SourceError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,6 +106,8 @@ struct Route {
     last_table: Option<(Arc<crate::schema::TableSchema>, Arc<str>, bool)>,
     /// Tables stopped by a per-table error (`db.table` → why), for the rest of this run.
     stopped: std::collections::HashMap<String, String>,
+    /// Where snapshot chunks join the stream.
+    merger: Merger,
 }
 
 /// What `run` is asked to do besides streaming.
@@ -209,7 +211,7 @@ pub async fn run_with(settings: Settings, options: RunOptions) -> Result<(), Run
         http = http.merge(crate::registry::http::router(Arc::clone(embedded)));
     }
     tokio::spawn(async move { axum::serve(listener, http).await });
-    let outcome = stream(&settings, flavor, start, registry, offsets, signals, &ops, plan, &options).await;
+    let outcome = stream(&settings, (flavor, start), registry, offsets, signals, &ops, (plan, &options)).await;
     match &outcome {
         Ok(()) => ops.set_state(State::Stopped),
         Err(e) => ops.failed(&e.to_string()),
@@ -243,7 +245,12 @@ fn jobs(progress: &SnapshotProgress, captured: &[(String, String)]) -> Vec<Job> 
             if found.is_none() {
                 tracing::warn!(table = %name, "the table to snapshot no longer exists; skipped");
             }
-            found.map(|(db, table)| Job { db: db.clone(), table: table.clone(), progress: p.clone(), kind: progress.kind })
+            found.map(|(db, table)| Job {
+                db: db.clone(),
+                table: table.clone(),
+                progress: p.clone(),
+                kind: progress.kind,
+            })
         })
         .collect()
 }
@@ -251,23 +258,21 @@ fn jobs(progress: &SnapshotProgress, captured: &[(String, String)]) -> Vec<Job> 
 /// The streaming part of [`run`], once the HTTP server is up.
 async fn stream(
     settings: &Settings,
-    flavor: Flavor,
-    start: crate::position::Position,
+    (flavor, start): (Flavor, crate::position::Position),
     registry: Registry,
     offsets: OffsetStore,
     signals: Signals,
     ops: &Arc<Ops>,
-    plan: Option<SnapshotPlan>,
-    run_options: &RunOptions,
+    (plan, run_options): (Option<SnapshotPlan>, &RunOptions),
 ) -> Result<(), RunError> {
     let mut encoder = Encoder::new(registry, settings.topics.clone(), settings.columns.clone());
     let mut publisher =
         Publisher::new(&settings.kafka, TopicSpec::data(&settings.topics), MAX_INFLIGHT, MAX_INFLIGHT_BYTES)?;
     ops.attach_latency(publisher.latency());
     let mut committer = Committer::new(start.clone(), offsets, &settings.name, settings.commit_interval);
+    let merger = Merger::new(start.clone());
     // Snapshot chunks come into the loop before any binlog event is read, so no window can miss
     // a routed transaction; the copier's jobs are queued once the loop exists.
-    let mut merger = Merger::new(start.clone());
     let (chunk_tx, mut chunk_rx) = tokio::sync::mpsc::channel(2 * settings.snapshot.parallel + 2);
     let (job_tx, job_rx) = tokio::sync::mpsc::channel(1024);
     let copier = Copier::new(settings.source.clone(), flavor, settings.snapshot.clone(), Arc::clone(ops), chunk_tx);
@@ -324,6 +329,7 @@ async fn stream(
         tables: Vec::new(),
         last_table: None,
         stopped: Default::default(),
+        merger,
     };
     let mut acks = Vec::new();
     let connector = match flavor {
@@ -352,7 +358,7 @@ async fn stream(
                 if !*paused.borrow() {
                     ops.set_state(if snapshotting(&committer) { State::Snapshotting } else { State::Streaming });
                 }
-                if run_options.stop_after_snapshot && copier_done && publisher.inflight() == 0 && merger.is_idle() {
+                if run_options.stop_after_snapshot && copier_done && publisher.inflight() == 0 && route.merger.is_idle() {
                     committer.commit(true).await?;
                     if snapshotting(&committer) {
                         return Err(RunError::Other(
@@ -368,6 +374,14 @@ async fn stream(
             _ = &mut copier_task, if !copier_done => copier_done = true,
             request = request_rx.recv() => {
                 if let (Some(tables), Some(jobs_tx)) = (request, job_tx.as_ref()) {
+                    // The tables as they are now (one may have been created since the start).
+                    match source::connect(&settings.source).await {
+                        Ok(mut conn) => match crate::snapshot::describe::list_tables(&mut conn, &settings.tables).await {
+                            Ok(now) => captured = now,
+                            Err(e) => tracing::warn!(error = %e, "listing the tables for a snapshot request"),
+                        },
+                        Err(e) => tracing::warn!(error = %e, "listing the tables for a snapshot request"),
+                    }
                     match resolve_tables(&tables, &captured) {
                         Ok(tables) => {
                             tracing::info!(tables = ?tables, "incremental snapshot requested");
@@ -390,10 +404,10 @@ async fn stream(
             }
             msg = chunk_rx.recv(), if publisher.has_capacity() && !*paused.borrow() => {
                 if let Some(msg) = msg {
-                    merger.handle(msg);
+                    route.merger.handle(msg);
                     if route.txn.is_none() {
                         let ctx = Ctx { settings, connector, server_id: settings.source.server_id.get(), ops, now_ms: crate::ops::now_ms() as i64 };
-                        emit_chunks(&mut merger, &route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
+                        emit_chunks(&mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
                         settle(&mut acks, &mut committer, ops)?;
                     }
                 }
@@ -423,9 +437,9 @@ async fn stream(
                 let mut routed = 0;
                 loop {
                     ops.event();
-                    route_event(event, &mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks, &mut merger).await?;
-                    if route.txn.is_none() && !merger.is_idle() {
-                        emit_chunks(&mut merger, &route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
+                    route_event(event, &mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
+                    if route.txn.is_none() && !route.merger.is_idle() {
+                        emit_chunks(&mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
                     }
                     settle(&mut acks, &mut committer, ops)?;
                     routed += 1;
@@ -496,7 +510,6 @@ async fn route_event(
     publisher: &mut Publisher,
     committer: &mut Committer,
     acks: &mut Vec<(RecordId, Result<(), String>)>,
-    merger: &mut Merger,
 ) -> Result<(), RunError> {
     match event {
         TxnEvent::Begin { gtid, commit_us } => {
@@ -522,8 +535,8 @@ async fn route_event(
             if !captured {
                 return Ok(());
             }
-            if !merger.is_idle() {
-                merger.row(&table, route.gtid_id.as_ref(), &change);
+            if !route.merger.is_idle() {
+                route.merger.row(&table, route.gtid_id.as_ref(), &change);
             }
             if route.stopped.contains_key(&*table) {
                 // Not published; the hold keeps the offset before the first such transaction.
@@ -612,7 +625,7 @@ async fn route_event(
                 }
                 committer.end(txn)?;
             }
-            merger.committed(route.gtid_id.as_ref());
+            route.merger.committed(route.gtid_id.as_ref());
         }
         TxnEvent::Abort => {
             if let Some(txn) = route.txn.take() {
@@ -620,22 +633,21 @@ async fn route_event(
             }
         }
         TxnEvent::Heartbeat => ctx.ops.heartbeat(),
-        TxnEvent::Statement { .. } => merger.ddl(),
+        TxnEvent::Statement { .. } => route.merger.ddl(),
     }
     Ok(())
 }
 
 /// Emits every snapshot chunk the stream has caught up with (between two transactions only).
 async fn emit_chunks(
-    merger: &mut Merger,
-    route: &Route,
+    route: &mut Route,
     ctx: &Ctx<'_>,
     encoder: &mut Encoder,
     publisher: &mut Publisher,
     committer: &mut Committer,
     acks: &mut Vec<(RecordId, Result<(), String>)>,
 ) -> Result<(), RunError> {
-    while let Some(ready) = merger.take_ready() {
+    while let Some(ready) = route.merger.take_ready() {
         let (chunk, dropped, reply) = match ready {
             Ready::Retry { reply } => {
                 let _ = reply.send(Outcome::Retry);

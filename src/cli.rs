@@ -41,8 +41,15 @@ pub enum Command {
         #[arg(long)]
         then_stream: bool,
     },
-    /// Compare the latest record per key in Kafka with the source tables.
-    Verify(ConfigArg),
+    /// Compare the latest record per key in Kafka with the source tables; exit 1 on a
+    /// persistent mismatch.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only these tables: `db.table`, comma-separated (default: every captured table).
+        #[arg(long, value_delimiter = ',')]
+        tables: Option<Vec<String>>,
+    },
     /// Check that the source server and Kafka give rowferry what it needs; exit 1 if not.
     Check {
         #[command(flatten)]

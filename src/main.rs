@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     let (config_arg, name) = match &cli.command {
         Command::Run(c) => (c, "run"),
         Command::Snapshot { config, .. } => (config, "snapshot"),
-        Command::Verify(c) => (c, "verify"),
+        Command::Verify { config, .. } => (config, "verify"),
         Command::Check { config, .. } => (config, "check"),
         Command::Status(c) => (c, "status"),
         Command::Tail { config, .. } => (config, "tail"),
@@ -48,6 +48,48 @@ fn main() -> ExitCode {
             let outcome = runtime().map(|rt| rt.block_on(snapshot(settings, tables, then_stream)));
             finish("snapshot", outcome)
         }
+        Command::Verify { tables, .. } => {
+            match runtime().map(|rt| rt.block_on(rowferry::verify::verify(&settings, tables))) {
+                Ok(Ok(reports)) => {
+                    let mut clean = true;
+                    for r in &reports {
+                        let rate = r.rows as f64 / r.seconds.max(1e-3);
+                        if let Some(why) = &r.skipped {
+                            println!("{}: skipped — {why}", r.table);
+                        } else if r.mismatches.is_empty() {
+                            println!(
+                                "{}: OK — {} rows, {} records in {} ({:.1} s, {rate:.0} rows/s)",
+                                r.table, r.rows, r.records, r.topic, r.seconds
+                            );
+                        } else {
+                            clean = false;
+                            let counts: Vec<String> =
+                                r.mismatches.iter().map(|(p, n)| format!("{n} {p:?}").to_lowercase()).collect();
+                            println!(
+                                "{}: MISMATCH — {} ({} rows, {} records in {})",
+                                r.table,
+                                counts.join(", "),
+                                r.rows,
+                                r.records,
+                                r.topic
+                            );
+                            for (key, problem) in &r.listed {
+                                println!("  {problem:?}: key {key}");
+                            }
+                        }
+                    }
+                    if clean { ExitCode::SUCCESS } else { ExitCode::from(EXIT_PROBLEM) }
+                }
+                Ok(Err(e)) => {
+                    eprintln!("rowferry verify: {e}");
+                    ExitCode::from(EXIT_PROBLEM)
+                }
+                Err(e) => {
+                    eprintln!("rowferry: {e:#}");
+                    ExitCode::from(EXIT_PROBLEM)
+                }
+            }
+        }
         Command::Status(_) => {
             match runtime().map(|rt| rt.block_on(rowferry::ops::http::fetch_status(settings.http.listen))) {
                 Ok(Ok(body)) => {
@@ -76,12 +118,6 @@ fn main() -> ExitCode {
                     ExitCode::from(EXIT_PROBLEM)
                 }
             }
-        }
-        _ => {
-            eprintln!(
-                "rowferry {name}: not implemented yet (tracked in issue #6); `rowferry check` and `rowferry run` work today"
-            );
-            ExitCode::from(EXIT_USAGE)
         }
     }
 }

@@ -73,16 +73,6 @@ fn status_without_a_running_connector_says_where_it_looked() {
 }
 
 #[test]
-fn unbuilt_commands_say_so_with_exit_code_2() {
-    for cmd in ["snapshot", "verify"] {
-        let out = rowferry(&[cmd], GOOD);
-        assert_eq!(out.code, Some(2), "{cmd}: {out:#?}");
-        assert!(out.stderr.contains("not implemented yet"), "{cmd}: {}", out.stderr);
-        assert!(!out.stderr.contains("pw-never-printed"));
-    }
-}
-
-#[test]
 fn json_logs_when_asked() {
     let out =
         rowferry(&["--log-format", "json", "check", "--config-only"], &format!("{GOOD}\n[log]\nlevel = \"debug\"\n"));

@@ -138,7 +138,27 @@ async fn metrics_status_and_control() {
     until_status(&connector, "/readyz", 200, Duration::from_secs(5)).await;
     assert_eq!(post(&connector, "/resume", Some("t0k")).await, 200);
     offset_reaches(&connector, |g| covers(g, &during)).await;
-    assert_eq!(post(&connector, "/snapshot", Some("t0k")).await, 501, "snapshots come with issue #6");
+    // An incremental snapshot: the endpoint wants the token and a table list; `rowferry snapshot
+    // --tables` finds the running connector and asks it; progress shows in /metrics.
+    assert_eq!(post(&connector, "/snapshot", None).await, 401);
+    assert_eq!(post(&connector, "/snapshot", Some("t0k")).await, 400, "no table list");
+    let out = tokio::task::spawn_blocking({
+        let path = connector.config.path().to_path_buf();
+        let table = table.clone();
+        move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_rowferry"))
+                .args(["snapshot", "--tables", &table, "--config"])
+                .arg(path)
+                .output()
+        }
+    })
+    .await
+    .expect("join")
+    .expect("rowferry snapshot");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let done = format!("rowferry_snapshot_done{{table=\"{table}\"}}");
+    let metrics = metrics_when(&connector, |m| sample(m, &done) == Some(1.0), Duration::from_secs(30)).await;
+    assert_eq!(sample(&metrics, &format!("rowferry_snapshot_rows{{table=\"{table}\"}}")), Some(3.0), "{metrics}");
     assert_eq!(stop(&mut child).await, Some(0));
     admin(&url, &[format!("DROP DATABASE {db}")]).await;
 }

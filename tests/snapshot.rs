@@ -137,7 +137,8 @@ async fn under_load(server: &str) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Small chunks: many windows, each overlapping the writes.
-    let connector = Connector::new(&url, &db).with_extra("[snapshot]\nchunk_rows = 300\nchunk_target_ms = 20\n");
+    let connector =
+        Connector::new(&url, &db).with_snapshots().with_extra("[snapshot]\nchunk_rows = 300\nchunk_target_ms = 20\n");
     let mut child = connector.start();
     let before = count.load(Ordering::Relaxed);
     snapshot_complete(&connector, Duration::from_secs(120)).await;
@@ -152,7 +153,10 @@ async fn under_load(server: &str) {
     let records = consume(&connector, &format!("{db}.{db}.t"), 0).await;
     let (kafka, ops) = latest(&records);
     assert!(ops.get("r").copied().unwrap_or(0) > (ROWS as usize) / 2, "snapshot records: {ops:?}");
-    assert!(ops.get("u").copied().unwrap_or(0) > 0 && ops.get("c").copied().unwrap_or(0) > 0, "stream records: {ops:?}");
+    assert!(
+        ops.get("u").copied().unwrap_or(0) > 0 && ops.get("c").copied().unwrap_or(0) > 0,
+        "stream records: {ops:?}"
+    );
     assert_same(server, &kafka, &table(&url, &db).await);
     common::connector::stop(&mut child).await;
     admin(&url, &[format!("DROP DATABASE {db}")]).await;
@@ -175,6 +179,7 @@ async fn resume_after_kill(server: &str) {
     seed(&url, &db, rows).await;
     // Slow enough to be killed in the middle: 1000-row chunks at 8000 rows/s.
     let connector = Connector::new(&url, &db)
+        .with_snapshots()
         .with_extra("[snapshot]\nchunk_rows = 1000\nmax_rows_per_sec = 8000\n");
     let mut child = connector.start();
     let deadline = Instant::now() + Duration::from_secs(60);

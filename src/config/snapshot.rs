@@ -45,7 +45,10 @@ impl SnapshotSettings {
             Some("never") => SnapshotMode::Never,
             Some("when_needed") => SnapshotMode::WhenNeeded,
             Some(other) => {
-                return Err(invalid("mode", format!("{other:?} is not one of \"initial\", \"never\", \"when_needed\"")));
+                return Err(invalid(
+                    "mode",
+                    format!("{other:?} is not one of \"initial\", \"never\", \"when_needed\""),
+                ));
             }
         };
         let parallel = raw.parallel.unwrap_or(2);

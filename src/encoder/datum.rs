@@ -54,7 +54,7 @@ pub fn op_code(op: Op) -> &'static str {
 }
 
 /// The value record: a `Value` row image, every field a `["null", T]` union.
-fn row(table: &TableSchema, values: &[Value]) -> Result<Avro, EncodeError> {
+pub fn row(table: &TableSchema, values: &[Value]) -> Result<Avro, EncodeError> {
     let fields = table
         .columns
         .iter()

@@ -149,7 +149,8 @@ pub async fn request_snapshot(
 ) -> Result<String, String> {
     let url = format!("http://{}/snapshot", loopback(listen));
     crate::install_tls_provider();
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().map_err(|e| e.to_string())?;
+    let client =
+        reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().map_err(|e| e.to_string())?;
     let mut request = client.post(&url).json(&json!({"tables": tables}));
     if let Some(token) = token {
         request = request.bearer_auth(token.expose());

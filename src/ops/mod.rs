@@ -233,7 +233,8 @@ impl Ops {
             if s.len() >= MAX_TABLES && !s.contains_key(table) {
                 return;
             }
-            let entry = SnapshotTable { rows, estimate, started_ms: now_ms(), started_rows: rows, ..Default::default() };
+            let entry =
+                SnapshotTable { rows, estimate, started_ms: now_ms(), started_rows: rows, ..Default::default() };
             s.insert(table.to_string(), entry);
         }
     }

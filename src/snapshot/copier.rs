@@ -11,11 +11,11 @@
 //!   chunks exist at a time (bounded memory), and the loop gives chunks priority over new binlog
 //!   events, so the copy progresses under any write load.
 
+use super::SnapshotError;
 use super::convert::{Bound, convert};
 use super::describe::{Described, describe, ident};
 use super::merge::{Chunk, Msg, Outcome, WindowId};
 use super::progress::{SnapshotKind, TableProgress};
-use super::SnapshotError;
 use crate::config::{SnapshotSettings, SourceSettings};
 use crate::ops::Ops;
 use crate::position::{MariaDbPosition, MySqlGtidSet, Position};
@@ -143,7 +143,8 @@ impl Copier {
             };
             let n = rows.len();
             let done = described.key.is_empty() || n < size;
-            let progress = TableProgress { after: last.clone().or_else(|| after.clone()), rows: rows_done + n as u64, done };
+            let progress =
+                TableProgress { after: last.clone().or_else(|| after.clone()), rows: rows_done + n as u64, done };
             let chunk = Chunk {
                 table: Arc::clone(&name),
                 schema: Arc::clone(&described.schema),
@@ -273,32 +274,49 @@ impl Copier {
                 low
             }
         };
-        let mut last = None;
-        let mut rows = Vec::with_capacity(raw.len());
-        let count = raw.len();
-        for (r, row) in raw.into_iter().enumerate() {
-            let values = row.unwrap();
-            if r + 1 == count && !d.key.is_empty() {
-                last = Some(d.key.iter().map(|&k| values.get(k).map_or(Bound::Null, Bound::from_sql)).collect());
-            }
-            let converted = values
-                .into_iter()
-                .zip(&d.schema.columns)
-                .map(|(v, c)| {
-                    convert(&c.ty, v).map_err(|problem| SnapshotError::Table {
-                        table: name.to_string(),
-                        problem: format!("column {}: {problem}", c.name),
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.push(converted);
-        }
+        let (rows, last) = convert_rows(raw, d, name)?;
         Ok((rows, last, high, took))
     }
 }
 
+/// Converted rows and the last row's key.
+pub(crate) type ConvertedRows = (Vec<Vec<crate::change::Value>>, Option<Vec<Bound>>);
+
+/// Rows as read → the decoder's values, and the last row's key (the next chunk's boundary).
+pub(crate) fn convert_rows(
+    raw: Vec<mysql_async::Row>,
+    d: &Described,
+    name: &str,
+) -> Result<ConvertedRows, SnapshotError> {
+    let mut last = None;
+    let mut rows = Vec::with_capacity(raw.len());
+    let count = raw.len();
+    for (r, row) in raw.into_iter().enumerate() {
+        let values = row.unwrap();
+        if r + 1 == count && !d.key.is_empty() {
+            last = Some(d.key.iter().map(|&k| values.get(k).map_or(Bound::Null, Bound::from_sql)).collect());
+        }
+        let converted = values
+            .into_iter()
+            .zip(&d.schema.columns)
+            .map(|(v, c)| {
+                convert(&c.ty, v).map_err(|problem| SnapshotError::Table {
+                    table: name.to_string(),
+                    problem: format!("column {}: {problem}", c.name),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.push(converted);
+    }
+    Ok((rows, last))
+}
+
 /// The next chunk's SELECT and its parameters.
-fn select(d: &Described, after: Option<&[Bound]>, size: usize) -> Result<(String, Vec<mysql_async::Value>), SnapshotError> {
+pub(crate) fn select(
+    d: &Described,
+    after: Option<&[Bound]>,
+    size: usize,
+) -> Result<(String, Vec<mysql_async::Value>), SnapshotError> {
     let s = &d.schema;
     let columns: Vec<String> = s.columns.iter().map(|c| ident(&c.name)).collect();
     let mut sql = format!("SELECT {} FROM {}.{}", columns.join(", "), ident(&s.db), ident(&s.table));
@@ -307,7 +325,11 @@ fn select(d: &Described, after: Option<&[Bound]>, size: usize) -> Result<(String
     if let Some(after) = after {
         let bad = |problem: String| SnapshotError::Table { table: format!("{}.{}", s.db, s.table), problem };
         if after.len() != keys.len() {
-            return Err(bad(format!("the stored chunk boundary has {} values for a {}-column key", after.len(), keys.len())));
+            return Err(bad(format!(
+                "the stored chunk boundary has {} values for a {}-column key",
+                after.len(),
+                keys.len()
+            )));
         }
         let values: Vec<mysql_async::Value> = after.iter().map(Bound::to_sql).collect::<Result<_, _>>().map_err(bad)?;
         // k1 > ? OR (k1 = ? AND k2 > ?) OR …
@@ -384,7 +406,12 @@ mod tests {
     use crate::schema::{Column, ColumnType, TableSchema};
 
     fn described(key: Vec<usize>) -> Described {
-        let col = |n: &str| Column { name: n.into(), ty: ColumnType::Int { unsigned: false }, nullable: false, visible: true };
+        let col = |n: &str| Column {
+            name: n.into(),
+            ty: ColumnType::Int { unsigned: false },
+            nullable: false,
+            visible: true,
+        };
         Described {
             schema: Arc::new(TableSchema {
                 db: "d".into(),

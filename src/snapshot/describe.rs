@@ -88,8 +88,10 @@ pub async fn describe(
             fsp: get(8).and_then(|v| v.parse().ok()),
             json: json.contains(&column),
         };
-        let ty = column_type(&info)
-            .map_err(|problem| SnapshotError::Table { table: name.clone(), problem: format!("column {column}: {problem}") })?;
+        let ty = column_type(&info).map_err(|problem| SnapshotError::Table {
+            table: name.clone(),
+            problem: format!("column {column}: {problem}"),
+        })?;
         let extra = get(9).unwrap_or_default().to_ascii_uppercase();
         columns.push(Column {
             name: column,
@@ -106,7 +108,8 @@ pub async fn describe(
     )
     .await?;
     let index_of = |column: &str| columns.iter().position(|c| c.name == column);
-    let primary_key: Vec<usize> = pk_rows.iter().filter_map(|r| r.first().cloned().flatten()).filter_map(|c| index_of(&c)).collect();
+    let primary_key: Vec<usize> =
+        pk_rows.iter().filter_map(|r| r.first().cloned().flatten()).filter_map(|c| index_of(&c)).collect();
     let key = if !primary_key.is_empty() {
         primary_key.clone()
     } else if let Some(declared) = settings.declared_key(db, table) {

@@ -18,7 +18,7 @@
 //!
 //! Soundness needs L to contain only transactions the SELECT sees. MariaDB's consistent snapshot
 //! position is exact. MySQL adds a GTID to `gtid_executed` after the storage engine commit when
-//! `binlog_order_commits=ON` (the default; `rowferry check` reports it), so "in L" implies
+//! `binlog_order_commits=ON` (the default), so "in L" implies
 //! "visible to a later SELECT".
 //!
 //! Memory: a window's touched set is bounded ([`MAX_TOUCHED`]); past it the window is late and
@@ -67,10 +67,21 @@ pub enum Outcome {
 /// From the copier to the stream loop.
 #[derive(Debug)]
 pub enum Msg {
-    Open { id: WindowId, table: Arc<str>, key_names: Vec<String>, low: Position },
-    Rows { id: WindowId, chunk: Chunk, reply: oneshot::Sender<Outcome> },
+    Open {
+        id: WindowId,
+        table: Arc<str>,
+        key_names: Vec<String>,
+        low: Position,
+    },
+    Rows {
+        id: WindowId,
+        chunk: Chunk,
+        reply: oneshot::Sender<Outcome>,
+    },
     /// The copier gave the chunk up (a read failed).
-    Close { id: WindowId },
+    Close {
+        id: WindowId,
+    },
 }
 
 /// A chunk to act on now.
@@ -147,11 +158,8 @@ impl Merger {
             if w.late || gtid.is_some_and(|g| w.low.contains(g)) {
                 continue;
             }
-            let key: Option<Vec<usize>> = w
-                .key_names
-                .iter()
-                .map(|name| change.table.columns.iter().position(|c| &c.name == name))
-                .collect();
+            let key: Option<Vec<usize>> =
+                w.key_names.iter().map(|name| change.table.columns.iter().position(|c| &c.name == name)).collect();
             let Some(key) = key else {
                 // The key column is gone (DDL): the chunk's rows no longer match the stream.
                 w.late = true;
@@ -184,9 +192,10 @@ impl Merger {
     /// The next chunk to act on, if any (call between transactions only).
     pub fn take_ready(&mut self) -> Option<Ready> {
         let routed = &self.routed;
-        let i = self.windows.iter().position(|w| {
-            w.pending.as_ref().is_some_and(|(chunk, _)| w.late || chunk.high.is_subset(routed))
-        })?;
+        let i = self
+            .windows
+            .iter()
+            .position(|w| w.pending.as_ref().is_some_and(|(chunk, _)| w.late || chunk.high.is_subset(routed)))?;
         let w = self.windows.swap_remove(i);
         let (mut chunk, reply) = w.pending?;
         if w.late {
@@ -217,8 +226,18 @@ mod tests {
     }
 
     fn schema() -> Arc<TableSchema> {
-        let col = |name: &str| Column { name: name.into(), ty: ColumnType::Int { unsigned: false }, nullable: false, visible: true };
-        Arc::new(TableSchema { db: "d".into(), table: "t".into(), columns: vec![col("id"), col("v")], primary_key: vec![0] })
+        let col = |name: &str| Column {
+            name: name.into(),
+            ty: ColumnType::Int { unsigned: false },
+            nullable: false,
+            visible: true,
+        };
+        Arc::new(TableSchema {
+            db: "d".into(),
+            table: "t".into(),
+            columns: vec![col("id"), col("v")],
+            primary_key: vec![0],
+        })
     }
 
     fn row(id: i64, v: i64) -> Vec<Value> {

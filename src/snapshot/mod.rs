@@ -13,12 +13,12 @@
 //! latest state — a chunk row is never emitted after a newer stream change of its key; no global
 //! lock is taken; a crash resumes at the first chunk whose records and position are not durable.
 
+pub mod bars;
 pub mod convert;
 pub mod copier;
 pub mod describe;
 pub mod merge;
 pub mod progress;
-pub mod bars;
 
 use crate::error::ErrorClass;
 use crate::position::PositionError;

@@ -23,6 +23,9 @@ pub struct Connector {
     pub top: String,
     /// Keys added to its `[http]` section (`token = "…"`).
     pub http_extra: String,
+    /// Whether a first start snapshots (default off here: the streaming tests count exact
+    /// records, and an initial snapshot racing their first writes would add `r` records).
+    pub snapshots: bool,
     source: String,
     db: String,
     server_id: u32,
@@ -43,6 +46,7 @@ impl Connector {
             extra: String::new(),
             top: String::new(),
             http_extra: String::new(),
+            snapshots: false,
             source: url.to_string(),
             db: db.to_string(),
             server_id: unique_server_id(),
@@ -62,6 +66,12 @@ impl Connector {
     pub fn with_extra(mut self, extra: &str) -> Connector {
         self.extra = extra.to_string();
         self.point_at(&self.source.clone());
+        self
+    }
+
+    /// Keeps `snapshot.mode` as configured (default `initial`) instead of `never`.
+    pub fn with_snapshots(mut self) -> Connector {
+        self.snapshots = true;
         self
     }
 
@@ -117,7 +127,11 @@ impl Connector {
     }
 
     pub fn start(&self) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_rowferry"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rowferry"));
+        if !self.snapshots {
+            command.env("ROWFERRY__SNAPSHOT__MODE", "never");
+        }
+        command
             .args(["run", "--config"])
             .arg(self.config.path())
             .env_remove("RUST_LOG")
