@@ -683,7 +683,9 @@ async fn emit_chunks(
                 }
                 Err(e) => return Err(e.into()),
             };
-            if ctx.settings.snapshot.inline_verify
+            let every = ctx.settings.snapshot.inline_verify_every;
+            if every > 0
+                && (i as u64) % every == 0
                 && let Err(e) = encoder.verify_inline(&change, &source, ctx.now_ms, &encoded)
             {
                 failed = Some(e.to_string());

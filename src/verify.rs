@@ -183,9 +183,8 @@ async fn pass(
     topic: &str,
     registry: &EmbeddedRegistry,
 ) -> Result<Pass, VerifyError> {
-    let (latest, records, _) = read_topic(settings, topic, registry, None).await?;
+    let (mut latest, records, _) = read_topic(settings, topic, registry, None).await?;
     let projection = project::plan(&settings.columns, &d.schema).map_err(|e| VerifyError::Other(e.to_string()))?;
-    let mut seen: HashSet<u64> = HashSet::with_capacity(latest.len());
     let mut problems = Problems::new();
     let mut rows = 0u64;
     let mut after = None;
@@ -213,19 +212,19 @@ async fn pass(
             let values = change.after.as_deref().unwrap_or_default();
             let record = datum::row(&change.table, values).map_err(|e| VerifyError::Other(e.to_string()))?;
             let expected = fingerprint(&apache_avro::types::Value::Union(1, Box::new(record)));
-            seen.insert(key);
             let shown = || match datum::key(&change) {
                 Ok(Some(k)) => serde_json::Value::try_from(k).map_or_else(|e| e.to_string(), |j| j.to_string()),
                 _ => format!("hash {key:016x}"),
             };
-            match latest.get(&key) {
-                None | Some(None) => {
+            // Removed when seen: what is left at the end is only in the topic.
+            match latest.remove(&key) {
+                None | Some(DELETED) => {
                     problems.insert(key, (Problem::Missing, shown()));
                 }
-                Some(Some(fp)) if *fp != expected => {
+                Some(fp) if fp != expected => {
                     problems.insert(key, (Problem::Different, shown()));
                 }
-                Some(Some(_)) => {}
+                Some(_) => {}
             }
         }
         if n < CHUNK {
@@ -234,13 +233,13 @@ async fn pass(
         after = last;
     }
     let extra: HashSet<u64> =
-        latest.iter().filter(|(k, fp)| fp.is_some() && !seen.contains(k)).map(|(k, _)| *k).take(LISTED * 10).collect();
-    let extra_count = latest.iter().filter(|(k, fp)| fp.is_some() && !seen.contains(k)).count();
+        latest.iter().filter(|(_, fp)| **fp != DELETED).map(|(k, _)| *k).take(LISTED * 10).collect();
+    let extra_count = latest.values().filter(|fp| **fp != DELETED).count();
     if extra_count > 0 {
         // Read again for the keys themselves (only the listed ones are kept).
         let (_, _, keys) = read_topic(settings, topic, registry, Some(&extra)).await?;
         for (key, fp) in &latest {
-            if fp.is_some() && !seen.contains(key) {
+            if *fp != DELETED {
                 let shown = keys.get(key).cloned().unwrap_or_else(|| format!("hash {key:016x}"));
                 problems.insert(*key, (Problem::Extra, shown));
             }
@@ -249,21 +248,29 @@ async fn pass(
     Ok(Pass { rows, records, problems })
 }
 
+/// The fingerprint of a deleted key (fingerprints of records are never 0).
+const DELETED: u64 = 0;
+
 fn fingerprint(value: &apache_avro::types::Value) -> u64 {
-    hash(format!("{value:?}").as_bytes())
+    hash(format!("{value:?}").as_bytes()) | 1
 }
 
 /// The topic from the beginning to its end now: key hash → fingerprint of the latest `after`
-/// image (`None`: deleted), and the number of records read.
+/// image ([`DELETED`]: deleted), and the number of records read.
 async fn read_topic(
     settings: &Settings,
     topic: &str,
     registry: &EmbeddedRegistry,
     keys_of: Option<&HashSet<u64>>,
-) -> Result<(HashMap<u64, Option<u64>>, u64, HashMap<u64, String>), VerifyError> {
+) -> Result<(HashMap<u64, u64>, u64, HashMap<u64, String>), VerifyError> {
     let err = |e: String| VerifyError::Other(format!("topic {topic}: {e}"));
     let mut config = crate::kafka::client_config(&settings.kafka);
-    config.set("group.id", "rowferry-verify").set("enable.auto.commit", "false").set("enable.partition.eof", "false");
+    config
+        .set("group.id", "rowferry-verify")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        // Bounded prefetch: the per-key map, not librdkafka's queue, is what memory is for.
+        .set("queued.max.messages.kbytes", "16384");
     let consumer: BaseConsumer<crate::kafka::Context> =
         crate::kafka::create(&config).map_err(|e| err(e.to_string()))?;
     let topic_owned = topic.to_string();
@@ -281,7 +288,8 @@ async fn read_topic(
             tpl.add_partition_offset(topic, p, Offset::Beginning).map_err(|e| err(e.to_string()))?;
         }
     }
-    let mut latest = HashMap::new();
+    // 16 bytes per key: the map of a 4M-key topic stays near 150 MB.
+    let mut latest: HashMap<u64, u64> = HashMap::new();
     let mut records = 0u64;
     let mut shown_keys = HashMap::new();
     if ends.is_empty() {
@@ -321,7 +329,7 @@ async fn read_topic(
             continue;
         }
         let Some(value) = message.payload() else {
-            latest.insert(key, None);
+            latest.insert(key, DELETED);
             continue;
         };
         let (id, datum_bytes) = wire::parse(value).map_err(|e| err(e.to_string()))?;
@@ -336,10 +344,10 @@ async fn read_topic(
         };
         match after {
             Some(apache_avro::types::Value::Union(1, _)) => {
-                latest.insert(key, after.map(fingerprint));
+                latest.insert(key, after.map_or(DELETED, fingerprint));
             }
             _ => {
-                latest.insert(key, None);
+                latest.insert(key, DELETED);
             }
         }
     }

@@ -28,7 +28,8 @@ pub struct SnapshotSettings {
     pub max_lag_secs: f64,
     /// Declared key columns of keyless tables, by exact `db.table`.
     pub keys: Vec<(TablePattern, Vec<String>)>,
-    pub inline_verify: bool,
+    /// Check every n-th snapshot record (and each chunk's first); 0: none.
+    pub inline_verify_every: u64,
 }
 
 impl Default for SnapshotSettings {
@@ -86,7 +87,7 @@ impl SnapshotSettings {
             lag_query: raw.lag_query.filter(|q| !q.trim().is_empty()),
             max_lag_secs,
             keys,
-            inline_verify: raw.inline_verify.unwrap_or(true),
+            inline_verify_every: raw.inline_verify_every.unwrap_or(64),
         })
     }
 
