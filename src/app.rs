@@ -300,6 +300,7 @@ async fn stream(
         job_tx = None;
     }
     let (request_tx, mut request_rx) = tokio::sync::mpsc::channel::<Vec<String>>(1);
+    let (mut requests_open, mut chunks_open) = (true, true);
     if job_tx.is_some() {
         ops.set_snapshot_requests(Some(request_tx));
     }
@@ -372,7 +373,9 @@ async fn stream(
                 }
             }
             _ = &mut copier_task, if !copier_done => copier_done = true,
-            request = request_rx.recv() => {
+            request = request_rx.recv(), if requests_open => {
+                // Closed when nothing takes requests (the bootstrap command): stop polling it.
+                requests_open = request.is_some();
                 if let (Some(tables), Some(jobs_tx)) = (request, job_tx.as_ref()) {
                     // The tables as they are now (one may have been created since the start).
                     match source::connect(&settings.source).await {
@@ -402,7 +405,9 @@ async fn stream(
                     }
                 }
             }
-            msg = chunk_rx.recv(), if publisher.has_capacity() && !*paused.borrow() => {
+            msg = chunk_rx.recv(), if chunks_open && publisher.has_capacity() && !*paused.borrow() => {
+                // Closed once the copier has ended (the bootstrap command): stop polling it.
+                chunks_open = msg.is_some();
                 if let Some(msg) = msg {
                     route.merger.handle(msg);
                     if route.txn.is_none() {
