@@ -105,6 +105,7 @@ pub async fn verify(settings: &Settings, tables: Option<Vec<String>>) -> Result<
             })
             .collect::<Result<_, _>>()?,
     };
+    let mut registry = open_registry(settings, registry_topic).await?;
     let mut reports = Vec::new();
     for (db, table) in chosen {
         let started = Instant::now();
@@ -126,9 +127,6 @@ pub async fn verify(settings: &Settings, tables: Option<Vec<String>>) -> Result<
             reports.push(report);
             continue;
         }
-        let registry = EmbeddedRegistry::open(&settings.kafka, registry_topic, settings.topics.replication_factor)
-            .await
-            .map_err(|e| VerifyError::Other(e.to_string()))?;
         let first = pass(settings, &mut conn, &described, &topic, &registry).await?;
         report.rows = first.rows;
         report.records = first.records;
@@ -138,9 +136,8 @@ pub async fn verify(settings: &Settings, tables: Option<Vec<String>>) -> Result<
                 .await
                 .map_err(|e| VerifyError::Other(e.to_string()))?;
             wait_for_connector(settings, flavor, &now).await;
-            let registry = EmbeddedRegistry::open(&settings.kafka, registry_topic, settings.topics.replication_factor)
-                .await
-                .map_err(|e| VerifyError::Other(e.to_string()))?;
+            // Schemas registered since the first pass.
+            registry = open_registry(settings, registry_topic).await?;
             let second = pass(settings, &mut conn, &described, &topic, &registry).await?;
             persistent.retain(|k, (p, _)| second.problems.get(k).is_some_and(|(q, _)| q == p));
             report.rows = second.rows;
@@ -157,6 +154,12 @@ pub async fn verify(settings: &Settings, tables: Option<Vec<String>>) -> Result<
         reports.push(report);
     }
     Ok(reports)
+}
+
+async fn open_registry(settings: &Settings, topic: &str) -> Result<EmbeddedRegistry, VerifyError> {
+    EmbeddedRegistry::open(&settings.kafka, topic, settings.topics.replication_factor)
+        .await
+        .map_err(|e| VerifyError::Other(e.to_string()))
 }
 
 /// Key hash → (problem, key shown as text).
@@ -202,10 +205,7 @@ async fn pass(
             rows += 1;
             let change =
                 RowChange { op: Op::Read, table: std::sync::Arc::clone(&d.schema), before: None, after: Some(row) };
-            let change = match &projection {
-                Some(p) => p.apply(&change),
-                None => change,
-            };
+            let change = project::shown(projection.as_ref(), &change);
             key_bytes.clear();
             binary::key(&mut key_bytes, &change).map_err(|e| VerifyError::Other(e.to_string()))?;
             let key = hash(&key_bytes);
@@ -234,8 +234,7 @@ async fn pass(
     }
     let extra: HashSet<u64> =
         latest.iter().filter(|(_, fp)| **fp != DELETED).map(|(k, _)| *k).take(LISTED * 10).collect();
-    let extra_count = latest.values().filter(|fp| **fp != DELETED).count();
-    if extra_count > 0 {
+    if !extra.is_empty() {
         // Read again for the keys themselves (only the listed ones are kept).
         let (_, _, keys) = read_topic(settings, topic, registry, Some(&extra)).await?;
         for (key, fp) in &latest {

@@ -104,6 +104,14 @@ pub fn plan(rules: &ColumnRules, table: &TableSchema) -> Result<Option<Projectio
     Ok(Some(Projection { table, plan, salt: rules.salt().to_vec() }))
 }
 
+/// `change` as consumers see it: projected when the table has column rules, else as is.
+pub fn shown<'a>(projection: Option<&Projection>, change: &'a RowChange) -> std::borrow::Cow<'a, RowChange> {
+    match projection {
+        Some(p) => std::borrow::Cow::Owned(p.apply(change)),
+        None => std::borrow::Cow::Borrowed(change),
+    }
+}
+
 impl Projection {
     /// `change` as consumers see it.
     pub fn apply(&self, change: &RowChange) -> RowChange {

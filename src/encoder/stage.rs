@@ -134,14 +134,7 @@ impl Encoder {
     ) -> Result<Encoded, EncodeError> {
         let i = self.prepare(&change.table).await?;
         let prepared = &self.prepared[i];
-        let projected;
-        let change = match &prepared.projection {
-            Some(p) => {
-                projected = p.apply(change);
-                &projected
-            }
-            None => change,
-        };
+        let change = &*project::shown(prepared.projection.as_ref(), change);
         // Straight to Avro binary (binary.rs; the same bytes as apache-avro, property-tested).
         let key = match prepared.key_id {
             Some(id) => {
@@ -190,14 +183,7 @@ impl Encoder {
                 problem: format!("inline verify: {} bytes after the record", datum_bytes.len()),
             });
         }
-        let projected;
-        let change = match &prepared.projection {
-            Some(p) => {
-                projected = p.apply(change);
-                &projected
-            }
-            None => change,
-        };
+        let change = &*project::shown(prepared.projection.as_ref(), change);
         let expected = datum::encode(&prepared.value_schema, datum::envelope(change, source, None, ts_ms)?)?;
         if expected != bytes {
             return Err(EncodeError::Schema {

@@ -4,15 +4,18 @@
 //!
 //! ```text
 //! reader ──TxnEvent (bounded)──▶ [route] ──▶ encoder ──▶ publisher ──delivery reports──▶ committer ──▶ offsets
+//! copier ──chunks (bounded)──▶ [merger] ──▲ (between transactions, once the stream has passed them)
 //! ```
 //!
+//! The snapshot side of the loop (plan, requests, chunk emission) is in [`snapshot`].
+//!
 //! The loop is `biased`: delivery reports first (they free capacity and move the offset), then
-//! shutdown, then the commit tick, then new events — and new events only while the publisher has
-//! room, so memory is bounded by `MAX_INFLIGHT` records and `MAX_INFLIGHT_BYTES` in flight plus
+//! shutdown, then the commit tick, then snapshot chunks (so a copy is never starved by a busy
+//! binlog), then new events — chunks and events only while the publisher has room, so memory is bounded by `MAX_INFLIGHT` records and `MAX_INFLIGHT_BYTES` in flight plus
 //! the channel. On SIGTERM/SIGINT it stops taking events, waits for the records in flight (up to
 //! `shutdown_timeout_secs`), commits the final position and returns; a second signal exits at once.
 
-use crate::change::{Op, RowChange};
+use crate::change::Op;
 use crate::committer::offsets::{OffsetError, OffsetStore};
 use crate::committer::stage::{CommitError, Committer};
 use crate::committer::{RecordId, TxnId};
@@ -30,13 +33,14 @@ use crate::registry::embedded::EmbeddedRegistry;
 use crate::registry::external::ExternalRegistry;
 use crate::registry::{Registry, RegistryError};
 use crate::snapshot::SnapshotError;
-use crate::snapshot::copier::{Copier, Job};
-use crate::snapshot::merge::{Merger, Outcome, Ready};
+use crate::snapshot::copier::Copier;
+use crate::snapshot::merge::Merger;
 use crate::snapshot::progress::{SnapshotKind, SnapshotProgress};
 use crate::source::{self, Flavor, SourceError};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod snapshot;
 /// Records in flight to Kafka at most (and so the bound on buffered encoded records)...
 const MAX_INFLIGHT: usize = 50_000;
 /// ...and their key + value bytes at most.
@@ -122,14 +126,6 @@ pub struct RunOptions {
     pub stop_after_snapshot: bool,
 }
 
-/// The snapshot `run` starts with.
-#[derive(Debug)]
-struct SnapshotPlan {
-    progress: SnapshotProgress,
-    /// Every captured table as `(db, table)`, to resolve `db.table` names.
-    captured: Vec<(String, String)>,
-}
-
 /// Streams changes until a signal or a fatal error.
 pub async fn run(settings: Settings) -> Result<(), RunError> {
     run_with(settings, RunOptions::default()).await
@@ -173,14 +169,14 @@ pub async fn run_with(settings: Settings, options: RunOptions) -> Result<(), Run
         Some(progress)
     } else if options.force_snapshot || kind_reason.is_some() || (stored.is_none() && mode != SnapshotMode::Never) {
         let tables = match (&options.tables, kind_reason) {
-            (Some(wanted), None) => resolve_tables(wanted, &captured)?,
+            (Some(wanted), None) => snapshot::resolve_tables(wanted, &captured)?,
             _ => captured.iter().map(|(d, t)| format!("{d}.{t}")).collect(),
         };
         Some(SnapshotProgress::new(SnapshotKind::Initial, tables))
     } else {
         None
     };
-    let plan = plan.map(|progress| SnapshotPlan { progress, captured });
+    let plan = plan.map(|progress| snapshot::SnapshotPlan { progress, captured });
     if stored.is_none() || kind_reason.is_some() {
         // Record where a first start begins: a crash before the first commit must resume here,
         // not at a later "now" (which would skip what changed in between). The snapshot to do
@@ -219,42 +215,6 @@ pub async fn run_with(settings: Settings, options: RunOptions) -> Result<(), Run
     outcome
 }
 
-/// `db.table` names checked against the captured tables.
-fn resolve_tables(wanted: &[String], captured: &[(String, String)]) -> Result<Vec<String>, RunError> {
-    wanted
-        .iter()
-        .map(|name| {
-            if captured.iter().any(|(d, t)| format!("{d}.{t}") == *name) {
-                Ok(name.clone())
-            } else {
-                Err(RunError::Other(format!(
-                    "snapshot table {name}: no such base table among the captured ones (check the name and \
-                     tables.include/exclude)"
-                )))
-            }
-        })
-        .collect()
-}
-
-/// The copier jobs for the tables of `progress` still to copy.
-fn jobs(progress: &SnapshotProgress, captured: &[(String, String)]) -> Vec<Job> {
-    progress
-        .remaining()
-        .filter_map(|(name, p)| {
-            let found = captured.iter().find(|(d, t)| format!("{d}.{t}") == *name);
-            if found.is_none() {
-                tracing::warn!(table = %name, "the table to snapshot no longer exists; skipped");
-            }
-            found.map(|(db, table)| Job {
-                db: db.clone(),
-                table: table.clone(),
-                progress: p.clone(),
-                kind: progress.kind,
-            })
-        })
-        .collect()
-}
-
 /// The streaming part of [`run`], once the HTTP server is up.
 async fn stream(
     settings: &Settings,
@@ -263,7 +223,7 @@ async fn stream(
     offsets: OffsetStore,
     signals: Signals,
     ops: &Arc<Ops>,
-    (plan, run_options): (Option<SnapshotPlan>, &RunOptions),
+    (plan, run_options): (Option<snapshot::SnapshotPlan>, &RunOptions),
 ) -> Result<(), RunError> {
     let mut encoder = Encoder::new(registry, settings.topics.clone(), settings.columns.clone());
     let mut publisher =
@@ -279,7 +239,7 @@ async fn stream(
     let mut copier_task = tokio::spawn(copier.run(job_rx));
     let mut copier_done = false;
     let mut captured = Vec::new();
-    if let Some(SnapshotPlan { mut progress, captured: tables }) = plan {
+    if let Some(snapshot::SnapshotPlan { mut progress, captured: tables }) = plan {
         progress.tables.retain(|name, _| {
             let exists = tables.iter().any(|(d, t)| format!("{d}.{t}") == *name);
             if !exists {
@@ -287,7 +247,7 @@ async fn stream(
             }
             exists
         });
-        for job in jobs(&progress, &tables) {
+        for job in snapshot::jobs(progress.kind, &progress.tables, &tables) {
             let _ = job_tx.try_send(job);
         }
         committer.snapshot_resume(progress);
@@ -377,32 +337,7 @@ async fn stream(
                 // Closed when nothing takes requests (the bootstrap command): stop polling it.
                 requests_open = request.is_some();
                 if let (Some(tables), Some(jobs_tx)) = (request, job_tx.as_ref()) {
-                    // The tables as they are now (one may have been created since the start).
-                    match source::connect(&settings.source).await {
-                        Ok(mut conn) => match crate::snapshot::describe::list_tables(&mut conn, &settings.tables).await {
-                            Ok(now) => captured = now,
-                            Err(e) => tracing::warn!(error = %e, "listing the tables for a snapshot request"),
-                        },
-                        Err(e) => tracing::warn!(error = %e, "listing the tables for a snapshot request"),
-                    }
-                    match resolve_tables(&tables, &captured) {
-                        Ok(tables) => {
-                            tracing::info!(tables = ?tables, "incremental snapshot requested");
-                            committer.snapshot_add(SnapshotKind::Incremental, tables.clone());
-                            if let Some(progress) = committer.snapshot() {
-                                let wanted: SnapshotProgress = SnapshotProgress {
-                                    kind: progress.kind,
-                                    tables: progress.tables.iter().filter(|(n, _)| tables.contains(n)).map(|(n, p)| (n.clone(), p.clone())).collect(),
-                                };
-                                for job in jobs(&wanted, &captured) {
-                                    if jobs_tx.try_send(job).is_err() {
-                                        tracing::warn!("too many snapshot jobs queued; request dropped");
-                                    }
-                                }
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "snapshot request refused"),
-                    }
+                    snapshot::request(settings, tables, &mut captured, &mut committer, jobs_tx).await;
                 }
             }
             msg = chunk_rx.recv(), if chunks_open && publisher.has_capacity() && !*paused.borrow() => {
@@ -412,7 +347,7 @@ async fn stream(
                     route.merger.handle(msg);
                     if route.txn.is_none() {
                         let ctx = Ctx { settings, connector, server_id: settings.source.server_id.get(), ops, now_ms: crate::ops::now_ms() as i64 };
-                        emit_chunks(&mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
+                        snapshot::emit_chunks(&mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
                         settle(&mut acks, &mut committer, ops)?;
                     }
                 }
@@ -444,7 +379,7 @@ async fn stream(
                     ops.event();
                     route_event(event, &mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
                     if route.txn.is_none() && !route.merger.is_idle() {
-                        emit_chunks(&mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
+                        snapshot::emit_chunks(&mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
                     }
                     settle(&mut acks, &mut committer, ops)?;
                     routed += 1;
@@ -639,77 +574,6 @@ async fn route_event(
         }
         TxnEvent::Heartbeat => ctx.ops.heartbeat(),
         TxnEvent::Statement { .. } => route.merger.ddl(),
-    }
-    Ok(())
-}
-
-/// Emits every snapshot chunk the stream has caught up with (between two transactions only).
-async fn emit_chunks(
-    route: &mut Route,
-    ctx: &Ctx<'_>,
-    encoder: &mut Encoder,
-    publisher: &mut Publisher,
-    committer: &mut Committer,
-    acks: &mut Vec<(RecordId, Result<(), String>)>,
-) -> Result<(), RunError> {
-    while let Some(ready) = route.merger.take_ready() {
-        let (chunk, dropped, reply) = match ready {
-            Ready::Retry { reply } => {
-                let _ = reply.send(Outcome::Retry);
-                continue;
-            }
-            Ready::Emit { chunk, dropped, reply } => (chunk, dropped, reply),
-        };
-        if let Some(why) = route.stopped.get(&*chunk.table) {
-            let _ = reply.send(Outcome::Failed(format!("the table is stopped: {why}")));
-            continue;
-        }
-        let txn = committer.begin(None);
-        let source = SourceInfo {
-            connector: ctx.connector,
-            name: &ctx.settings.name,
-            ts_ms: ctx.now_ms,
-            snapshot: chunk.kind.source_field(),
-            server_id: ctx.server_id,
-            gtid: None,
-            file: "",
-            pos: 0,
-            row: 0,
-        };
-        let mut failed = None;
-        let mut sent = 0;
-        for (i, row) in chunk.rows.into_iter().enumerate() {
-            let change = RowChange { op: Op::Read, table: Arc::clone(&chunk.schema), before: None, after: Some(row) };
-            let encoded = match encoder.encode(&change, &source, None, ctx.now_ms).await {
-                Ok(encoded) => encoded,
-                Err(e) if e.class() == ErrorClass::PerTable => {
-                    failed = Some(e.to_string());
-                    break;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let every = ctx.settings.snapshot.inline_verify_every;
-            if every > 0
-                && (i as u64) % every == 0
-                && let Err(e) = encoder.verify_inline(&change, &source, ctx.now_ms, &encoded)
-            {
-                failed = Some(e.to_string());
-                break;
-            }
-            let headers = RecordHeaders { gtid: "", position: i as u64 + 1, table: &chunk.table, commit_us: 0 };
-            send(encoder_record(encoded), txn, &headers, publisher, committer, acks).await?;
-            sent += 1;
-        }
-        committer.end(txn)?;
-        match failed {
-            Some(problem) => {
-                let _ = reply.send(Outcome::Failed(problem));
-            }
-            None => {
-                committer.mark(txn, &chunk.table, chunk.progress);
-                let _ = reply.send(Outcome::Emitted { sent, dropped });
-            }
-        }
     }
     Ok(())
 }
