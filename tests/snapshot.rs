@@ -158,6 +158,17 @@ async fn under_load(server: &str) {
         "stream records: {ops:?}"
     );
     assert_same(server, &kafka, &table(&url, &db).await);
+    // Chunks are placed in the stream while it keeps up with the writers, not read over and over
+    // (a window registered only after its low mark was read was nearly always too late).
+    let log = connector.log();
+    let field = |name: &str| -> u64 {
+        let line =
+            log.lines().find(|l| l.contains("table copied")).unwrap_or_else(|| panic!("no 'table copied':\n{log}"));
+        let at = line.find(&format!("{name}=")).unwrap_or_else(|| panic!("no {name} in {line}")) + name.len() + 1;
+        line[at..].split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).expect("number")
+    };
+    let (chunks, retried) = (field("chunks"), field("retried"));
+    assert!(retried * 4 <= chunks, "{retried} of {chunks} chunks were read again");
     common::connector::stop(&mut child).await;
     admin(&url, &[format!("DROP DATABASE {db}")]).await;
 }

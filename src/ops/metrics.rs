@@ -48,6 +48,11 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("rowferry_snapshot_rows", "gauge", "Rows copied by the snapshot so far, per table."),
     ("rowferry_snapshot_rows_estimate", "gauge", "The server's row estimate of each table being snapshotted."),
     ("rowferry_snapshot_done", "gauge", "1 once a table's snapshot is complete and durable."),
+    (
+        "rowferry_snapshot_chunk_retries_total",
+        "counter",
+        "Snapshot chunks read again because the stream passed their low mark first, or DDL crossed them.",
+    ),
 ];
 
 fn escape(value: &str) -> String {
@@ -124,11 +129,15 @@ pub fn render(ops: &Ops) -> String {
             }
             "rowferry_stalls_total" => sample("", ops.stalls.load(Ordering::Relaxed) as f64),
             "rowferry_tables_stopped" => sample("", tables.iter().filter(|(_, _, s)| *s).count() as f64),
-            "rowferry_snapshot_rows" | "rowferry_snapshot_rows_estimate" | "rowferry_snapshot_done" => {
+            "rowferry_snapshot_rows"
+            | "rowferry_snapshot_rows_estimate"
+            | "rowferry_snapshot_done"
+            | "rowferry_snapshot_chunk_retries_total" => {
                 for (table, t) in &snapshot {
                     let value = match name {
                         "rowferry_snapshot_rows" => t.rows as f64,
                         "rowferry_snapshot_rows_estimate" => t.estimate as f64,
+                        "rowferry_snapshot_chunk_retries_total" => t.chunk_retries as f64,
                         _ => f64::from(u8::from(t.done)),
                     };
                     sample(&format!("{{table=\"{}\"}}", escape(table)), value);

@@ -99,6 +99,8 @@ pub struct SnapshotTable {
     /// The server's row estimate when the copy started.
     pub estimate: u64,
     pub done: bool,
+    /// Chunks read again because their window could not be placed in the stream.
+    pub chunk_retries: u64,
     pub error: Option<String>,
     #[serde(skip)]
     pub started_ms: u64,
@@ -242,6 +244,12 @@ impl Ops {
     pub fn snapshot_rows(&self, table: &str, rows: u64) {
         if let Ok(mut s) = self.snapshot.lock() {
             s.entry(table.to_string()).or_default().rows = rows;
+        }
+    }
+
+    pub fn snapshot_retry(&self, table: &str) {
+        if let Ok(mut s) = self.snapshot.lock() {
+            s.entry(table.to_string()).or_default().chunk_retries += 1;
         }
     }
 

@@ -129,6 +129,7 @@ impl Copier {
         self.ops.snapshot_started(&name, rows_done, described.estimate);
         let mut size = self.settings.chunk_rows.clamp(1, MAX_CHUNK);
         let mut retries = 0;
+        let (mut chunks, mut retried) = (0u64, 0u64);
         let (mut logged_at, mut logged_rows) = (Instant::now(), rows_done);
         loop {
             self.throttle(&mut conn, &name, size).await?;
@@ -162,6 +163,7 @@ impl Copier {
             match outcome {
                 Outcome::Emitted { .. } => {
                     retries = 0;
+                    chunks += 1;
                     rows_done += n as u64;
                     if last.is_some() {
                         after = last;
@@ -175,13 +177,16 @@ impl Copier {
                         (logged_at, logged_rows) = (Instant::now(), rows_done);
                     }
                     if done {
-                        tracing::info!(table = %name, rows = rows_done, "table copied");
+                        tracing::info!(table = %name, rows = rows_done, chunks, retried, "table copied");
                         return Ok(());
                     }
                     size = adapt(size, took, self.settings.chunk_target);
                 }
                 Outcome::Retry => {
                     retries += 1;
+                    retried += 1;
+                    self.ops.snapshot_retry(&name);
+                    tracing::debug!(table = %name, retries, "chunk read again: its window could not be placed");
                     if retries > MAX_RETRIES {
                         return Err(SnapshotError::Table {
                             table: name.to_string(),
@@ -239,7 +244,7 @@ impl Copier {
         Ok(())
     }
 
-    /// Reads one chunk between its watermarks; registers the window before the SELECT.
+    /// Reads one chunk between its watermarks; the window is prepared before L is read.
     async fn read_chunk(
         &self,
         conn: &mut mysql_async::Conn,
@@ -249,6 +254,13 @@ impl Copier {
         after: Option<&[Bound]>,
         size: usize,
     ) -> Result<(Vec<Vec<crate::change::Value>>, Option<Vec<Bound>>, Position, Duration), SnapshotError> {
+        let key_names = d.key.iter().map(|&i| d.schema.columns[i].name.clone()).collect();
+        let (ready, taken) = oneshot::channel();
+        self.tx
+            .send(Msg::Prepare { id, table: Arc::clone(name), key_names, ready })
+            .await
+            .map_err(|_| SnapshotError::Stopped)?;
+        taken.await.map_err(|_| SnapshotError::Stopped)?;
         let low = match self.flavor {
             Flavor::MySql => mysql_executed(conn).await?,
             Flavor::MariaDb => {
@@ -258,11 +270,7 @@ impl Copier {
                 mariadb_snapshot_position(conn).await?
             }
         };
-        let key_names = d.key.iter().map(|&i| d.schema.columns[i].name.clone()).collect();
-        self.tx
-            .send(Msg::Open { id, table: Arc::clone(name), key_names, low: low.clone() })
-            .await
-            .map_err(|_| SnapshotError::Stopped)?;
+        self.tx.send(Msg::Open { id, low: low.clone() }).await.map_err(|_| SnapshotError::Stopped)?;
         let (sql, params) = select(d, after, size)?;
         let started = Instant::now();
         let raw: Vec<mysql_async::Row> = conn.exec(&sql, params).await.map_err(|e| query_error(&sql, e))?;

@@ -6,11 +6,18 @@
 //! routed row and commit. The invariant it keeps: **a chunk row is emitted only if no stream
 //! change of its key could be newer than the row and already be in Kafka before it.**
 //!
-//! * [`Merger::open`] registers the window *before the chunk's rows exist*. If the stream has
-//!   already routed a transaction outside L, changes the SELECT may not see could be in Kafka
-//!   unrecorded: the window is *late* and the chunk is read again ([`Ready::Retry`]).
-//! * Every routed row of the window's table in a transaction outside L marks its key (before and
-//!   after image) as *touched*: the stream carries that key's newer state.
+//! * [`Msg::Prepare`] registers the window *before L is read*, and the copier waits until the
+//!   loop has taken it. From then on every routed row of the window's table marks its key (before
+//!   and after image) as *touched*: the stream carries that key's state from there on, so the
+//!   chunk's row for it may be dropped. Until L is known ([`Msg::Open`]) every row counts; after,
+//!   rows of transactions in L do not (the SELECT saw them). Counting too many only drops rows
+//!   the stream carries anyway.
+//! * If the stream had routed, before the window was prepared, a transaction that is not in L,
+//!   its changes may be in Kafka unrecorded and newer than what the SELECT saw: the window is
+//!   *late* and the chunk is read again ([`Ready::Retry`]). That needs a transaction to reach
+//!   rowferry before the server counts it in L — a rare race, not the steady state. (Registering
+//!   the window only after reading L made nearly every window late while the stream kept up with
+//!   a busy server.)
 //! * Once the chunk's rows are attached and the stream has routed everything in H
 //!   (H ⊆ routed), the chunk is emitted *between two transactions*, minus its touched keys.
 //!   Rows the SELECT saw that commit later in the stream (in H's gap) are simply sent again by the
@@ -67,10 +74,16 @@ pub enum Outcome {
 /// From the copier to the stream loop.
 #[derive(Debug)]
 pub enum Msg {
-    Open {
+    /// Start recording the table's touched keys; `ready` answers once recording has started.
+    Prepare {
         id: WindowId,
         table: Arc<str>,
         key_names: Vec<String>,
+        ready: oneshot::Sender<()>,
+    },
+    /// The window's low mark L, read after the loop took [`Msg::Prepare`].
+    Open {
+        id: WindowId,
         low: Position,
     },
     Rows {
@@ -98,7 +111,10 @@ struct Window {
     id: WindowId,
     table: Arc<str>,
     key_names: Vec<String>,
-    low: Position,
+    /// Routed when the window was prepared; `None` once L is known.
+    routed_at_prepare: Option<Position>,
+    /// `None` until [`Msg::Open`].
+    low: Option<Position>,
     late: bool,
     touched: HashSet<String>,
     pending: Option<(Chunk, oneshot::Sender<Outcome>)>,
@@ -138,9 +154,26 @@ impl Merger {
 
     pub fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::Open { id, table, key_names, low } => {
-                let late = !self.routed.is_subset(&low);
-                self.windows.push(Window { id, table, key_names, low, late, touched: HashSet::new(), pending: None });
+            Msg::Prepare { id, table, key_names, ready } => {
+                self.windows.push(Window {
+                    id,
+                    table,
+                    key_names,
+                    routed_at_prepare: Some(self.routed.clone()),
+                    low: None,
+                    late: false,
+                    touched: HashSet::new(),
+                    pending: None,
+                });
+                let _ = ready.send(());
+            }
+            Msg::Open { id, low } => {
+                if let Some(w) = self.windows.iter_mut().find(|w| w.id == id) {
+                    if w.routed_at_prepare.take().is_some_and(|before| !before.is_subset(&low)) {
+                        w.late = true;
+                    }
+                    w.low = Some(low);
+                }
             }
             Msg::Rows { id, chunk, reply } => match self.windows.iter_mut().find(|w| w.id == id) {
                 Some(w) => w.pending = Some((chunk, reply)),
@@ -155,7 +188,7 @@ impl Merger {
     /// A routed row of `table` (`db.table`) in the transaction `gtid`.
     pub fn row(&mut self, table: &str, gtid: Option<&Gtid>, change: &RowChange) {
         for w in self.windows.iter_mut().filter(|w| &*w.table == table) {
-            if w.late || gtid.is_some_and(|g| w.low.contains(g)) {
+            if w.late || gtid.is_some_and(|g| w.low.as_ref().is_some_and(|low| low.contains(g))) {
                 continue;
             }
             let key: Option<Vec<usize>> =
@@ -260,8 +293,15 @@ mod tests {
         }
     }
 
+    fn prepare(m: &mut Merger, id: WindowId) {
+        let (ready, mut taken) = oneshot::channel();
+        m.handle(Msg::Prepare { id, table: "d.t".into(), key_names: vec!["id".into()], ready });
+        assert_eq!(taken.try_recv().ok(), Some(()), "prepare answers at once");
+    }
+
     fn open(m: &mut Merger, id: WindowId, low: &str) {
-        m.handle(Msg::Open { id, table: "d.t".into(), key_names: vec!["id".into()], low: pos(low) });
+        prepare(m, id);
+        m.handle(Msg::Open { id, low: pos(low) });
     }
 
     fn attach(m: &mut Merger, id: WindowId, c: Chunk) -> oneshot::Receiver<Outcome> {
@@ -297,11 +337,34 @@ mod tests {
     }
 
     #[test]
-    fn a_window_opened_after_the_stream_passed_its_low_mark_is_read_again() {
+    fn changes_routed_between_prepare_and_open_count_and_the_window_is_not_late() {
+        let mut m = Merger::new(pos("0-1-10"));
+        prepare(&mut m, 1);
+        // The stream keeps up: 11 and 12 are routed before the copier reads L = 12.
+        m.row("d.t", Some(&gtid(11)), &update(1));
+        m.committed(Some(&gtid(11)));
+        m.row("d.t", Some(&gtid(12)), &update(2));
+        m.committed(Some(&gtid(12)));
+        m.handle(Msg::Open { id: 1, low: pos("0-1-12") });
+        // In L now: not counted.
+        m.row("d.t", Some(&gtid(12)), &update(3));
+        let _rx = attach(&mut m, 1, chunk(vec![row(1, 1), row(2, 2), row(3, 3), row(4, 4)], "0-1-12"));
+        match m.take_ready() {
+            Some(Ready::Emit { chunk, dropped, .. }) => {
+                assert_eq!(dropped, 2, "keys changed before L was known are the stream's");
+                assert_eq!(chunk.rows, vec![row(3, 3), row(4, 4)]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_window_whose_low_mark_misses_what_was_routed_before_it_was_prepared_is_read_again() {
         let mut m = Merger::new(pos("0-1-10"));
         m.committed(Some(&gtid(11)));
+        // 11 reached rowferry before the server counted it in L.
         open(&mut m, 1, "0-1-10");
-        let _rx = attach(&mut m, 1, chunk(vec![row(1, 1)], "0-1-10"));
+        let _rx = attach(&mut m, 1, chunk(vec![row(1, 1)], "0-1-11"));
         assert!(matches!(m.take_ready(), Some(Ready::Retry { .. })));
     }
 
