@@ -34,6 +34,11 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "histogram",
         "Source commit to Kafka acknowledgement, per record (MySQL 8+: microsecond commit times; MariaDB: whole seconds).",
     ),
+    (
+        "rowferry_commit_to_ack_seconds_max",
+        "gauge",
+        "The largest source commit to Kafka acknowledgement time since start.",
+    ),
     ("rowferry_last_ack_age_seconds", "gauge", "Seconds since the last acknowledgement from Kafka."),
     ("rowferry_source_last_event_age_seconds", "gauge", "Seconds since the last event or heartbeat from the source."),
     (
@@ -106,6 +111,11 @@ pub fn render(ops: &Ops) -> String {
                         let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
                     }
                     let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+                }
+            }
+            "rowferry_commit_to_ack_seconds_max" => {
+                if let Some(h) = ops.latency.get() {
+                    sample("", h.max_seconds());
                 }
             }
             "rowferry_last_ack_age_seconds" => sample("", age(ops.last_ack_ms.load(Ordering::Relaxed))),

@@ -1,0 +1,138 @@
+"""Report for scripts/bench: the medians of its repetitions as one table, and the same as JSON.
+
+usage: report.py JSON CORES STREAM_RESULTS LATENCY_RESULTS SNAPSHOT_RESULTS SNAPSHOT_ROWS LAT_TPS LAT_SECS
+
+Input files that a phase did not write are skipped (PHASES picks the phases):
+  STREAM_RESULTS   per line: name rep raw_s produce_s rowferry_s cpu_s peak_kib rows records
+                   binlog_bytes peer_s peer_rows
+  LATENCY_RESULTS  per line: "latency" rep rows seconds metrics_file
+  SNAPSHOT_RESULTS per line: scan_s snapshot_s snapshot_cpu_s snapshot_peak_kib verify_s verify_peak_kib
+"""
+import json
+import os
+import statistics
+import sys
+
+HISTOGRAM = "rowferry_commit_to_ack_seconds"
+
+
+def lines(path):
+    if not os.path.exists(path):
+        return []
+    return [line.split() for line in open(path) if line.strip()]
+
+
+def quantile(q, buckets, count):
+    """histogram_quantile: linear interpolation inside the bucket holding the q-th observation."""
+    rank, lower, below = q * count, 0.0, 0
+    for le, cumulative in buckets:
+        if cumulative >= rank:
+            if le == float("inf"):
+                return lower
+            inside = cumulative - below
+            return lower + (le - lower) * ((rank - below) / inside if inside else 1.0)
+        lower, below = le, cumulative
+    return lower
+
+
+def histogram(metrics_file):
+    buckets, count, top = [], 0, 0.0
+    for line in open(metrics_file):
+        if line.startswith(HISTOGRAM + "_bucket"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), int(float(line.split()[-1]))))
+        elif line.startswith(HISTOGRAM + "_count"):
+            count = int(float(line.split()[-1]))
+        elif line.startswith(HISTOGRAM + "_max"):
+            top = float(line.split()[-1])
+    return buckets, count, top
+
+
+def latency_of(metrics_file):
+    """The records acknowledged between the warm-up's end (METRICS.base) and METRICS."""
+    base, base_count, _ = histogram(metrics_file + ".base")
+    end, end_count, top = histogram(metrics_file)
+    buckets = [(le, n - b) for (le, n), (_, b) in zip(end, base)]
+    count = end_count - base_count
+    if count <= 0:
+        sys.exit(f"report: no commit → ack observations in {metrics_file}")
+    # The max gauge covers the warm-up too: the measured max is at most it, and at most the
+    # upper bound of the highest bucket that grew.
+    grown = next(le for le, n in buckets if n == count)
+    top = min(top, grown)
+    at = lambda q: min(quantile(q, buckets, count), top) * 1e3
+    return {"p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": top * 1e3, "records": count}
+
+
+def stream(rows, out):
+    print(f"{'':14}{'rows':>10}{'rowferry':>14}{'MB/s':>8}{'CPU s':>8}{'RSS MiB':>9}{'raw read':>14}"
+          f"{'producer':>14}{'peer':>12}{'÷ceiling':>10}{'×peer':>8}")
+    for name in dict.fromkeys(r[0] for r in rows):
+        rs = [r for r in rows if r[0] == name]
+        med = lambda i: statistics.median(float(r[i]) for r in rs)
+        # The workload's rows are those in its binlog files, as the peer counts them (rowferry may
+        # read on into the next workload while its offset for this one is being stored).
+        n, secs, mb = med(11), med(4), med(9) / 1e6
+        w = {
+            "rows": int(n), "binlog_mb": round(mb, 1), "repetitions": len(rs),
+            "rowferry_rows": int(med(7)), "rowferry_rows_per_s": round(n / secs), "rowferry_mb_per_s": round(mb / secs, 1),
+            "rowferry_cpu_s": med(5), "rowferry_peak_rss_mib": round(med(6) / 1024, 1),
+            # The producer ceiling sends as many records as rowferry published in its run; per row:
+            "raw_read_rows_per_s": round(n / med(2)), "producer_rows_per_s": round(med(8) / med(3) * n / med(8)),
+            "producer_records_per_s": round(med(8) / med(3)), "records_per_row": round(med(8) / med(7), 3),
+            "peer_rows_per_s": round(med(11) / med(10)),
+        }
+        ceiling = min(w["raw_read_rows_per_s"], w["producer_rows_per_s"])
+        w["ratio_to_ceiling"] = round(w["rowferry_rows_per_s"] / ceiling, 2)
+        w["ratio_to_peer"] = round(w["rowferry_rows_per_s"] / w["peer_rows_per_s"], 1)
+        out["workloads"][name] = w
+        print(f"{name + (' bulk' if name == 'A' else ' OLTP'):14}{w['rows']:>10,}{w['rowferry_rows_per_s']:>10,} r/s"
+              f"{w['rowferry_mb_per_s']:>8}{w['rowferry_cpu_s']:>8}{w['rowferry_peak_rss_mib']:>9}"
+              f"{w['raw_read_rows_per_s']:>10,} r/s{w['producer_rows_per_s']:>10,} r/s{w['peer_rows_per_s']:>8,} r/s"
+              f"{w['ratio_to_ceiling']:>10}{w['ratio_to_peer']:>8}")
+
+
+def latency(rows, tps, secs, out):
+    runs = [dict(latency_of(r[4]), rows_per_s=int(r[2]) / float(r[3])) for r in rows]
+    med = lambda k: statistics.median(run[k] for run in runs)
+    out["latency"] = {
+        "source": "MySQL 9.7", "load": f"sysbench oltp_write_only, {tps} tx/s for {secs} s",
+        "rows_per_s": round(med("rows_per_s")), "p50_ms": round(med("p50_ms"), 2), "p99_ms": round(med("p99_ms"), 2),
+        "max_ms": round(med("max_ms"), 2), "records": int(med("records")), "repetitions": len(runs),
+    }
+    l = out["latency"]
+    print(f"\nlatency, source commit → Kafka ack, MySQL 9.7 at {l['rows_per_s']:,} rows/s ({l['load']}): "
+          f"p50 {l['p50_ms']} ms, p99 {l['p99_ms']} ms, max ≤ {l['max_ms']} ms ({l['records']:,} records)")
+
+
+def snapshot(rows, n, out):
+    med = lambda i: statistics.median(float(r[i]) for r in rows)
+    scan, snap, cpu, peak, verify, vpeak = (med(i) for i in range(6))
+    out["snapshot"] = {
+        "rows": n, "repetitions": len(rows), "scan_rows_per_s": round(n / scan),
+        "snapshot_rows_per_s": round(n / snap), "snapshot_to_scan": round(scan / snap, 2),
+        "snapshot_cpu_s": cpu, "snapshot_peak_rss_mib": round(peak / 1024, 1),
+        "verify_rows_per_s": round(n / verify), "verify_to_scan": round(scan / verify, 2),
+        "verify_peak_rss_mib": round(vpeak / 1024, 1),
+    }
+    s = out["snapshot"]
+    print(f"\nsnapshot of sbtest1 ({n:,} rows): full-scan SELECT {s['scan_rows_per_s']:,} r/s; snapshot into Kafka "
+          f"{s['snapshot_rows_per_s']:,} r/s ({s['snapshot_to_scan']} of the scan; {cpu:.1f} CPU s, "
+          f"{s['snapshot_peak_rss_mib']:.0f} MiB peak); verify {s['verify_rows_per_s']:,} r/s "
+          f"({s['verify_to_scan']} of the scan; {s['verify_peak_rss_mib']:.0f} MiB peak)")
+
+
+def main():
+    path, cores, stream_file, latency_file, snapshot_file, snapshot_rows, tps, secs = sys.argv[1:9]
+    out = {"cores": int(cores), "workloads": {}}
+    if rows := lines(stream_file):
+        stream(rows, out)
+    if rows := lines(latency_file):
+        latency(rows, tps, secs, out)
+    if rows := lines(snapshot_file):
+        snapshot(rows, int(open(snapshot_rows).read()), out)
+    json.dump(out, open(path, "w"), indent=2)
+    print(f"\nmedians of the repetitions; JSON: {path}")
+
+
+main()

@@ -1,0 +1,82 @@
+//! The end-to-end benchmark (`scripts/bench`), run tiny so that it cannot rot: every phase on a
+//! few thousand rows, once, with this test build of rowferry. It checks that the bench runs
+//! through, prints its table, and that its JSON holds figures that make sense (rowferry streamed
+//! at least the rows of each workload, the latency histogram grew, the snapshot and verify ran).
+//! The figures themselves are not judged here: speed is for BENCHMARKS.md, not for tests.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Sizes small enough for seconds; their prepared data is cached like the real bench's.
+const BULK_ROWS: u64 = 3000;
+const OLTP_EVENTS: u64 = 300;
+
+fn bin_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_rowferry")).parent().expect("bin dir").to_path_buf();
+    assert!(
+        dir.join("examples/produce_ceiling").exists(),
+        "examples/produce_ceiling is not built in {}: run the tests with --all-targets (scripts/test does)",
+        dir.display()
+    );
+    dir
+}
+
+fn number(json: &serde_json::Value, path: &[&str]) -> f64 {
+    let mut at = json;
+    for key in path {
+        at = &at[*key];
+    }
+    at.as_f64().unwrap_or_else(|| panic!("no number at {path:?} in\n{json:#}"))
+}
+
+#[test]
+fn the_benchmark_runs_tiny_and_reports_every_phase() {
+    // The broker the bench starts is the one scripts/env installed.
+    common::env("ROWFERRY_TEST_BROKER_BIN");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = Command::new("bash")
+        .arg(root.join("scripts/bench"))
+        .current_dir(root)
+        .env("BENCH_BIN_DIR", bin_dir())
+        .env("BENCH_PORT_BASE", "33390")
+        .env("BULK_ROWS", BULK_ROWS.to_string())
+        .env("OLTP_EVENTS", OLTP_EVENTS.to_string())
+        .env("REPS", "1")
+        .env("LAT_SECS", "3")
+        .env("LAT_TPS", "100")
+        .env("LAT_ROWS", "1000")
+        .output()
+        .expect("run scripts/bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "scripts/bench failed ({}):\n{stdout}\n{stderr}", output.status);
+    for line in ["A bulk", "B OLTP", "÷ceiling", "latency, source commit → Kafka ack", "snapshot of sbtest1"] {
+        assert!(stdout.contains(line), "no '{line}' in the bench's output:\n{stdout}");
+    }
+    let json_path =
+        stdout.lines().find_map(|l| l.split("JSON: ").nth(1)).unwrap_or_else(|| panic!("no JSON path in:\n{stdout}"));
+    let text = std::fs::read_to_string(root.join(json_path.trim())).expect("read the bench JSON");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("the bench JSON parses");
+
+    // A: sysbench prepare's inserts; B: 4 row changes per oltp_write_only transaction.
+    for (name, rows) in [("A", BULK_ROWS), ("B", 4 * OLTP_EVENTS)] {
+        let w = ["workloads", name];
+        assert_eq!(number(&json, &[w[0], w[1], "rows"]) as u64, rows, "{name}: rows in the binlog");
+        assert!(number(&json, &[w[0], w[1], "rowferry_rows"]) as u64 >= rows, "{name}: rowferry streamed them all");
+        for figure in ["rowferry_rows_per_s", "raw_read_rows_per_s", "producer_rows_per_s", "peer_rows_per_s"] {
+            assert!(number(&json, &[w[0], w[1], figure]) > 0.0, "{name}: {figure}");
+        }
+        assert!(number(&json, &[w[0], w[1], "ratio_to_ceiling"]) > 0.0);
+    }
+    let p50 = number(&json, &["latency", "p50_ms"]);
+    let p99 = number(&json, &["latency", "p99_ms"]);
+    let max = number(&json, &["latency", "max_ms"]);
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "latency quantiles in order: {p50} {p99} {max}");
+    assert!(number(&json, &["latency", "records"]) >= 100.0, "the load was measured");
+    // oltp_write_only deletes a row and inserts it again: the table keeps its size.
+    assert_eq!(number(&json, &["snapshot", "rows"]) as u64, BULK_ROWS, "snapshot table rows");
+    assert!(number(&json, &["snapshot", "snapshot_rows_per_s"]) > 0.0);
+    assert!(number(&json, &["snapshot", "verify_rows_per_s"]) > 0.0);
+}
