@@ -10,15 +10,18 @@
 //! connector's stored offset covers the source position taken after the first pass (or after
 //! `RECHECK_WAIT` if it never does), and only mismatches seen both times are reported.
 //!
-//! Fingerprints are 64-bit hashes of the decoded `after` record (Kafka side) and of the record
-//! the encoder builds from the row (table side): equal records give equal fingerprints; a
-//! collision could hide a difference with probability ~2⁻⁶⁴ per row. A record written under an
+//! Fingerprints are 64-bit hashes of the `after` record's Avro bytes: on the Kafka side cut out of
+//! the envelope by a schema-driven skipper ([`crate::encoder::skip`]; nothing is decoded into
+//! values), on the table side written by the encoder's own binary writer. Avro's binary form of a
+//! record is unique, so equal records give equal fingerprints; a collision could hide a
+//! difference with probability ~2⁻⁶⁴ per row. A record written under an
 //! older schema version (before an ALTER) differs from the current shape and is reported until
 //! the row is written again. Tables without a key cannot be compared per key and are skipped
 //! (said so in the report). Schemas come from the embedded registry.
 
 use crate::change::{Op, RowChange};
 use crate::config::{RegistrySettings, Settings};
+use crate::encoder::skip::{self, Plan, SkipError};
 use crate::encoder::{binary, datum, project, wire};
 use crate::position::Position;
 use crate::registry::embedded::EmbeddedRegistry;
@@ -192,7 +195,7 @@ async fn pass(
     let mut rows = 0u64;
     let mut after = None;
     let name = format!("{}.{}", d.schema.db, d.schema.table);
-    let mut key_bytes = Vec::new();
+    let (mut key_bytes, mut row_bytes) = (Vec::new(), Vec::new());
     loop {
         let (sql, params) = select(d, after.as_deref(), CHUNK)?;
         let raw: Vec<mysql_async::Row> = conn
@@ -210,8 +213,9 @@ async fn pass(
             binary::key(&mut key_bytes, &change).map_err(|e| VerifyError::Other(e.to_string()))?;
             let key = hash(&key_bytes);
             let values = change.after.as_deref().unwrap_or_default();
-            let record = datum::row(&change.table, values).map_err(|e| VerifyError::Other(e.to_string()))?;
-            let expected = fingerprint(&apache_avro::types::Value::Union(1, Box::new(record)));
+            row_bytes.clear();
+            binary::row(&mut row_bytes, &change.table, values).map_err(|e| VerifyError::Other(e.to_string()))?;
+            let expected = fingerprint(&row_bytes);
             let shown = || match datum::key(&change) {
                 Ok(Some(k)) => serde_json::Value::try_from(k).map_or_else(|e| e.to_string(), |j| j.to_string()),
                 _ => format!("hash {key:016x}"),
@@ -247,11 +251,51 @@ async fn pass(
     Ok(Pass { rows, records, problems })
 }
 
+/// Records a topic map is sized for up front (more grow it).
+const MAX_PRESIZE: u64 = 64 << 20;
+
 /// The fingerprint of a deleted key (fingerprints of records are never 0).
 const DELETED: u64 = 0;
 
-fn fingerprint(value: &apache_avro::types::Value) -> u64 {
-    hash(format!("{value:?}").as_bytes()) | 1
+/// The fingerprint of an `after` record's Avro bytes.
+fn fingerprint(after: &[u8]) -> u64 {
+    hash(after) | 1
+}
+
+/// Where the `after` image lies in an envelope written with one schema.
+struct AfterPlan {
+    /// The fields before `after`, to step over.
+    ahead: Vec<Plan>,
+    /// `after`'s union branches.
+    branches: Vec<Plan>,
+}
+
+impl AfterPlan {
+    fn new(schema: &apache_avro::Schema) -> Result<AfterPlan, String> {
+        let fields = skip::fields(schema).map_err(|e| e.to_string())?;
+        let at = fields.iter().position(|(name, _)| name == "after").ok_or("the record has no `after` field")?;
+        let mut ahead: Vec<Plan> = fields.into_iter().take(at + 1).map(|(_, plan)| plan).collect();
+        match ahead.pop() {
+            Some(Plan::Union(branches)) => Ok(AfterPlan { ahead, branches }),
+            _ => Err("`after` is not a union".into()),
+        }
+    }
+
+    /// The fingerprint of the record's `after` image, [`DELETED`] when it is null.
+    fn fingerprint(&self, datum: &[u8]) -> Result<u64, SkipError> {
+        let mut at = 0;
+        for plan in &self.ahead {
+            plan.skip(datum, &mut at)?;
+        }
+        let branch = skip::varint(datum, &mut at)?;
+        let plan = usize::try_from(branch).ok().and_then(|b| self.branches.get(b)).ok_or(SkipError::Branch(branch))?;
+        if *plan == Plan::Nothing {
+            return Ok(DELETED);
+        }
+        let start = at;
+        plan.skip(datum, &mut at)?;
+        Ok(fingerprint(&datum[start..at]))
+    }
 }
 
 /// The topic from the beginning to its end now: key hash → fingerprint of the latest `after`
@@ -278,17 +322,21 @@ async fn read_topic(
     let partitions: Vec<i32> =
         metadata.topics().first().map(|t| t.partitions().iter().map(|p| p.id()).collect()).unwrap_or_default();
     let mut ends = HashMap::new();
+    let mut total = 0u64;
     let mut tpl = TopicPartitionList::new();
     for &p in &partitions {
         let (low, high) = tokio::task::block_in_place(|| consumer.fetch_watermarks(topic, p, Duration::from_secs(30)))
             .map_err(|e| err(e.to_string()))?;
         if high > low {
+            total += (high - low) as u64;
             ends.insert(p, high);
             tpl.add_partition_offset(topic, p, Offset::Beginning).map_err(|e| err(e.to_string()))?;
         }
     }
-    // 16 bytes per key: the map of a 4M-key topic stays near 150 MB.
-    let mut latest: HashMap<u64, u64> = HashMap::new();
+    // 16 bytes per key, sized once for every record (a growing map holds its old and new tables
+    // at once): a 4M-key topic's map takes about 140 MB. Keyed lookups only need extra keys.
+    let capacity = if keys_of.is_some() { 0 } else { total.min(MAX_PRESIZE) as usize };
+    let mut latest: HashMap<u64, u64> = HashMap::with_capacity(capacity);
     let mut records = 0u64;
     let mut shown_keys = HashMap::new();
     if ends.is_empty() {
@@ -296,60 +344,58 @@ async fn read_topic(
     }
     consumer.assign(&tpl).map_err(|e| err(e.to_string()))?;
     let mut schemas: HashMap<u32, apache_avro::Schema> = HashMap::new();
+    let mut plans: HashMap<u32, AfterPlan> = HashMap::new();
     let mut done: HashSet<i32> = HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(600);
-    while done.len() < ends.len() {
-        if Instant::now() > deadline {
-            return Err(err("did not reach the end of the topic within 10 minutes".into()));
-        }
-        let Some(message) = tokio::task::block_in_place(|| consumer.poll(Duration::from_millis(200))) else { continue };
-        let message = message.map_err(|e| err(e.to_string()))?;
-        let partition = message.partition();
-        if message.offset() + 1 >= ends.get(&partition).copied().unwrap_or(0) {
-            done.insert(partition);
-        }
-        if message.offset() >= ends.get(&partition).copied().unwrap_or(0) {
-            continue;
-        }
-        records += 1;
-        let Some(key) = message.key() else { continue };
-        let (key_id, key_datum) = wire::parse(key).map_err(|e| err(e.to_string()))?;
-        let key = hash(key_datum);
-        if let Some(wanted) = keys_of {
-            if wanted.contains(&key) && !shown_keys.contains_key(&key) {
-                let schema = schema_of(&mut schemas, registry, key_id).map_err(err)?;
-                let decoded = apache_avro::reader::datum::GenericDatumReader::builder(schema)
-                    .build()
-                    .and_then(|r| r.read_value(&mut &key_datum[..]))
-                    .map_err(|e| err(format!("a key does not decode: {e}")))?;
-                let json = serde_json::Value::try_from(decoded).map_err(|e| err(e.to_string()))?;
-                shown_keys.insert(key, json.to_string());
+    // One blocking section for the whole read (polling is synchronous).
+    tokio::task::block_in_place(|| -> Result<(), VerifyError> {
+        while done.len() < ends.len() {
+            if Instant::now() > deadline {
+                return Err(err("did not reach the end of the topic within 10 minutes".into()));
             }
-            continue;
-        }
-        let Some(value) = message.payload() else {
-            latest.insert(key, DELETED);
-            continue;
-        };
-        let (id, datum_bytes) = wire::parse(value).map_err(|e| err(e.to_string()))?;
-        let schema = schema_of(&mut schemas, registry, id).map_err(err)?;
-        let decoded = apache_avro::reader::datum::GenericDatumReader::builder(schema)
-            .build()
-            .and_then(|r| r.read_value(&mut &datum_bytes[..]))
-            .map_err(|e| err(format!("a record does not decode: {e}")))?;
-        let after = match &decoded {
-            apache_avro::types::Value::Record(fields) => fields.iter().find(|(n, _)| n == "after").map(|(_, v)| v),
-            _ => None,
-        };
-        match after {
-            Some(apache_avro::types::Value::Union(1, _)) => {
-                latest.insert(key, after.map_or(DELETED, fingerprint));
+            let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
+            let message = message.map_err(|e| err(e.to_string()))?;
+            let partition = message.partition();
+            if message.offset() + 1 >= ends.get(&partition).copied().unwrap_or(0) {
+                done.insert(partition);
             }
-            _ => {
+            if message.offset() >= ends.get(&partition).copied().unwrap_or(0) {
+                continue;
+            }
+            records += 1;
+            let Some(key) = message.key() else { continue };
+            let (key_id, key_datum) = wire::parse(key).map_err(|e| err(e.to_string()))?;
+            let key = hash(key_datum);
+            if let Some(wanted) = keys_of {
+                if wanted.contains(&key) && !shown_keys.contains_key(&key) {
+                    let schema = schema_of(&mut schemas, registry, key_id).map_err(err)?;
+                    let decoded = apache_avro::reader::datum::GenericDatumReader::builder(schema)
+                        .build()
+                        .and_then(|r| r.read_value(&mut &key_datum[..]))
+                        .map_err(|e| err(format!("a key does not decode: {e}")))?;
+                    let json = serde_json::Value::try_from(decoded).map_err(|e| err(e.to_string()))?;
+                    shown_keys.insert(key, json.to_string());
+                }
+                continue;
+            }
+            let Some(value) = message.payload() else {
                 latest.insert(key, DELETED);
+                continue;
+            };
+            let (id, datum_bytes) = wire::parse(value).map_err(|e| err(e.to_string()))?;
+            if let std::collections::hash_map::Entry::Vacant(slot) = plans.entry(id) {
+                let plan = AfterPlan::new(schema_of(&mut schemas, registry, id).map_err(err)?)
+                    .map_err(|e| err(format!("schema id {id}: {e}")))?;
+                slot.insert(plan);
             }
+            let plan = plans.get(&id).ok_or_else(|| err("plan cache".into()))?;
+            let fp = plan.fingerprint(datum_bytes).map_err(|e| {
+                err(format!("the record at partition {partition} offset {} does not decode: {e}", message.offset()))
+            })?;
+            latest.insert(key, fp);
         }
-    }
+        Ok(())
+    })?;
     Ok((latest, records, shown_keys))
 }
 

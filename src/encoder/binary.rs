@@ -163,7 +163,7 @@ fn column_error(table: &TableSchema, column: &str, problem: String) -> EncodeErr
 }
 
 /// The row record: every column a `["null", T]` union.
-fn row(out: &mut Vec<u8>, table: &TableSchema, values: &[Value]) -> Result<(), EncodeError> {
+pub fn row(out: &mut Vec<u8>, table: &TableSchema, values: &[Value]) -> Result<(), EncodeError> {
     if values.len() != table.columns.len() {
         return Err(column_error(table, "", format!("{} values for {} columns", values.len(), table.columns.len())));
     }

@@ -16,6 +16,7 @@ pub mod avro_schema;
 pub mod binary;
 pub mod datum;
 pub mod project;
+pub mod skip;
 pub mod stage;
 pub mod wire;
 
