@@ -141,6 +141,13 @@ pub async fn create_topic(admin: &AdminClient<Context>, topic: &str, spec: &Topi
     Ok(())
 }
 
+/// Consumer settings for reading a topic through as fast as it comes: a full prefetch queue
+/// postpones the next fetch by `fetch.queue.backoff.ms` (librdkafka: 1 s), far longer than
+/// rowferry takes to drain it — with the default, `rowferry verify` read at a tenth of the speed.
+pub fn fast_reads(config: &mut ClientConfig) {
+    config.set("fetch.queue.backoff.ms", "5").set("max.partition.fetch.bytes", "4194304");
+}
+
 /// Calls `each` for every record of partition 0 of `topic`, from the beginning up to the end it
 /// had when called. Blocking: run it on a blocking thread.
 pub fn read_to_end(
@@ -152,6 +159,7 @@ pub fn read_to_end(
 ) -> Result<(), String> {
     let mut c = config.clone();
     c.set("group.id", group).set("enable.auto.commit", "false");
+    fast_reads(&mut c);
     let consumer: BaseConsumer<Context> = create(&c).map_err(|e| e.to_string())?;
     let (low, high) = consumer.fetch_watermarks(topic, 0, limit).map_err(|e| format!("watermarks: {e}"))?;
     if high <= low {

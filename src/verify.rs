@@ -189,7 +189,9 @@ async fn pass(
     topic: &str,
     registry: &EmbeddedRegistry,
 ) -> Result<Pass, VerifyError> {
-    let (mut latest, records, _) = read_topic(settings, topic, registry, None).await?;
+    let started = Instant::now();
+    let (mut latest, records, _) = read_topic(settings, topic, registry, None, d.estimate).await?;
+    tracing::info!(topic, records, keys = latest.len(), secs = started.elapsed().as_secs_f64(), "topic read");
     let projection = project::plan(&settings.columns, &d.schema).map_err(|e| VerifyError::Other(e.to_string()))?;
     let mut problems = Problems::new();
     let mut rows = 0u64;
@@ -236,11 +238,12 @@ async fn pass(
         }
         after = last;
     }
+    tracing::info!(table = %name, rows, secs = started.elapsed().as_secs_f64(), "table read");
     let extra: HashSet<u64> =
         latest.iter().filter(|(_, fp)| **fp != DELETED).map(|(k, _)| *k).take(LISTED * 10).collect();
     if !extra.is_empty() {
         // Read again for the keys themselves (only the listed ones are kept).
-        let (_, _, keys) = read_topic(settings, topic, registry, Some(&extra)).await?;
+        let (_, _, keys) = read_topic(settings, topic, registry, Some(&extra), 0).await?;
         for (key, fp) in &latest {
             if *fp != DELETED {
                 let shown = keys.get(key).cloned().unwrap_or_else(|| format!("hash {key:016x}"));
@@ -305,6 +308,7 @@ async fn read_topic(
     topic: &str,
     registry: &EmbeddedRegistry,
     keys_of: Option<&HashSet<u64>>,
+    table_estimate: u64,
 ) -> Result<(HashMap<u64, u64>, u64, HashMap<u64, String>), VerifyError> {
     let err = |e: String| VerifyError::Other(format!("topic {topic}: {e}"));
     let mut config = crate::kafka::client_config(&settings.kafka);
@@ -314,6 +318,7 @@ async fn read_topic(
         .set("enable.partition.eof", "false")
         // Bounded prefetch: the per-key map, not librdkafka's queue, is what memory is for.
         .set("queued.max.messages.kbytes", "16384");
+    crate::kafka::fast_reads(&mut config);
     let consumer: BaseConsumer<crate::kafka::Context> =
         crate::kafka::create(&config).map_err(|e| err(e.to_string()))?;
     let topic_owned = topic.to_string();
@@ -333,9 +338,12 @@ async fn read_topic(
             tpl.add_partition_offset(topic, p, Offset::Beginning).map_err(|e| err(e.to_string()))?;
         }
     }
-    // 16 bytes per key, sized once for every record (a growing map holds its old and new tables
-    // at once): a 4M-key topic's map takes about 140 MB. Keyed lookups only need extra keys.
-    let capacity = if keys_of.is_some() { 0 } else { total.min(MAX_PRESIZE) as usize };
+    // 16 bytes per key, sized once up front (a growing map holds its old and new tables at once):
+    // for the records, or for the table's estimated rows if fewer (an update-heavy topic has
+    // many records per key). A 4M-key topic's map takes about 140 MB. Keyed lookups only need
+    // the extra keys.
+    let expected = total.min(table_estimate.saturating_add(table_estimate / 8).saturating_add(1024));
+    let capacity = if keys_of.is_some() { 0 } else { expected.min(MAX_PRESIZE) as usize };
     let mut latest: HashMap<u64, u64> = HashMap::with_capacity(capacity);
     let mut records = 0u64;
     let mut shown_keys = HashMap::new();
