@@ -26,6 +26,7 @@ pub const VARIABLES: &[&str] = &[
     "server_id",
     "gtid_mode",
     "enforce_gtid_consistency",
+    "binlog_order_commits",
     "gtid_strict_mode",
     "binlog_expire_logs_seconds",
     "binlog_expire_logs_auto_purge",
@@ -133,6 +134,7 @@ fn gtid(flavor: Flavor, vars: &Variables) -> Vec<Finding> {
                 Finding::require(enforce == Some("ON"), "enforce_gtid_consistency", "ON", &shown(enforce), || {
                     set_fix(flavor, "enforce_gtid_consistency", "ON")
                 }),
+                order_commits(flavor, vars),
             ]
         }
         Flavor::MariaDb => {
@@ -148,6 +150,19 @@ fn gtid(flavor: Flavor, vars: &Variables) -> Vec<Finding> {
                 )
             }]
         }
+    }
+}
+
+/// MySQL snapshots take a chunk's low mark from `gtid_executed` and rely on a GTID entering it
+/// only after its commit is visible, which `binlog_order_commits=ON` (the default) ensures.
+/// Streaming does not need it, so OFF is a warning.
+fn order_commits(flavor: Flavor, vars: &Variables) -> Finding {
+    let found = var(vars, "binlog_order_commits");
+    let expected = "ON (snapshots are consistent only with it)";
+    if found == Some("ON") {
+        Finding::ok("binlog_order_commits", expected, "ON")
+    } else {
+        Finding::warn("binlog_order_commits", expected, shown(found), set_fix(flavor, "binlog_order_commits", "ON"))
     }
 }
 

@@ -19,6 +19,7 @@ fn good_mysql() -> Variables {
         ("server_id", "1"),
         ("gtid_mode", "ON"),
         ("enforce_gtid_consistency", "ON"),
+        ("binlog_order_commits", "ON"),
         ("binlog_expire_logs_seconds", "2592000"),
         ("binlog_expire_logs_auto_purge", "ON"),
     ])
@@ -83,6 +84,15 @@ fn gtid_rules_differ_by_flavor() {
     assert!(
         line(&f, "gtid_mode")
             .starts_with("FAIL gtid_mode: expected ON, found OFF — fix: SET PERSIST enforce_gtid_consistency = ON;")
+    );
+
+    let mut v = good_mysql();
+    v.insert("binlog_order_commits".into(), "OFF".into());
+    let f = settings(&info("9.7.4"), &v, 5401);
+    assert_eq!(
+        line(&f, "binlog_order_commits"),
+        "warn binlog_order_commits: expected ON (snapshots are consistent only with it), found OFF — fix: \
+         SET PERSIST binlog_order_commits = 'ON';"
     );
 
     let mut v = good_mariadb();
