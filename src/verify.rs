@@ -192,6 +192,7 @@ async fn pass(
     let started = Instant::now();
     let (mut latest, records, _) = read_topic(settings, topic, registry, None, d.estimate).await?;
     tracing::info!(topic, records, keys = latest.len(), secs = started.elapsed().as_secs_f64(), "topic read");
+    let started = Instant::now();
     let projection = project::plan(&settings.columns, &d.schema).map_err(|e| VerifyError::Other(e.to_string()))?;
     let mut problems = Problems::new();
     let mut rows = 0u64;
