@@ -66,13 +66,13 @@ fn the_benchmark_runs_tiny_and_reports_every_phase() {
 
     // A: sysbench prepare's inserts; B: 4 row changes per oltp_write_only transaction.
     for (name, rows) in [("A", BULK_ROWS), ("B", 4 * OLTP_EVENTS)] {
-        let w = ["workloads", name];
-        assert_eq!(number(&json, &[w[0], w[1], "rows"]) as u64, rows, "{name}: rows in the binlog");
-        assert!(number(&json, &[w[0], w[1], "rowferry_rows"]) as u64 >= rows, "{name}: rowferry streamed them all");
+        let w = |figure| number(&json, &["workloads", name, figure]);
+        assert_eq!(w("rows") as u64, rows, "{name}: rows in the binlog");
+        assert!(w("rowferry_rows") as u64 >= rows, "{name}: rowferry streamed them all");
         for figure in ["rowferry_rows_per_s", "raw_read_rows_per_s", "producer_rows_per_s", "peer_rows_per_s"] {
-            assert!(number(&json, &[w[0], w[1], figure]) > 0.0, "{name}: {figure}");
+            assert!(w(figure) > 0.0, "{name}: {figure}");
         }
-        assert!(number(&json, &[w[0], w[1], "ratio_to_ceiling"]) > 0.0);
+        assert!(w("ratio_to_ceiling") > 0.0);
     }
     let p50 = number(&json, &["latency", "p50_ms"]);
     let p99 = number(&json, &["latency", "p99_ms"]);
