@@ -142,3 +142,50 @@ fn misspelt_librdkafka_property_is_named() {
         out.stdout
     );
 }
+
+/// `run` applies the same rules before it reads: a misconfigured server stops the start with the
+/// failing lines, and no offset is stored.
+fn run_refuses_to_start(server: &str, lines: &[&str]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let offsets = dir.path().join("offsets.json");
+    let mut config = config_for(&env(server), "root", "rowferry", &env(KAFKA));
+    config.push_str(&format!(
+        "\n[offsets]\nstore = \"file\"\npath = \"{}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n",
+        offsets.display()
+    ));
+    let out = rowferry(&["run"], &config);
+    assert_eq!(out.code, Some(1), "{out:#?}");
+    assert!(
+        out.stderr.contains("rowferry: the source server is not set up for change data capture; nothing was read:"),
+        "{}",
+        out.stderr
+    );
+    for line in lines {
+        assert!(out.stderr.lines().any(|l| l == format!("  {line}")), "missing {line:?} in\n{}", out.stderr);
+    }
+    assert!(!offsets.exists(), "an offset was stored for a server rowferry refused");
+}
+
+#[test]
+fn mariadb_run_refuses_statement_format_and_minimal_metadata() {
+    run_refuses_to_start(
+        MARIADB_BAD,
+        &[
+            "FAIL binlog_format: expected ROW, found STATEMENT — fix: SET GLOBAL binlog_format = 'ROW'; \
+             and add `binlog_format = ROW` under [mariadbd] in the server config",
+            "FAIL binlog_row_metadata: expected FULL, found MINIMAL — fix: SET GLOBAL binlog_row_metadata = 'FULL'; \
+             and add `binlog_row_metadata = FULL` under [mariadbd] in the server config",
+        ],
+    );
+}
+
+#[test]
+fn mysql_run_refuses_statement_format_and_minimal_metadata() {
+    run_refuses_to_start(
+        MYSQL_BAD,
+        &[
+            "FAIL binlog_format: expected ROW, found STATEMENT — fix: SET PERSIST binlog_format = 'ROW';",
+            "FAIL binlog_row_metadata: expected FULL, found MINIMAL — fix: SET PERSIST binlog_row_metadata = 'FULL';",
+        ],
+    );
+}

@@ -16,6 +16,7 @@
 //! `shutdown_timeout_secs`), commits the final position and returns; a second signal exits at once.
 
 use crate::change::Op;
+use crate::check::{PreflightError, PreflightFailure};
 use crate::committer::offsets::{OffsetError, OffsetStore};
 use crate::committer::stage::{CommitError, Committer};
 use crate::committer::{RecordId, TxnId};
@@ -69,6 +70,8 @@ pub enum RunError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Snapshot(Box<SnapshotError>),
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
     #[error("{0}")]
     Other(String),
 }
@@ -77,6 +80,15 @@ pub enum RunError {
 impl From<SourceError> for RunError {
     fn from(e: SourceError) -> Self {
         RunError::Source(Box::new(e))
+    }
+}
+
+impl From<PreflightFailure> for RunError {
+    fn from(e: PreflightFailure) -> Self {
+        match e {
+            PreflightFailure::Requirements(e) => RunError::Preflight(e),
+            PreflightFailure::Source(e) => e.into(),
+        }
     }
 }
 
@@ -135,13 +147,21 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
 pub async fn run_with(settings: Settings, options: RunOptions) -> Result<(), RunError> {
     // Signals first: a SIGTERM during start-up must also end in a clean stop.
     let signals = Signals::register().map_err(|e| RunError::Other(format!("installing signal handlers: {e}")))?;
-    // Downstream first: offsets, registry, encoder, publisher, committer, then the channel, and
-    // only then the reader.
-    let offsets = OffsetStore::open(&settings.offsets, &settings.kafka, settings.topics.replication_factor).await?;
-    let stored = offsets.load(&settings.name).await?;
+    // The source first, as `check` sees it: a server rowferry cannot stream from correctly stops
+    // the start before anything is read or stored.
     let mut conn = source::connect(&settings.source).await?;
     let flavor = crate::reader::flavor(&mut conn).await?;
     let mode = settings.snapshot.mode;
+    // Without a snapshot to take at start, SELECT is needed only by a later `POST /snapshot`,
+    // which reports its own error.
+    let needs_select = mode != SnapshotMode::Never || options.force_snapshot;
+    for warning in crate::check::preflight(&mut conn, &settings, needs_select).await? {
+        tracing::warn!("{warning}");
+    }
+    // Downstream next: offsets, registry, encoder, publisher, committer, then the channel, and
+    // only then the reader.
+    let offsets = OffsetStore::open(&settings.offsets, &settings.kafka, settings.topics.replication_factor).await?;
+    let stored = offsets.load(&settings.name).await?;
     let mut start = match &stored {
         Some(offset) => offset.position(flavor)?,
         None => crate::reader::current_position(&mut conn, flavor).await?,

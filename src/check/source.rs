@@ -35,7 +35,7 @@ pub async fn check(settings: &Settings) -> Vec<Finding> {
     findings
 }
 
-async fn gather(conn: &mut Conn, settings: &Settings) -> Result<Vec<Finding>, SourceError> {
+pub(super) async fn gather(conn: &mut Conn, settings: &Settings) -> Result<Vec<Finding>, SourceError> {
     let version = query_one(conn, "SELECT VERSION()").await?;
     let info = ServerInfo::from_version_string(&version).ok_or_else(|| SourceError::Unexpected {
         query: "SELECT VERSION()".into(),

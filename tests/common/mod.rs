@@ -8,7 +8,7 @@
 #![allow(dead_code)]
 
 use mysql_async::prelude::Queryable;
-use std::io::Write;
+use std::io::{Read, Seek, Write};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -72,21 +72,36 @@ pub struct Outcome {
 }
 
 /// Runs the rowferry binary with `args` and a config file holding `config`, with no inherited
-/// ROWFERRY__ variables.
+/// ROWFERRY__ variables. A command still running after two minutes is killed and fails the test
+/// (a `run` that should have refused to start must not hang the suite).
 pub fn rowferry(args: &[&str], config: &str) -> Outcome {
     let mut file = tempfile::NamedTempFile::new().expect("temp config");
     file.write_all(config.as_bytes()).expect("write config");
+    let (stdout, stderr) = (tempfile::tempfile().expect("stdout file"), tempfile::tempfile().expect("stderr file"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rowferry"));
     cmd.args(args).arg("--config").arg(file.path());
+    cmd.stdout(stdout.try_clone().expect("stdout")).stderr(stderr.try_clone().expect("stderr"));
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("ROWFERRY")) {
         cmd.env_remove(k);
     }
-    let out = cmd.output().expect("run rowferry");
-    Outcome {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let mut child = cmd.spawn().expect("run rowferry");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for rowferry") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rowferry {args:?} still running after 120 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let read = |mut f: std::fs::File| {
+        let mut bytes = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).and_then(|_| f.read_to_end(&mut bytes)).expect("read output");
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    Outcome { code: status.code(), stdout: read(stdout), stderr: read(stderr) }
 }
 
 /// A config for `user`/`pw` on the server of `url`, Kafka from the environment.
