@@ -570,3 +570,60 @@ async fn a_position_the_server_never_had_is_refused() {
     assert!(err.to_string().contains("11111111-2222-3333-4444-555555555555:1-10"), "{err}");
     assert!(err.to_string().contains("diverged"), "{err}");
 }
+
+/// Two readers with one server_id. The source hands the stream to the newcomer and drops the
+/// first one, which stops with an error naming the id and the fix (fighting back would make the
+/// two take turns); the newcomer continues from its start with nothing lost.
+async fn one_server_id_two_readers(server: &str) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let url = env(server);
+    let db = unique("sameid");
+    admin(&url, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)")]).await;
+    let options = ReaderOptions {
+        heartbeat: Duration::from_millis(200),
+        read_timeout: Duration::from_millis(1500),
+        backoff_initial: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(400),
+        buffer_rows: 100,
+    };
+    let id = unique_server_id();
+    let start = position_now(&url).await;
+    let mut conn = mysql_async::Conn::from_url(url.as_str()).await.expect("writer connection");
+
+    let first = rowferry::reader::Reader::new(source_settings(&url, id, None), options.clone());
+    let first_stats = first.stats();
+    let (first_tx, mut first_rx) = tokio::sync::mpsc::channel(256);
+    let first_task = tokio::spawn({
+        let start = start.clone();
+        async move { first.run(start, first_tx).await }
+    });
+    conn.query_drop(format!("INSERT INTO {db}.t VALUES (1)")).await.expect("insert");
+    let seen = committed_until(&mut first_rx, &db, LIMIT, |t| !t.is_empty()).await;
+    assert_eq!(row_count(&seen), 1);
+    assert!(first_stats.connected.load(Relaxed));
+
+    let (mut second_rx, _) = spawn_reader(source_settings(&url, id, None), options, start);
+    let err = tokio::time::timeout(LIMIT, first_task)
+        .await
+        .expect("the displaced reader stops")
+        .expect("reader task")
+        .expect_err("the displaced reader stops with an error");
+    let text = err.to_string();
+    assert!(text.contains(&format!("another replica of the source uses server_id {id}")), "{text}");
+    assert!(text.contains("and the source dropped this connection for it"), "{text}");
+    assert!(text.contains("fix: give every rowferry and replica of this source its own source.server_id"), "{text}");
+
+    conn.query_drop(format!("INSERT INTO {db}.t VALUES (2)")).await.expect("insert");
+    let seen = committed_until(&mut second_rx, &db, LIMIT, |t| t.len() >= 2).await;
+    assert_eq!(row_count(&seen), 2, "the second reader continues from its start with nothing lost");
+}
+
+#[tokio::test]
+async fn mariadb_reader_displaced_by_one_with_the_same_server_id_stops_with_a_clear_error() {
+    one_server_id_two_readers(MARIADB).await;
+}
+
+#[tokio::test]
+async fn mysql_reader_displaced_by_one_with_the_same_server_id_stops_with_a_clear_error() {
+    one_server_id_two_readers(MYSQL).await;
+}

@@ -316,7 +316,10 @@ impl Ops {
         if let Some(reader) = self.reader.get() {
             let waiting_for_us = state == State::Paused || self.backpressured.load(Ordering::Relaxed);
             if !reader.connected.load(Ordering::Relaxed) {
-                reasons.push("not connected to the source".into());
+                reasons.push(match reader.last_error() {
+                    Some(error) => format!("not connected to the source (last error: {error})"),
+                    None => "not connected to the source".into(),
+                });
             } else if !waiting_for_us {
                 let silent = Ops::age_secs(reader.last_seen_ms.load(Ordering::Relaxed));
                 if silent > limit {
@@ -367,6 +370,7 @@ impl Ops {
                 "connected": reader.is_some_and(|r| r.connected.load(Ordering::Relaxed)),
                 "last_event_age_secs": reader.map(|r| Ops::age_secs(r.last_seen_ms.load(Ordering::Relaxed))),
                 "reconnects": reader.map_or(0, |r| r.reconnects.load(Ordering::Relaxed)),
+                "last_error": reader.and_then(|r| r.last_error()),
             },
             "kafka": {
                 "inflight_records": self.inflight_records.load(Ordering::Relaxed),

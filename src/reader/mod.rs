@@ -74,6 +74,12 @@ pub enum ReaderError {
     Position(#[from] PositionError),
     #[error("binlog stream: {0}")]
     Stream(mysql_async::Error),
+    #[error(
+        "another replica of the source uses server_id {server_id} (source.server_id), and the source dropped this \
+         connection for it; fix: give every rowferry and replica of this source its own source.server_id, or stop \
+         the other one ({detail})"
+    )]
+    SameServerId { server_id: u32, detail: String },
     #[error("no event or heartbeat for {0:?}: the link is dead")]
     Silent(Duration),
     #[error("the stall watchdog saw nothing move and asked for a new connection")]
@@ -106,9 +112,26 @@ impl ReaderError {
                 mysql_async::Error::Server(_) => ErrorClass::Retryable,
                 _ => ErrorClass::Fatal,
             },
+            // Another process took the stream over; fighting back would make the two take turns.
+            // (A reconnect of this process replaces its own dead link without this error: the
+            // error goes to the old, abandoned connection.)
+            ReaderError::SameServerId { .. } => ErrorClass::Fatal,
             ReaderError::Silent(_) | ReaderError::Ended | ReaderError::Kicked => ErrorClass::Retryable,
             ReaderError::Purged { .. } | ReaderError::Diverged { .. } => ErrorClass::Fatal,
         }
+    }
+
+    /// An error of the binlog stream; the server's "same server_id" answers get their own variant.
+    fn stream(e: mysql_async::Error, server_id: u32) -> ReaderError {
+        // Both servers end the older dump of a server_id when a newer one registers, and tell the
+        // older one: MySQL with 1236 "... has connected to the source", MariaDB with 4052
+        // (ER_SLAVE_SAME_ID).
+        if let mysql_async::Error::Server(s) = &e
+            && (s.code == 4052 || (s.code == 1236 && s.message.contains("same server_uuid/server_id")))
+        {
+            return ReaderError::SameServerId { server_id, detail: s.message.clone() };
+        }
+        ReaderError::Stream(e)
     }
 }
 
@@ -192,6 +215,15 @@ pub struct ReaderStats {
     pub last_seen_ms: std::sync::atomic::AtomicU64,
     /// Told by the stall watchdog: drop the connection and reconnect.
     pub kick: tokio::sync::Notify,
+    /// Why the last connection ended (shown while reconnecting).
+    pub last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl ReaderStats {
+    /// Why the last connection ended, if one did.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
 }
 
 /// Marks the stream connected while alive.
@@ -277,6 +309,9 @@ impl Reader {
             if progressed {
                 delay = self.options.backoff_initial;
             }
+            if let Ok(mut last) = self.stats.last_error.lock() {
+                *last = Some(error.to_string());
+            }
             let pause = jitter(delay);
             tracing::warn!(error = %error, retry_in_ms = pause.as_millis() as u64, position = %assembler.position(), "binlog connection lost; reconnecting");
             tokio::select! {
@@ -329,7 +364,7 @@ impl Reader {
             let event = match next {
                 Err(_) => return Err(ReaderError::Silent(self.options.read_timeout)),
                 Ok(None) => return Err(ReaderError::Ended),
-                Ok(Some(Err(e))) => return Err(ReaderError::Stream(e)),
+                Ok(Some(Err(e))) => return Err(ReaderError::stream(e, self.settings.server_id.get())),
                 Ok(Some(Ok(event))) => event,
             };
             self.stats.last_seen_ms.store(crate::ops::now_ms(), std::sync::atomic::Ordering::Relaxed);
@@ -340,9 +375,11 @@ impl Reader {
             }
             reframe(&event, &mut raw);
             decoder.push(&raw, &mut |item| items.push(item))?;
-            *progressed = true;
             let mut ddl = false;
             for item in items.drain(..) {
+                // Every dump starts with a rotate (and MariaDB a GTID list), also one the server
+                // ends right after with an error: only what follows resets the reconnect backoff.
+                *progressed |= !matches!(item, Item::Rotate { .. } | Item::MariaDbGtidList(_));
                 ddl |= matches!(item, Item::Statement { .. });
                 assembler.push(item, &mut |e| out.push(e))?;
             }
@@ -407,7 +444,7 @@ impl Reader {
         for sql in &statements {
             conn.query_drop(sql).await.map_err(|source| SourceError::Query { query: sql.clone(), source })?;
         }
-        conn.get_binlog_stream(request).await.map_err(ReaderError::Stream)
+        conn.get_binlog_stream(request).await.map_err(|e| ReaderError::stream(e, server_id))
     }
 }
 
