@@ -186,8 +186,10 @@ impl Assembler {
     }
 
     fn statement(&mut self, db: String, sql: String, out: &mut dyn FnMut(TxnEvent)) -> Result<(), AssemblerError> {
-        let first = sql.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
-        if matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD") {
+        let first = first_keyword(&sql);
+        // A binlogged statement starting with WITH is a data change (WITH ... UPDATE/DELETE):
+        // a WITH ... SELECT is not binlogged.
+        if matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD" | "WITH") {
             return Err(AssemblerError::StatementDml { sql });
         }
         let inside = self.open.as_ref().map(|open| open.began);
@@ -224,8 +226,153 @@ impl Assembler {
     }
 }
 
+/// The statement's first keyword, upper-cased, after whitespace and comments (`/* */`, `-- `,
+/// `#`): clients prefix statements with tracing comments, which the binlog keeps. The text of an
+/// executable comment (`/*!80000 ...*/`) counts as the statement.
+fn first_keyword(sql: &str) -> String {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(body) = rest.strip_prefix("/*") {
+            if let Some(executable) = body.strip_prefix('!').or_else(|| body.strip_prefix("M!")) {
+                // Skip the version digits; the comment's text is part of the statement.
+                rest = executable.trim_start_matches(|c: char| c.is_ascii_digit());
+                continue;
+            }
+            rest = body.split_once("*/").map_or("", |(_, after)| after);
+        } else if rest.starts_with("-- ") || rest.starts_with("--\t") || rest.starts_with('#') {
+            rest = rest.split_once('\n').map_or("", |(_, after)| after);
+        } else {
+            break;
+        }
+    }
+    rest.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').next().unwrap_or_default().to_ascii_uppercase()
+}
+
 impl Open {
     fn anonymous(began: bool) -> Open {
         Open { gtid: None, commit_us: 0, began, skip: false, pending: Vec::new(), streaming: false }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::binlog::EventHeader;
+    use crate::change::Op;
+    use crate::position::MariaDbGtid;
+    use crate::schema::TableSchema;
+    use std::sync::Arc;
+
+    fn header() -> EventHeader {
+        EventHeader { timestamp: 7, event_type: 0, server_id: 1, event_size: 0, log_pos: 0, flags: 0 }
+    }
+
+    fn gtid(seq: u64) -> Item {
+        Item::MariaDbGtid { gtid: MariaDbGtid { domain: 0, server: 1, seq }, standalone: false, header: header() }
+    }
+
+    fn row(id: i64) -> Item {
+        let table =
+            Arc::new(TableSchema { db: "d".into(), table: "t".into(), columns: Vec::new(), primary_key: Vec::new() });
+        Item::Row(RowChange { op: Op::Insert, table, before: None, after: Some(vec![crate::change::Value::Int(id)]) })
+    }
+
+    fn statement(sql: &str) -> Item {
+        Item::Statement { db: "d".into(), sql: sql.into(), header: header() }
+    }
+
+    /// Feeds items; returns the events, as short names.
+    fn feed(a: &mut Assembler, items: Vec<Item>) -> Result<Vec<String>, AssemblerError> {
+        let mut out = Vec::new();
+        for item in items {
+            a.push(item, &mut |e| out.push(e))?;
+        }
+        Ok(out.iter().map(name).collect())
+    }
+
+    fn name(e: &TxnEvent) -> String {
+        match e {
+            TxnEvent::Begin { gtid, .. } => format!("begin {}", gtid.as_ref().map_or("-".into(), |g| g.to_string())),
+            TxnEvent::Row(r) => format!("row {:?}", r.after.as_ref().and_then(|a| a.first())),
+            TxnEvent::Statement { sql, .. } => format!("stmt {sql}"),
+            TxnEvent::Commit { .. } => "commit".into(),
+            TxnEvent::Abort => "abort".into(),
+            TxnEvent::Heartbeat => "heartbeat".into(),
+        }
+    }
+
+    fn start() -> Assembler {
+        Assembler::new(Position::MariaDb(crate::position::MariaDbPosition::parse("0-1-10").expect("position")), 2)
+    }
+
+    #[test]
+    fn transactions_are_held_until_commit_and_rollbacks_leave_no_trace() {
+        let mut a = start();
+        let events = feed(&mut a, vec![gtid(11), row(1), Item::Commit { header: header() }]).expect("ok");
+        assert_eq!(events, ["begin 0-1-11", "row Some(Int(1))", "commit"]);
+        assert_eq!(feed(&mut a, vec![gtid(12), row(2), Item::Rollback]).expect("ok"), Vec::<String>::new());
+        // The rolled-back group's GTID is consumed on the source; the position moves past it.
+        assert_eq!(a.position().to_string(), "0-1-12");
+    }
+
+    #[test]
+    fn a_large_transaction_streams_and_is_voided_by_a_reconnect() {
+        let mut a = start();
+        let events = feed(&mut a, vec![gtid(11), row(1), row(2), row(3)]).expect("ok");
+        assert_eq!(events, ["begin 0-1-11", "row Some(Int(1))", "row Some(Int(2))", "row Some(Int(3))"]);
+        let mut voided = Vec::new();
+        a.reset(&mut |e| voided.push(name(&e)));
+        assert_eq!(voided, ["abort"]);
+        assert_eq!(a.position().to_string(), "0-1-10", "the position stays before the cut transaction");
+        // Sent again from its start after the reconnect: whole, once.
+        let events = feed(&mut a, vec![gtid(11), row(1), Item::Commit { header: header() }]).expect("ok");
+        assert_eq!(events, ["begin 0-1-11", "row Some(Int(1))", "commit"]);
+    }
+
+    #[test]
+    fn transactions_already_in_the_position_are_dropped() {
+        let mut a = start();
+        assert!(feed(&mut a, vec![gtid(9), row(1), Item::Commit { header: header() }]).expect("ok").is_empty());
+    }
+
+    #[test]
+    fn a_standalone_ddl_is_one_transaction() {
+        let mut a = start();
+        let ddl = Item::MariaDbGtid {
+            gtid: MariaDbGtid { domain: 0, server: 1, seq: 11 },
+            standalone: true,
+            header: header(),
+        };
+        let events = feed(&mut a, vec![ddl, statement("/* tool */ ALTER TABLE t ADD c INT")]).expect("ok");
+        assert_eq!(events, ["begin 0-1-11", "stmt /* tool */ ALTER TABLE t ADD c INT", "commit"]);
+    }
+
+    #[test]
+    fn statement_based_dml_is_an_error_whatever_precedes_it() {
+        for sql in [
+            "INSERT INTO t VALUES (1)",
+            "  update t set a = 1",
+            "/* app:orders */ DELETE FROM t",
+            "-- traced\nREPLACE INTO t VALUES (1)",
+            "# note\n/* two */ /* comments */ insert into t values (2)",
+            "/*!80000 INSERT INTO t VALUES (3) */",
+            "WITH x AS (SELECT 1) UPDATE t, x SET t.a = 1",
+            "LOAD DATA INFILE 'f' INTO TABLE t",
+        ] {
+            let mut a = start();
+            let err = feed(&mut a, vec![gtid(11), statement(sql)]).expect_err(sql);
+            assert!(matches!(err, AssemblerError::StatementDml { .. }), "{sql}: {err}");
+        }
+    }
+
+    #[test]
+    fn first_keywords() {
+        assert_eq!(first_keyword("CREATE TABLE t (a INT)"), "CREATE");
+        assert_eq!(first_keyword("/* unterminated"), "");
+        assert_eq!(first_keyword("-- only a comment"), "");
+        assert_eq!(first_keyword("/*M!100100 ALTER TABLE t */"), "ALTER");
+        assert_eq!(first_keyword("TRUNCATE `t`"), "TRUNCATE");
+        assert_eq!(first_keyword(""), "");
     }
 }
