@@ -18,8 +18,12 @@ fn testdata() -> PathBuf {
 
 /// Decodes a whole file; returns the items, or the first error with its offset.
 fn decode(name: &str) -> Result<Vec<Item>, String> {
+    decode_with(name, SchemaOptions { require_full_metadata: false })
+}
+
+fn decode_with(name: &str, options: SchemaOptions) -> Result<Vec<Item>, String> {
     let bytes = std::fs::read(testdata().join(name)).map_err(|e| e.to_string())?;
-    let mut decoder = StreamDecoder::new(CollationMap::default(), SchemaOptions { require_full_metadata: false });
+    let mut decoder = StreamDecoder::new(CollationMap::default(), options);
     let mut items = Vec::new();
     for event in FileEvents::new(&bytes).map_err(|e| e.to_string())? {
         let (offset, event) = event.map_err(|e| e.to_string())?;
@@ -183,4 +187,15 @@ fn flipped_bytes_never_panic() {
             assert!(result.is_ok(), "{name}: panic with byte {flip} flipped");
         }
     }
+}
+
+#[test]
+fn the_live_connector_refuses_minimal_row_metadata_with_the_fix() {
+    // Decodable for tests (positional columns), but the connector needs names and keys.
+    assert!(!rows(&decode("minimal_row_metadata.000001").expect("decodes without names")).is_empty());
+    let err = decode_with("minimal_row_metadata.000001", SchemaOptions { require_full_metadata: true })
+        .expect_err("minimal metadata is refused");
+    assert!(err.contains("its TABLE_MAP has no column names, so binlog_row_metadata was not FULL"), "{err}");
+    assert!(err.contains("fix: SET GLOBAL binlog_row_metadata = 'FULL' (MySQL: SET PERSIST)"), "{err}");
+    assert!(err.contains("delete rowferry's stored offset and start it again"), "{err}");
 }

@@ -128,8 +128,10 @@ pub struct SchemaOptions {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {
     #[error(
-        "table {db}.{table}: its TABLE_MAP has no column names, so binlog_row_metadata is not FULL; \
-         fix: SET GLOBAL binlog_row_metadata = 'FULL' (MySQL: SET PERSIST) and restart rowferry from a position after the change"
+        "table {db}.{table}: its TABLE_MAP has no column names, so binlog_row_metadata was not FULL when it was \
+         written; fix: SET GLOBAL binlog_row_metadata = 'FULL' (MySQL: SET PERSIST). The events already written \
+         cannot be decoded: delete rowferry's stored offset and start it again, which starts at the current \
+         position and snapshots the tables (snapshot.mode = initial; see Recovery in docs/operations.md)"
     )]
     MinimalMetadata { db: String, table: String },
     #[error("table {db}.{table} column {column}: {problem}")]
