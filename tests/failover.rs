@@ -5,7 +5,7 @@
 mod common;
 
 use common::connector::{Connector, consume, covers, offset_reaches, stop};
-use common::{MARIADB, MARIADB_BAD, admin, env, position_now, unique};
+use common::{MARIADB, admin, env, position_now, unique};
 use rowferry::position::Position;
 use std::time::{Duration, Instant};
 
@@ -68,13 +68,17 @@ async fn mariadb_refuses_a_server_without_the_stored_history() {
     offset_reaches(&connector, |g| covers(g, &now)).await;
     assert_eq!(stop(&mut child).await, Some(0));
 
-    // Another server, another history (the misconfigured test server has few transactions).
-    let before = connector.offset().expect("offset");
-    connector.point_at(&env(MARIADB_BAD));
+    // A server with another history: one that never ran the transactions of GTID domain 9 that
+    // the stored offset (as if written against a different primary) includes.
+    let mut before = connector.offset().expect("offset");
+    let foreign = format!("{},9-9-5", before["gtid_set"].as_str().expect("gtid_set"));
+    before["gtid_set"] = serde_json::Value::String(foreign);
+    std::fs::write(connector.offsets.path().join("offset.json"), before.to_string()).expect("write offset");
     let status = connector.start().wait().expect("run");
     assert_eq!(status.code(), Some(1));
     let stderr = connector.log();
-    assert!(stderr.contains("does not contain rowferry's position") && stderr.contains("diverged"), "{stderr}");
+    assert!(stderr.contains("does not contain rowferry's position: 9-9-5"), "{stderr}");
+    assert!(stderr.contains("diverged"), "{stderr}");
     assert_eq!(connector.offset().expect("offset"), before, "the stored offset is untouched");
     admin(&primary, &[format!("DROP DATABASE {db}")]).await;
 }
