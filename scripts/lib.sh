@@ -53,6 +53,25 @@ stop_pid() {
   wait_until 30 "$what stopped" bash -c "! kill -0 $pid" || { log "$what did not stop in 30 s; killing"; kill -9 "$pid" 2>/dev/null || true; }
 }
 
+# make_tls DIR: a private CA (DIR/ca.pem) and a server certificate it signed for 127.0.0.1 and
+# localhost (DIR/server-cert.pem, DIR/server-key.pem), unless DIR already has them. Each server
+# gets its own CA, so a test can show that another server's CA is refused.
+make_tls() {
+  local dir=$1
+  [ -f "$dir/server-cert.pem" ] && return 0
+  command -v openssl >/dev/null || apt_install openssl
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=rowferry test CA $(date +%s%N)" \
+      -keyout ca-key.pem -out ca.pem 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server-key.pem -out server.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >ext.cnf
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 3650 -extfile ext.cnf \
+      -out server-cert.pem 2>/dev/null
+  ) || die "creating TLS certificates in $dir failed"
+}
+
 # ensure_build_deps: what building rowferry needs beyond Rust (librdkafka is built with TLS/SASL
 # against the system OpenSSL).
 ensure_build_deps() {

@@ -18,11 +18,25 @@ pub async fn check(settings: &Settings) -> Vec<Finding> {
     let mut conn = match source::connect(s).await {
         Ok(conn) => conn,
         Err(e) => {
+            let certificate = matches!(&e, SourceError::Connect { source, .. } if source::is_certificate_error(source));
+            let (found, fix) = match (&e, certificate) {
+                // The error text already ends with the TLS fix; the line carries it once.
+                (SourceError::Connect { host, port, user, source }, true) => (
+                    format!("cannot connect to {host}:{port} as {user}: {source}"),
+                    source::TLS_FIX.trim_start_matches("; fix: ").to_string(),
+                ),
+                _ => (
+                    e.to_string(),
+                    "check source.host, source.port, source.user and the password, and that the server accepts this \
+                     client"
+                        .to_string(),
+                ),
+            };
             return vec![Finding::fail(
                 "connection",
                 format!("login to {}:{} as {}", s.host, s.port, s.user),
-                e.to_string(),
-                "check source.host, source.port, source.user and the password, and that the server accepts this client",
+                found,
+                fix,
             )];
         }
     };

@@ -16,7 +16,7 @@ use crate::error::ErrorClass;
 /// Errors talking to the source server.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("cannot connect to {host}:{port} as {user}: {source}")]
+    #[error("cannot connect to {host}:{port} as {user}: {source}{}", if is_certificate_error(source) { TLS_FIX } else { "" })]
     Connect { host: String, port: u16, user: String, source: mysql_async::Error },
     #[error("query `{query}` failed: {source}")]
     Query { query: String, source: mysql_async::Error },
@@ -24,6 +24,16 @@ pub enum SourceError {
     Unexpected { query: String, detail: String },
     #[error("source.flavor is {configured} but the server is {actual} ({version}); fix source.flavor or the address")]
     FlavorMismatch { configured: Flavor, actual: Flavor, version: String },
+}
+
+/// What fixes a rejected server certificate.
+pub const TLS_FIX: &str = "; fix: source.tls.ca_file must hold the CA that signed the server's certificate \
+     (and with tls.mode = \"verify_identity\" the certificate must name source.host)";
+
+/// The server's TLS certificate was rejected (wrong CA, expired, another name).
+pub fn is_certificate_error(e: &mysql_async::Error) -> bool {
+    let text = e.to_string();
+    text.contains("certificate") || text.contains("CertificateError")
 }
 
 impl SourceError {
