@@ -3,7 +3,9 @@
 //!   the initial snapshot completes, and once the stream has caught up the latest record per key
 //!   in Kafka equals the table, row for row;
 //! * `kill -9` in the middle of a snapshot, then a restart: the copy resumes after the last
-//!   durable chunk (no row at or before the stored boundary is copied again) and ends complete.
+//!   durable chunk (no row at or before the stored boundary is copied again) and ends complete;
+//! * MariaDB binlogs purged past the stored position: refused without `when_needed`, snapshotted
+//!   again with it.
 
 mod common;
 
@@ -238,4 +240,111 @@ async fn mariadb_snapshot_resumes_after_kill_from_the_last_durable_chunk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_snapshot_resumes_after_kill_from_the_last_durable_chunk() {
     resume_after_kill(MYSQL).await;
+}
+
+/// A private MariaDB started by the environment script (binlogs are purged in it, which a test
+/// must not do to the shared servers); stopped when dropped.
+struct PrivateMariaDb {
+    name: String,
+    url: String,
+}
+
+impl PrivateMariaDb {
+    fn start() -> PrivateMariaDb {
+        let name = unique("purge");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mariadb"))
+            .args(["start", &name, &port.to_string()])
+            .output()
+            .expect("scripts/mariadb");
+        assert!(out.status.success(), "scripts/mariadb start: {}", String::from_utf8_lossy(&out.stderr));
+        PrivateMariaDb { name, url: String::from_utf8_lossy(&out.stdout).trim().to_string() }
+    }
+}
+
+impl Drop for PrivateMariaDb {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mariadb"))
+            .args(["stop", &self.name])
+            .output();
+    }
+}
+
+/// `snapshot.mode = "when_needed"` on MariaDB: after the binlogs past the stored position are
+/// purged, a start without it is refused with the purged error, and a start with it streams from
+/// now and snapshots the table again, so every row of the table is in Kafka as it is now. (Rows
+/// deleted in the purged binlogs keep their last record: nothing tells rowferry they are gone.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_when_needed_snapshots_again_after_the_stored_position_was_purged() {
+    let server = PrivateMariaDb::start();
+    let url = server.url.clone();
+    let db = unique("purged");
+    seed(&url, &db, 100).await;
+    let mut c = Connector::new(&url, &db).with_snapshots().with_extra("[snapshot]\nmode = \"when_needed\"\n");
+    let mut child = c.start();
+    snapshot_complete(&c, Duration::from_secs(60)).await;
+    let now = position_now(&url).await.to_string();
+    offset_reaches(&c, |g| covers(g, &now)).await;
+    assert_eq!(common::connector::stop(&mut child).await, Some(0));
+
+    // While rowferry is down: changes, then their binlog is purged.
+    admin(
+        &url,
+        &[
+            format!("UPDATE {db}.t SET k = k + 1000, c = 'changed' WHERE id <= 10"),
+            format!("INSERT INTO {db}.t VALUES (101, 101, 'new'), (102, 102, 'new')"),
+            format!("DELETE FROM {db}.t WHERE id = 50"),
+            "FLUSH BINARY LOGS".to_string(),
+        ],
+    )
+    .await;
+    // MariaDB purges a binlog only once its checkpoint has moved to the next file, which happens
+    // shortly after the flush: purge until the older files are gone.
+    let mut conn = mysql_async::Conn::from_url(url.as_str()).await.expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs: Vec<(String, u64)> = conn.query("SHOW BINARY LOGS").await.expect("binary logs");
+        if logs.len() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the binlogs were never purged: {logs:?}");
+        let newest = &logs.last().expect("a binlog").0;
+        conn.query_drop(format!("PURGE BINARY LOGS TO '{newest}'")).await.expect("purge");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    c.snapshots = false;
+    let mut child = c.start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rowferry started on a purged position:\n{}", c.log());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(1), "{}", c.log());
+    assert!(
+        c.log().contains("the source has purged transactions rowferry has not read yet: domain 0: after"),
+        "{}",
+        c.log()
+    );
+
+    c.snapshots = true;
+    let mut child = c.start();
+    snapshot_complete(&c, Duration::from_secs(60)).await;
+    let now = position_now(&url).await.to_string();
+    offset_reaches(&c, |g| covers(g, &now)).await;
+    assert!(c.log().contains("the stored position is gone from the source: streaming from now and snapshotting"));
+    // Read while rowferry runs: it serves the schemas.
+    let rows = table(&url, &db).await;
+    let records = consume(&c, &format!("{db}.{db}.t"), 100 + rows.len()).await;
+    assert_eq!(common::connector::stop(&mut child).await, Some(0));
+    let (mut kafka, ops) = latest(&records);
+    assert_eq!(ops.get("r"), Some(&(100 + rows.len())), "two snapshots and nothing else: {ops:?}");
+    assert_eq!(kafka.remove(&50), Some((50, "seed-50".to_string())), "the deleted row keeps its last record");
+    assert_same("after the purge", &kafka, &rows);
 }

@@ -131,6 +131,13 @@ impl ReaderError {
         {
             return ReaderError::SameServerId { server_id, detail: s.message.clone() };
         }
+        // MariaDB, when its binlogs no longer reach back to the requested position.
+        if let mysql_async::Error::Server(s) = &e
+            && s.code == 1236
+            && s.message.contains("have been purged")
+        {
+            return ReaderError::Purged { missing: s.message.clone() };
+        }
         ReaderError::Stream(e)
     }
 }
@@ -156,8 +163,8 @@ pub async fn current_position(conn: &mut Conn, flavor: Flavor) -> Result<Positio
 }
 
 /// Refuses a start position the server cannot continue from: one it never had (diverged or
-/// behind) or, on MySQL, one whose continuation it purged. (MariaDB answers a dump from a purged
-/// position with error 1236, which is fatal too.)
+/// behind), or one whose continuation it purged (MySQL: `gtid_purged`; MariaDB: the GTID state
+/// its oldest binlog starts from is past the position in some domain).
 pub async fn check_start(conn: &mut Conn, start: &Position) -> Result<(), ReaderError> {
     let start = match start {
         Position::MySql(set) => set,
@@ -179,7 +186,7 @@ pub async fn check_start(conn: &mut Conn, start: &Position) -> Result<(), Reader
                     .collect();
                 return Err(ReaderError::Diverged { missing: missing.join(", ") });
             }
-            return Ok(());
+            return mariadb_check_purged(conn, pos).await;
         }
     };
     let executed = MySqlGtidSet::parse(&query_one(conn, "SELECT @@GLOBAL.gtid_executed").await?)?;
@@ -193,6 +200,41 @@ pub async fn check_start(conn: &mut Conn, start: &Position) -> Result<(), Reader
         return Err(ReaderError::Purged { missing: lost.to_string() });
     }
     Ok(())
+}
+
+/// MariaDB keeps no purged set: the binlogs still there start at the GTID state of the oldest one.
+/// A domain whose position is before that state lost the transactions in between. Without the
+/// privilege to list binlogs (BINLOG MONITOR) this cannot be told here; the dump then fails
+/// with 1236, which [`ReaderError::stream`] reports as purged too.
+async fn mariadb_check_purged(conn: &mut Conn, start: &MariaDbPosition) -> Result<(), ReaderError> {
+    let logs = match query_text(conn, "SHOW BINARY LOGS").await {
+        Ok(logs) => logs,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the binlogs to check for purged ones (grant BINLOG MONITOR)");
+            return Ok(());
+        }
+    };
+    let Some(Some(oldest)) = logs.first().and_then(|row| row.first().cloned()) else { return Ok(()) };
+    let rows = source::exec_text(conn, "SELECT BINLOG_GTID_POS(?, 4)", vec![oldest.clone().into()]).await?;
+    let Some(Some(state)) = rows.first().and_then(|row| row.first().cloned()) else { return Ok(()) };
+    let lost = purged_between(start, &MariaDbPosition::parse(&state)?);
+    if lost.is_empty() {
+        return Ok(());
+    }
+    Err(ReaderError::Purged {
+        missing: format!("{} (the oldest binlog, {oldest}, starts after {state})", lost.join(", ")),
+    })
+}
+
+/// Per domain, the transactions after `start` and up to `oldest` (where the binlogs begin).
+fn purged_between(start: &MariaDbPosition, oldest: &MariaDbPosition) -> Vec<String> {
+    oldest
+        .gtids()
+        .filter_map(|first| {
+            let ours = start.gtids().find(|g| g.domain == first.domain)?;
+            (ours.seq < first.seq).then(|| format!("domain {}: after {ours} up to {first}", first.domain))
+        })
+        .collect()
 }
 
 /// Collation id → charset, from the server.
@@ -475,4 +517,26 @@ fn jitter(d: Duration) -> Duration {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |t| t.subsec_nanos());
     let factor = 0.75 + f64::from(nanos % 1000) / 2000.0;
     d.mul_f64(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(text: &str) -> MariaDbPosition {
+        MariaDbPosition::parse(text).expect("position")
+    }
+
+    #[test]
+    fn a_domain_behind_the_oldest_binlog_was_purged() {
+        assert!(purged_between(&pos("0-1-100"), &pos("")).is_empty(), "binlogs from the beginning");
+        assert!(purged_between(&pos("0-1-100"), &pos("0-1-100")).is_empty(), "starts right after us");
+        assert!(purged_between(&pos("0-1-100,1-2-7"), &pos("0-2-90")).is_empty(), "seq counts, not server");
+        assert_eq!(
+            purged_between(&pos("0-1-100,1-2-7"), &pos("0-1-150,1-2-7")),
+            ["domain 0: after 0-1-100 up to 0-1-150"]
+        );
+        // A domain rowferry never saw is not this check's business (the dump decides).
+        assert!(purged_between(&pos("0-1-100"), &pos("5-5-5")).is_empty());
+    }
 }
