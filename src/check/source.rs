@@ -18,18 +18,13 @@ pub async fn check(settings: &Settings) -> Vec<Finding> {
     let mut conn = match source::connect(s).await {
         Ok(conn) => conn,
         Err(e) => {
-            let certificate = matches!(&e, SourceError::Connect { source, .. } if source::is_certificate_error(source));
-            let (found, fix) = match (&e, certificate) {
-                // The error text already ends with the TLS fix; the line carries it once.
-                (SourceError::Connect { host, port, user, source }, true) => (
-                    format!("cannot connect to {host}:{port} as {user}: {source}"),
-                    source::TLS_FIX.trim_start_matches("; fix: ").to_string(),
-                ),
-                _ => (
-                    e.to_string(),
-                    "check source.host, source.port, source.user and the password, and that the server accepts this \
-                     client"
-                        .to_string(),
+            // A rejected certificate's error ends with its own fix; the line carries it once.
+            let text = e.to_string();
+            let (found, fix) = match text.strip_suffix(source::TLS_FIX) {
+                Some(found) => (found.to_string(), source::TLS_FIX.trim_start_matches("; fix: ")),
+                None => (
+                    text,
+                    "check source.host, source.port, source.user and the password, and that the server accepts this client",
                 ),
             };
             return vec![Finding::fail(
