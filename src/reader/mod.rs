@@ -11,7 +11,9 @@
 //!   an event nor a heartbeat for `read_timeout` (> heartbeat) means the link is dead: reconnect
 //!   with exponential backoff and jitter, with the same server_id — the source then retires the
 //!   old dump thread — from the last fully processed transaction. The [`Assembler`] voids a
-//!   half-received transaction ([`TxnEvent::Abort`] if it had started streaming).
+//!   half-received transaction ([`TxnEvent::Abort`] if it had started streaming). Only events
+//!   past a dump's preamble reset the backoff. Another process that connects with the same
+//!   server_id takes the stream over: rowferry then stops ([`ReaderError::SameServerId`]).
 //! * **Backpressure.** Events go downstream through a bounded channel; a slow consumer slows the
 //!   reads, and the server's socket buffers, not rowferry's memory, absorb the difference.
 //!
