@@ -7,7 +7,7 @@
 //! copier ──chunks (bounded)──▶ [merger] ──▲ (between transactions, once the stream has passed them)
 //! ```
 //!
-//! The snapshot side of the loop (plan, requests, chunk emission) is in [`snapshot`].
+//! The snapshot side of the loop (plan, requests, chunk emission) is in `app::snapshot`.
 //!
 //! The loop is `biased`: delivery reports first (they free capacity and move the offset), then
 //! shutdown, then the commit tick, then snapshot chunks (so a copy is never starved by a busy

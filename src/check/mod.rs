@@ -4,7 +4,7 @@
 //! line>`, prefixed by `ok`, `warn` or `FAIL`. The check fails (exit code 1) when any line is
 //! FAIL; warnings are recommendations. `run` and `snapshot` apply the source rules before they
 //! read ([`preflight`]). The rules are pure functions ([`rules`]) fed by two
-//! gatherers ([`source`], [`kafka`]) that run concurrently.
+//! gatherers (`source`, `kafka`) that run concurrently.
 
 mod kafka;
 mod preflight;

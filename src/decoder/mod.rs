@@ -1,7 +1,7 @@
-//! Decoder stage: rows events → typed [`RowChange`]s, against the schema of their TABLE_MAP.
+//! Decoder stage: rows events → typed [`RowChange`](crate::change::RowChange)s, against the schema of their TABLE_MAP.
 //!
 //! The per-table work (types, signedness, charsets, labels) is done once, when the TABLE_MAP is
-//! turned into a [`TableSchema`] whose column types are the decode plan; decoding a row is then
+//! turned into a [`TableSchema`](crate::schema::TableSchema) whose column types are the decode plan; decoding a row is then
 //! one pass over the columns with a `match` per value and no lookups. Known traps handled here
 //! (INFRA.md): negative MEDIUMINT is sign-extended, YEAR 0 is 0000, TIMESTAMP stays UTC epoch
 //! seconds, BINARY(n) is padded back to n bytes, ENUM/SET become labels, latin1 is transcoded

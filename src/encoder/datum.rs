@@ -2,7 +2,7 @@
 //!
 //! Zero dates (`0000-00-00`, a zero month or day) and the zero TIMESTAMP have no Avro date or
 //! timestamp: they become `null`. Decimals are written as two's-complement big-endian bytes of
-//! exactly [`decimal_width`](super::avro_schema::decimal_width) bytes, sign-extended.
+//! exactly [`super::avro_schema::decimal_width`] bytes, sign-extended.
 
 use super::EncodeError;
 use super::avro_schema::decimal_width;

@@ -1,5 +1,5 @@
 //! `/metrics` in the Prometheus text format (version 0.0.4). Every metric is declared once in
-//! [`METRICS`] (name, type, help) and rendered from [`Ops`](super::Ops); labels: `table` (bounded,
+//! [`METRICS`] (name, type, help) and rendered from [`super::Ops`]; labels: `table` (bounded,
 //! see the module docs of `ops`), `op` (`c`, `u`, `d`), and the committed GTID set on one info
 //! series.
 
