@@ -571,12 +571,15 @@ async fn a_position_the_server_never_had_is_refused() {
     assert!(err.to_string().contains("diverged"), "{err}");
 }
 
-/// Two readers with one server_id. The source hands the stream to the newcomer and drops the
-/// first one, which stops with an error naming the id and the fix (fighting back would make the
-/// two take turns); the newcomer continues from its start with nothing lost.
-async fn one_server_id_two_readers(server: &str) {
+/// Two readers with one server_id on MySQL. The source hands the stream to the newcomer and
+/// drops the first one, which stops with an error naming the id and the fix (fighting back would
+/// make the two take turns); the newcomer continues from its start with nothing lost. (MariaDB
+/// usually does the same, with error 4052, but not always: under load it was seen serving both
+/// dumps, so its side is a unit test of the error's classification.)
+#[tokio::test]
+async fn mysql_reader_displaced_by_one_with_the_same_server_id_stops_with_a_clear_error() {
     use std::sync::atomic::Ordering::Relaxed;
-    let url = env(server);
+    let url = env(MYSQL);
     let db = unique("sameid");
     admin(&url, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)")]).await;
     let options = ReaderOptions {
@@ -616,14 +619,4 @@ async fn one_server_id_two_readers(server: &str) {
     conn.query_drop(format!("INSERT INTO {db}.t VALUES (2)")).await.expect("insert");
     let seen = committed_until(&mut second_rx, &db, LIMIT, |t| t.len() >= 2).await;
     assert_eq!(row_count(&seen), 2, "the second reader continues from its start with nothing lost");
-}
-
-#[tokio::test]
-async fn mariadb_reader_displaced_by_one_with_the_same_server_id_stops_with_a_clear_error() {
-    one_server_id_two_readers(MARIADB).await;
-}
-
-#[tokio::test]
-async fn mysql_reader_displaced_by_one_with_the_same_server_id_stops_with_a_clear_error() {
-    one_server_id_two_readers(MYSQL).await;
 }

@@ -525,6 +525,30 @@ fn jitter(d: Duration) -> Duration {
 mod tests {
     use super::*;
 
+    fn server_error(code: u16, message: &str) -> mysql_async::Error {
+        mysql_async::Error::Server(mysql_async::ServerError { code, message: message.into(), state: "HY000".into() })
+    }
+
+    #[test]
+    fn takeover_and_purge_answers_get_their_own_errors() {
+        // As the servers word them (MariaDB 10.11, MySQL 9.7).
+        let mariadb = "A slave with the same server_uuid/server_id as this slave has connected to the master";
+        let mysql = "A replica with the same server_uuid/server_id as this replica has connected to the source; \
+                     the first event '' at 4, the last event read from './binlog.000002' at 749";
+        for e in [server_error(4052, mariadb), server_error(1236, mysql)] {
+            let err = ReaderError::stream(e, 77);
+            assert!(matches!(err, ReaderError::SameServerId { server_id: 77, .. }), "{err}");
+            assert_eq!(err.class(), ErrorClass::Fatal);
+        }
+        let purged = "Could not find GTID state requested by slave in any binlog files. Probably the slave state is \
+                      too old and required binlog files have been purged.";
+        let err = ReaderError::stream(server_error(1236, purged), 77);
+        assert!(matches!(err, ReaderError::Purged { .. }), "{err}");
+        assert!(err.to_string().starts_with("the source has purged transactions rowferry has not read yet"));
+        let other = ReaderError::stream(server_error(1105, "unknown error"), 77);
+        assert!(matches!(other, ReaderError::Stream(_)) && other.class() == ErrorClass::Retryable);
+    }
+
     fn pos(text: &str) -> MariaDbPosition {
         MariaDbPosition::parse(text).expect("position")
     }
