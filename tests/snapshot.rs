@@ -5,7 +5,8 @@
 //! * `kill -9` in the middle of a snapshot, then a restart: the copy resumes after the last
 //!   durable chunk (no row at or before the stored boundary is copied again) and ends complete;
 //! * MariaDB binlogs purged past the stored position: refused without `when_needed`, snapshotted
-//!   again with it.
+//!   again with it;
+//! * `rowferry snapshot --then-stream` bootstraps, then keeps streaming.
 
 mod common;
 
@@ -347,4 +348,28 @@ async fn mariadb_when_needed_snapshots_again_after_the_stored_position_was_purge
     assert_eq!(ops.get("r"), Some(&(100 + rows.len())), "two snapshots and nothing else: {ops:?}");
     assert_eq!(kafka.remove(&50), Some((50, "seed-50".to_string())), "the deleted row keeps its last record");
     assert_same("after the purge", &kafka, &rows);
+}
+
+/// `rowferry snapshot --then-stream` with no connector running: the bootstrap snapshots the table
+/// (whatever `snapshot.mode` says; here `never`) and the process keeps streaming afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_snapshot_then_stream_keeps_streaming_after_the_bootstrap() {
+    let url = env(MARIADB);
+    let db = unique("thenstream");
+    seed(&url, &db, 50).await;
+    let c = Connector::new(&url, &db);
+    let mut child = c.start_command(&["snapshot", "--then-stream"]);
+    snapshot_complete(&c, Duration::from_secs(60)).await;
+    admin(
+        &url,
+        &[format!("INSERT INTO {db}.t VALUES (51, 51, 'after')"), format!("UPDATE {db}.t SET k = 100 WHERE id = 1")],
+    )
+    .await;
+    let now = position_now(&url).await.to_string();
+    offset_reaches(&c, |g| covers(g, &now)).await;
+    let records = consume(&c, &format!("{db}.{db}.t"), 52).await;
+    let (kafka, ops) = latest(&records);
+    assert_eq!(ops, BTreeMap::from([("r".to_string(), 50), ("c".to_string(), 1), ("u".to_string(), 1)]));
+    assert_same("snapshot, then the stream", &kafka, &table(&url, &db).await);
+    assert_eq!(common::connector::stop(&mut child).await, Some(0));
 }

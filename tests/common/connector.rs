@@ -127,12 +127,18 @@ impl Connector {
     }
 
     pub fn start(&self) -> Child {
+        self.start_command(&["run"])
+    }
+
+    /// Starts `rowferry ARGS… --config FILE` (`run`, or `snapshot --then-stream`, …).
+    pub fn start_command(&self, args: &[&str]) -> Child {
         let mut command = Command::new(env!("CARGO_BIN_EXE_rowferry"));
         if !self.snapshots {
             command.env("ROWFERRY__SNAPSHOT__MODE", "never");
         }
         command
-            .args(["run", "--config"])
+            .args(args)
+            .arg("--config")
             .arg(self.config.path())
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
