@@ -245,11 +245,15 @@ async fn stream(
     ops: &Arc<Ops>,
     (plan, run_options): (Option<snapshot::SnapshotPlan>, &RunOptions),
 ) -> Result<(), RunError> {
-    let mut encoder = Encoder::new(registry, settings.topics.clone(), settings.columns.clone());
-    let mut publisher =
+    let publisher =
         Publisher::new(&settings.kafka, TopicSpec::data(&settings.topics), MAX_INFLIGHT, MAX_INFLIGHT_BYTES)?;
     ops.attach_latency(publisher.latency());
-    let mut committer = Committer::new(start.clone(), offsets, &settings.name, settings.commit_interval);
+    let mut st = Stages {
+        encoder: Encoder::new(registry, settings.topics.clone(), settings.columns.clone()),
+        publisher,
+        committer: Committer::new(start.clone(), offsets, &settings.name, settings.commit_interval),
+        acks: Vec::new(),
+    };
     let merger = Merger::new(start.clone());
     // Snapshot chunks come into the loop before any binlog event is read, so no window can miss
     // a routed transaction; the copier's jobs are queued once the loop exists.
@@ -270,7 +274,7 @@ async fn stream(
         for job in snapshot::jobs(progress.kind, &progress.tables, &tables) {
             let _ = job_tx.try_send(job);
         }
-        committer.snapshot_resume(progress);
+        st.committer.snapshot_resume(progress);
         captured = tables;
     }
     // The bootstrap command takes no requests: its copier ends with its tables.
@@ -293,7 +297,7 @@ async fn stream(
     ops.attach_reader(Arc::clone(&reader_stats));
     let reader = tokio::spawn(async move { reader.run(start, tx).await });
     let snapshotting = |c: &Committer| c.snapshot().is_some_and(|s| !s.is_complete());
-    ops.set_state(if snapshotting(&committer) { State::Snapshotting } else { State::Streaming });
+    ops.set_state(if snapshotting(&st.committer) { State::Snapshotting } else { State::Streaming });
     let mut paused = ops.paused();
     let mut watchdog = tokio::time::interval(Duration::from_secs(1));
     let mut stalled = false;
@@ -312,7 +316,6 @@ async fn stream(
         stopped: Default::default(),
         merger,
     };
-    let mut acks = Vec::new();
     let connector = match flavor {
         Flavor::MySql => "mysql",
         Flavor::MariaDb => "mariadb",
@@ -320,16 +323,16 @@ async fn stream(
     let reader_ended = loop {
         tokio::select! {
             biased;
-            _ = publisher.acks_ready(), if publisher.inflight() > 0 => {
-                publisher.take_acks(&mut acks);
-                settle(&mut acks, &mut committer, ops)?;
+            _ = st.publisher.acks_ready(), if st.publisher.inflight() > 0 => {
+                st.publisher.take_acks(&mut st.acks);
+                st.settle(ops)?;
             }
             _ = &mut shutdown => break false,
             _ = tick.tick() => {
-                if committer.commit(false).await? {
-                    ops.committed(committer.position().to_string());
+                if st.committer.commit(false).await? {
+                    ops.committed(st.committer.position().to_string());
                 }
-                if let Some(s) = committer.snapshot() {
+                if let Some(s) = st.committer.snapshot() {
                     for (table, p) in &s.tables {
                         if p.done {
                             ops.snapshot_done(table);
@@ -337,11 +340,11 @@ async fn stream(
                     }
                 }
                 if !*paused.borrow() {
-                    ops.set_state(if snapshotting(&committer) { State::Snapshotting } else { State::Streaming });
+                    ops.set_state(if snapshotting(&st.committer) { State::Snapshotting } else { State::Streaming });
                 }
-                if run_options.stop_after_snapshot && copier_done && publisher.inflight() == 0 && route.merger.is_idle() {
-                    committer.commit(true).await?;
-                    if snapshotting(&committer) {
+                if run_options.stop_after_snapshot && copier_done && st.publisher.inflight() == 0 && route.merger.is_idle() {
+                    st.committer.commit(true).await?;
+                    if snapshotting(&st.committer) {
                         return Err(RunError::Other(
                             "the snapshot did not complete: see the errors above (the finished tables' progress \
                              is stored; `rowferry snapshot` again resumes)"
@@ -357,27 +360,27 @@ async fn stream(
                 // Closed when nothing takes requests (the bootstrap command): stop polling it.
                 requests_open = request.is_some();
                 if let (Some(tables), Some(jobs_tx)) = (request, job_tx.as_ref()) {
-                    snapshot::request(settings, tables, &mut captured, &mut committer, jobs_tx).await;
+                    snapshot::request(settings, tables, &mut captured, &mut st.committer, jobs_tx).await;
                 }
             }
-            msg = chunk_rx.recv(), if chunks_open && publisher.has_capacity() && !*paused.borrow() => {
+            msg = chunk_rx.recv(), if chunks_open && st.publisher.has_capacity() && !*paused.borrow() => {
                 // Closed once the copier has ended (the bootstrap command): stop polling it.
                 chunks_open = msg.is_some();
                 if let Some(msg) = msg {
                     route.merger.handle(msg);
                     if route.txn.is_none() {
                         let ctx = Ctx { settings, connector, server_id: settings.source.server_id.get(), ops, now_ms: crate::ops::now_ms() as i64 };
-                        snapshot::emit_chunks(&mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
-                        settle(&mut acks, &mut committer, ops)?;
+                        snapshot::emit_chunks(&mut route, &ctx, &mut st).await?;
+                        st.settle(ops)?;
                     }
                 }
             }
             _ = watchdog.tick() => {
                 ops.inflight(
-                    publisher.inflight(),
-                    publisher.inflight_bytes(),
-                    !publisher.has_capacity(),
-                    publisher.acked_bytes(),
+                    st.publisher.inflight(),
+                    st.publisher.inflight_bytes(),
+                    !st.publisher.has_capacity(),
+                    st.publisher.acked_bytes(),
                 );
                 let readiness = ops.readiness();
                 if readiness.source_stalled && !stalled {
@@ -388,7 +391,7 @@ async fn stream(
                 stalled = readiness.source_stalled;
             }
             _ = paused.changed() => {}
-            event = rx.recv(), if publisher.has_capacity() && !*paused.borrow() => {
+            event = rx.recv(), if st.publisher.has_capacity() && !*paused.borrow() => {
                 let Some(mut event) = event else { break true };
                 let now_ms = crate::ops::now_ms() as i64;
                 let ctx = Ctx { settings, connector, server_id: settings.source.server_id.get(), ops, now_ms };
@@ -397,13 +400,13 @@ async fn stream(
                 let mut routed = 0;
                 loop {
                     ops.event();
-                    route_event(event, &mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
+                    route_event(event, &mut route, &ctx, &mut st).await?;
                     if route.txn.is_none() && !route.merger.is_idle() {
-                        snapshot::emit_chunks(&mut route, &ctx, &mut encoder, &mut publisher, &mut committer, &mut acks).await?;
+                        snapshot::emit_chunks(&mut route, &ctx, &mut st).await?;
                     }
-                    settle(&mut acks, &mut committer, ops)?;
+                    st.settle(ops)?;
                     routed += 1;
-                    if routed == EVENT_BATCH || !publisher.has_capacity() {
+                    if routed == EVENT_BATCH || !st.publisher.has_capacity() {
                         break;
                     }
                     match rx.try_recv() {
@@ -422,21 +425,21 @@ async fn stream(
     // Stop reading, settle what is in flight, store the final position.
     drop(rx);
     let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
-    while publisher.inflight() > 0 {
-        match tokio::time::timeout_at(deadline, publisher.next_acks(&mut acks)).await {
-            Ok(()) => settle(&mut acks, &mut committer, ops)?,
+    while st.publisher.inflight() > 0 {
+        match tokio::time::timeout_at(deadline, st.publisher.next_acks(&mut st.acks)).await {
+            Ok(()) => st.settle(ops)?,
             Err(_) => {
                 tracing::warn!(
-                    inflight = publisher.inflight(),
+                    inflight = st.publisher.inflight(),
                     "shutdown deadline passed with records in flight; they will be sent again"
                 );
                 break;
             }
         }
     }
-    committer.commit(true).await?;
-    ops.committed(committer.position().to_string());
-    tracing::info!(position = %committer.position(), "stopped; offset committed");
+    st.committer.commit(true).await?;
+    ops.committed(st.committer.position().to_string());
+    tracing::info!(position = %st.committer.position(), "stopped; offset committed");
     // The reader ends as soon as it sees the channel closed; bounded anyway (then abandoned).
     let outcome = match tokio::time::timeout(Duration::from_secs(5), reader).await {
         Ok(joined) => joined.map_err(|e| RunError::Other(format!("reader task: {e}")))?,
@@ -462,15 +465,8 @@ struct Ctx<'a> {
 }
 
 /// Hands one event to the stage it belongs to.
-async fn route_event(
-    event: TxnEvent,
-    route: &mut Route,
-    ctx: &Ctx<'_>,
-    encoder: &mut Encoder,
-    publisher: &mut Publisher,
-    committer: &mut Committer,
-    acks: &mut Vec<(RecordId, Result<(), String>)>,
-) -> Result<(), RunError> {
+async fn route_event(event: TxnEvent, route: &mut Route, ctx: &Ctx<'_>, st: &mut Stages) -> Result<(), RunError> {
+    let Stages { encoder, publisher, committer, acks } = st;
     match event {
         TxnEvent::Begin { gtid, commit_us } => {
             route.gtid = gtid.as_ref().map(Gtid::to_string).unwrap_or_default();
@@ -599,16 +595,24 @@ async fn route_event(
 }
 
 /// Hands delivery reports to the committer (and the figures to ops).
-fn settle(
-    acks: &mut Vec<(RecordId, Result<(), String>)>,
-    committer: &mut Committer,
-    ops: &Ops,
-) -> Result<(), RunError> {
-    for (record, result) in acks.drain(..) {
-        ops.acked(result.is_ok());
-        committer.delivered(record, result)?;
+/// The stages a routed event or snapshot chunk passes through, and the deliveries Kafka has
+/// reported but the committer has not yet been told about.
+struct Stages {
+    encoder: Encoder,
+    publisher: Publisher,
+    committer: Committer,
+    acks: Vec<(RecordId, Result<(), String>)>,
+}
+
+impl Stages {
+    /// Hands the reported deliveries to the committer.
+    fn settle(&mut self, ops: &Ops) -> Result<(), RunError> {
+        for (record, result) in self.acks.drain(..) {
+            ops.acked(result.is_ok());
+            self.committer.delivered(record, result)?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Topic, key and value (`None`: a tombstone) of one record.

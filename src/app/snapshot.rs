@@ -2,15 +2,13 @@
 //! and emitting the chunks the merger releases as `op = "r"` records, each chunk one
 //! pseudo-transaction of the commit tracker whose release makes the chunk's progress durable.
 
-use super::{Ctx, Route, RunError, encoder_record, send};
+use super::{Ctx, Route, RunError, Stages, encoder_record, send};
 use crate::change::{Op, RowChange};
-use crate::committer::RecordId;
 use crate::committer::stage::Committer;
 use crate::config::Settings;
 use crate::encoder::datum::SourceInfo;
-use crate::encoder::stage::Encoder;
 use crate::error::ErrorClass;
-use crate::publisher::{Publisher, RecordHeaders};
+use crate::publisher::RecordHeaders;
 use crate::snapshot::copier::Job;
 use crate::snapshot::merge::{Outcome, Ready};
 use crate::snapshot::progress::{SnapshotKind, SnapshotProgress, TableProgress};
@@ -92,14 +90,8 @@ pub(super) async fn request(
 }
 
 /// Emits every snapshot chunk the stream has caught up with (between two transactions only).
-pub(super) async fn emit_chunks(
-    route: &mut Route,
-    ctx: &Ctx<'_>,
-    encoder: &mut Encoder,
-    publisher: &mut Publisher,
-    committer: &mut Committer,
-    acks: &mut Vec<(RecordId, Result<(), String>)>,
-) -> Result<(), RunError> {
+pub(super) async fn emit_chunks(route: &mut Route, ctx: &Ctx<'_>, st: &mut Stages) -> Result<(), RunError> {
+    let Stages { encoder, publisher, committer, acks } = st;
     while let Some(ready) = route.merger.take_ready() {
         let (chunk, dropped, reply) = match ready {
             Ready::Retry { reply } => {
