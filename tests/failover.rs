@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::connector::{Connector, consume, covers, offset_reaches, stop};
+use common::connector::{Connector, consume, covers, exit_code, offset_reaches, stop};
 use common::{MARIADB, admin, env, position_now, unique};
 use rowferry::position::Position;
 use std::time::{Duration, Instant};
@@ -74,8 +74,8 @@ async fn mariadb_refuses_a_server_without_the_stored_history() {
     let foreign = format!("{},9-9-5", before["gtid_set"].as_str().expect("gtid_set"));
     before["gtid_set"] = serde_json::Value::String(foreign);
     std::fs::write(connector.offsets.path().join("offset.json"), before.to_string()).expect("write offset");
-    let status = connector.start().wait().expect("run");
-    assert_eq!(status.code(), Some(1));
+    let code = exit_code(&mut connector.start(), Duration::from_secs(60), "refused the foreign position").await;
+    assert_eq!(code, Some(1));
     let stderr = connector.log();
     assert!(stderr.contains("does not contain rowferry's position: 9-9-5"), "{stderr}");
     assert!(stderr.contains("diverged"), "{stderr}");

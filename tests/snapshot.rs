@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::connector::{Connector, consume, covers, offset_reaches};
+use common::connector::{Connector, consume, covers, exit_code, offset_reaches, snapshot_complete};
 use common::{MARIADB, MYSQL, admin, env, position_now, unique};
 use mysql_async::prelude::Queryable;
 use serde_json::Value;
@@ -115,18 +115,6 @@ fn assert_same(what: &str, kafka: &BTreeMap<i64, (i64, String)>, table: &BTreeMa
     assert_eq!(kafka.len(), table.len());
 }
 
-/// Waits for the stored offset to show the snapshot complete (the progress is dropped then).
-async fn snapshot_complete(c: &Connector, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        if c.offset().is_some_and(|o| o.get("snapshot").is_none_or(Value::is_null)) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "snapshot never completed: {:?}\nlog:\n{}", c.offset(), c.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn under_load(server: &str) {
     let url = env(server);
     let db = unique("snapload");
@@ -136,7 +124,9 @@ async fn under_load(server: &str) {
     let writers: Vec<_> = (0..3)
         .map(|i| tokio::spawn(writer(url.clone(), db.clone(), 0x9E37_79B9 + i, Arc::clone(&stop), Arc::clone(&count))))
         .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
     while count.load(Ordering::Relaxed) < 50 {
+        assert!(Instant::now() < deadline, "the writers made no progress");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Small chunks: many windows, each overlapping the writes.
@@ -315,19 +305,8 @@ async fn mariadb_when_needed_snapshots_again_after_the_stored_position_was_purge
     }
 
     c.snapshots = false;
-    let mut child = c.start();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("rowferry started on a purged position:\n{}", c.log());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(status.code(), Some(1), "{}", c.log());
+    let code = exit_code(&mut c.start(), Duration::from_secs(60), "refused on a purged position").await;
+    assert_eq!(code, Some(1), "{}", c.log());
     assert!(
         c.log().contains("the source has purged transactions rowferry has not read yet: domain 0: after"),
         "{}",

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::connector::{Connector, covers, offset_reaches};
+use common::connector::{Connector, covers, offset_reaches, snapshot_complete};
 use common::{MARIADB, MYSQL, admin, env, position_now, unique};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -60,11 +60,7 @@ async fn planted_faults_are_reported(server: &str) {
     .await;
     let connector = Connector::new(&url, &db).with_snapshots();
     let mut child = connector.start();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !connector.offset().is_some_and(|o| o.get("snapshot").is_none_or(serde_json::Value::is_null)) {
-        assert!(std::time::Instant::now() < deadline, "no snapshot: {}", connector.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    snapshot_complete(&connector, Duration::from_secs(60)).await;
     admin(
         &url,
         &[format!("UPDATE {db}.t SET v = 'changed' WHERE id <= 10"), format!("DELETE FROM {db}.t WHERE id = 200")],

@@ -184,13 +184,31 @@ pub fn covers(stored: &str, target: &str) -> bool {
 /// (a proxy or registry the test serves must keep working while rowferry drains).
 pub async fn stop(child: &mut Child) -> Option<i32> {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    exit_code(child, Duration::from_secs(30), "stopped after SIGTERM").await
+}
+
+/// Waits for the process to exit and returns its code; kills it and fails the test if it has
+/// not `what` within `limit`.
+pub async fn exit_code(child: &mut Child, limit: Duration, what: &str) -> Option<i32> {
+    let deadline = Instant::now() + limit;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return status.code();
         }
-        assert!(Instant::now() < deadline, "rowferry did not stop within 30 s of SIGTERM");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rowferry has not {what} within {limit:?}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits for the stored offset to show the snapshot complete (the progress is dropped then).
+pub async fn snapshot_complete(c: &Connector, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while !c.offset().is_some_and(|o| o.get("snapshot").is_none_or(serde_json::Value::is_null)) {
+        assert!(Instant::now() < deadline, "snapshot never completed: {:?}\nlog:\n{}", c.offset(), c.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
