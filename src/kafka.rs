@@ -1,6 +1,7 @@
 //! Small Kafka helpers shared by the stages that talk to the cluster directly (publisher,
 //! offset store, embedded registry): one way to build a client from the settings, to create a
-//! topic idempotently, and to read a single-partition topic from its start to its current end.
+//! topic idempotently (returning once it can be used), and to read a single-partition topic from
+//! its start to its current end.
 //!
 //! Every client uses [`Context`], which keeps librdkafka's messages in rowferry's log without
 //! flooding it: while a broker is down librdkafka reports each failed reconnect from each client,
@@ -17,7 +18,7 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a repeated librdkafka message stays quiet.
@@ -125,8 +126,14 @@ impl TopicSpec {
     }
 }
 
-/// Creates `topic` as `spec` says unless it exists (an existing topic is used as it is).
-pub async fn create_topic(admin: &AdminClient<Context>, topic: &str, spec: &TopicSpec) -> Result<(), String> {
+/// How long a new topic may take to appear in the brokers' metadata.
+const TOPIC_LISTED: Duration = Duration::from_secs(30);
+
+/// Creates `topic` as `spec` says unless it exists (an existing topic is used as it is), and
+/// returns once the cluster's metadata lists it with a leader for every partition. (A KRaft
+/// broker learns of a new topic from the metadata log a moment after CreateTopics has answered;
+/// a read or write before that fails with "Unknown partition".)
+pub async fn create_topic(admin: &Arc<AdminClient<Context>>, topic: &str, spec: &TopicSpec) -> Result<(), String> {
     let mut new = NewTopic::new(topic, spec.partitions, TopicReplication::Fixed(spec.replication));
     for (key, value) in &spec.config {
         new = new.set(key, value);
@@ -138,7 +145,33 @@ pub async fn create_topic(admin: &AdminClient<Context>, topic: &str, spec: &Topi
             return Err(format!("creating topic {topic}: {code}"));
         }
     }
-    Ok(())
+    let (admin, name) = (Arc::clone(admin), topic.to_string());
+    tokio::task::spawn_blocking(move || wait_listed(&admin, &name)).await.map_err(|e| e.to_string())?
+}
+
+/// Waits (blocking) until the metadata lists `topic` with a leader for each partition.
+fn wait_listed(admin: &AdminClient<Context>, topic: &str) -> Result<(), String> {
+    let deadline = Instant::now() + TOPIC_LISTED;
+    loop {
+        let listed = admin.inner().fetch_metadata(Some(topic), Duration::from_secs(1)).map(|m| {
+            m.topics().iter().any(|t| {
+                t.name() == topic
+                    && t.error().is_none()
+                    && !t.partitions().is_empty()
+                    && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())
+            })
+        });
+        match listed {
+            Ok(true) => return Ok(()),
+            _ if Instant::now() >= deadline => {
+                return Err(format!(
+                    "topic {topic} was created but the brokers did not list it within {TOPIC_LISTED:?}"
+                ));
+            }
+            // The next metadata request: librdkafka's own retry pace for a missing topic.
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
 }
 
 /// Consumer settings for reading a topic through as fast as it comes: a full prefetch queue

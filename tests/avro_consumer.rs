@@ -63,6 +63,9 @@ async fn stock_client_reads_what_rowferry_writes(server: &str) {
     };
     let registry = Arc::new(EmbeddedRegistry::open(&kafka, &unique("_schemas"), -1).await.expect("registry"));
     let topic = format!("rowferry.{db}.t");
+    // As the publisher does: the broker creates no topic on first use.
+    let topics = Arc::new(rowferry::kafka::create(&rowferry::kafka::client_config(&kafka)).expect("admin"));
+    rowferry::kafka::create_topic(&topics, &topic, &rowferry::kafka::TopicSpec::internal(-1)).await.expect("topic");
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", env(KAFKA))
         .set("enable.idempotence", "true")

@@ -120,7 +120,8 @@ impl OffsetStore {
             OffsetSettings::Kafka { topic } => {
                 let err = |detail: String| OffsetError::Topic { topic: topic.clone(), detail };
                 let config = client_config(kafka);
-                let admin: AdminClient<Context> = crate::kafka::create(&config).map_err(|e| err(e.to_string()))?;
+                let admin: std::sync::Arc<AdminClient<Context>> =
+                    crate::kafka::create(&config).map(std::sync::Arc::new).map_err(|e| err(e.to_string()))?;
                 create_topic(&admin, topic, &TopicSpec::internal(replication)).await.map_err(err)?;
                 let mut pc = config.clone();
                 pc.set("enable.idempotence", "true").set("acks", "all");

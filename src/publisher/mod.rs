@@ -96,7 +96,7 @@ impl ProducerContext for Acks {
 pub struct Publisher {
     producer: ThreadedProducer<Acks>,
     acks: Arc<Acks>,
-    admin: AdminClient<Context>,
+    admin: Arc<AdminClient<Context>>,
     /// Topics known to exist, and how to create the others.
     topics: HashSet<String>,
     spec: TopicSpec,
@@ -142,7 +142,8 @@ impl Publisher {
         let producer: ThreadedProducer<Acks> =
             config.create_with_context(context).map_err(|e: KafkaError| PublishError::Kafka(e.to_string()))?;
         let acks = Arc::clone(producer.context());
-        let admin = crate::kafka::create(&config).map_err(|e: KafkaError| PublishError::Kafka(e.to_string()))?;
+        let admin =
+            crate::kafka::create(&config).map(Arc::new).map_err(|e: KafkaError| PublishError::Kafka(e.to_string()))?;
         Ok(Publisher {
             producer,
             acks,

@@ -43,7 +43,8 @@ impl EmbeddedRegistry {
     pub async fn open(kafka: &KafkaSettings, topic: &str, replication: i32) -> Result<EmbeddedRegistry, RegistryError> {
         let log = |detail: String| RegistryError::Log { topic: topic.to_string(), detail };
         let config = client_config(kafka);
-        let admin: AdminClient<Context> = crate::kafka::create(&config).map_err(|e| log(e.to_string()))?;
+        let admin: std::sync::Arc<AdminClient<Context>> =
+            crate::kafka::create(&config).map(std::sync::Arc::new).map_err(|e| log(e.to_string()))?;
         create_topic(&admin, topic, &TopicSpec::internal(replication)).await.map_err(log)?;
         let store = {
             let config = config.clone();
