@@ -37,8 +37,6 @@ fn number(json: &serde_json::Value, path: &[&str]) -> f64 {
 
 #[test]
 fn the_benchmark_runs_tiny_and_reports_every_phase() {
-    // The broker the bench starts is the one scripts/env installed.
-    common::env("ROWFERRY_TEST_BROKER_BIN");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let output = Command::new("bash")
         .arg(root.join("scripts/bench"))

@@ -1,5 +1,6 @@
-//! A `rowferry run` process for end-to-end tests: its config (unique names, file offsets, a free
-//! HTTP port), start/stop, its stored offset, and the stock Python client reading its topics.
+//! A `rowferry run` process for end-to-end tests: its config (unique names, offsets in a file or
+//! in Kafka, a free HTTP port), start/stop, its stored offset, and the stock Python client reading
+//! its topics.
 #![allow(dead_code)]
 
 use super::{KAFKA, env, host_port, unique_server_id};
@@ -23,6 +24,8 @@ pub struct Connector {
     pub top: String,
     /// Keys added to its `[http]` section (`token = "…"`).
     pub http_extra: String,
+    /// Where offsets are stored (default: a file in `offsets`).
+    pub store: Store,
     /// Whether a first start snapshots (default off here: the streaming tests count exact
     /// records, and an initial snapshot racing their first writes would add `r` records).
     pub snapshots: bool,
@@ -47,6 +50,7 @@ impl Connector {
             top: String::new(),
             http_extra: String::new(),
             snapshots: false,
+            store: Store::File,
             source: url.to_string(),
             db: db.to_string(),
             server_id: unique_server_id(),
@@ -58,6 +62,13 @@ impl Connector {
     /// Publishes to the broker at `kafka`.
     pub fn with_kafka(mut self, kafka: &str) -> Connector {
         self.kafka = kafka.to_string();
+        self.point_at(&self.source.clone());
+        self
+    }
+
+    /// Stores offsets as `store` says.
+    pub fn with_store(mut self, store: Store) -> Connector {
+        self.store = store;
         self.point_at(&self.source.clone());
         self
     }
@@ -109,7 +120,7 @@ impl Connector {
              [source]\nhost = \"{host}\"\nport = {port}\nuser = \"{}\"\npassword = \"{}\"\nserver_id = {}\n\
              [kafka]\nbootstrap_servers = \"{}\"\ntopic_prefix = \"{db}\"\n\
              [registry]\n{}\n\
-             [offsets]\nstore = \"file\"\npath = \"{}/offset.json\"\n\
+             [offsets]\n{}\n\
              [tables]\ninclude = [\"{db}.*\"]\n\
              [http]\nlisten = \"{}\"\n{}\n{}\n",
             self.top,
@@ -118,7 +129,11 @@ impl Connector {
             self.server_id,
             self.kafka,
             self.registry,
-            self.offsets.path().display(),
+            match self.store {
+                Store::File => format!("store = \"file\"\npath = \"{}/offset.json\"", self.offsets.path().display()),
+                // The default store, on its default topic (`<topic_prefix>.offsets`).
+                Store::Kafka => "store = \"kafka\"".to_string(),
+            },
             self.http,
             self.http_extra,
             self.extra,
@@ -161,9 +176,84 @@ impl Connector {
         std::fs::read_to_string(self.offsets.path().join("rowferry.log")).unwrap_or_default()
     }
 
+    /// The stored offset (the offset file, or the last record of this connector on the offsets
+    /// topic); `None` when there is none or the store cannot be read right now.
     pub fn offset(&self) -> Option<serde_json::Value> {
-        let text = std::fs::read_to_string(self.offsets.path().join("offset.json")).ok()?;
-        serde_json::from_str(&text).ok()
+        self.offset_reader().offset()
+    }
+
+    /// What reads this connector's stored offset, for another thread.
+    pub fn offset_reader(&self) -> OffsetReader {
+        OffsetReader {
+            store: self.store,
+            file: self.offsets.path().join("offset.json"),
+            kafka: self.kafka.clone(),
+            topic: self.offsets_topic(),
+            key: self.db.clone(),
+        }
+    }
+
+    /// The offsets topic of the Kafka store.
+    pub fn offsets_topic(&self) -> String {
+        format!("{}.offsets", self.db)
+    }
+
+    /// The stored GTID set ("" when none can be read now).
+    pub fn stored_set(&self) -> String {
+        self.offset_reader().stored_set().unwrap_or_default()
+    }
+}
+
+/// Where a connector stores its offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    File,
+    /// The default: a compacted topic.
+    Kafka,
+}
+
+/// Reads a connector's stored offset (from any thread).
+#[derive(Debug, Clone)]
+pub struct OffsetReader {
+    store: Store,
+    file: std::path::PathBuf,
+    kafka: String,
+    topic: String,
+    key: String,
+}
+
+impl OffsetReader {
+    /// The stored offset, `None` when there is none or the store cannot be read right now.
+    pub fn offset(&self) -> Option<serde_json::Value> {
+        match self.store {
+            Store::File => serde_json::from_str(&std::fs::read_to_string(&self.file).ok()?).ok(),
+            // The last value of this connector's key, read as rowferry reads it at start.
+            Store::Kafka => {
+                let mut config = rdkafka::ClientConfig::new();
+                config.set("bootstrap.servers", &self.kafka);
+                let mut last = None;
+                rowferry::kafka::read_to_end(
+                    &config,
+                    &self.topic,
+                    "rowferry-test-offsets",
+                    Duration::from_secs(5),
+                    |m| {
+                        use rdkafka::Message;
+                        if m.key() == Some(self.key.as_bytes()) {
+                            last = m.payload().and_then(|p| serde_json::from_slice(p).ok());
+                        }
+                        Ok(())
+                    },
+                )
+                .ok()?;
+                last
+            }
+        }
+    }
+
+    /// The stored GTID set, `None` when none can be read now.
+    pub fn stored_set(&self) -> Option<String> {
+        self.offset().and_then(|o| o["gtid_set"].as_str().map(String::from))
     }
 }
 

@@ -113,7 +113,10 @@ pub fn config_for(url: &str, user: &str, pw: &str, kafka: &str) -> String {
     )
 }
 
+pub mod audit;
 pub mod connector;
+pub mod kafka;
+pub mod kill;
 pub mod proxy;
 
 use rowferry::config::{FlavorSetting, Secret, SourceSettings, TlsMode, TlsSettings};

@@ -2,7 +2,7 @@
 against a Confluent-compatible schema registry, and print each (key, value) as one JSON line.
 
 usage: consume_avro.py BOOTSTRAP REGISTRY_URL TOPIC COUNT
-COUNT 0 reads until the topic has been quiet for 3 seconds. Each line also carries the record's
+COUNT 0 reads every record the topic holds when called (up to each partition's high watermark). Each line also carries the record's
 offset and partition (all partitions are read; order is kept within each). Values that JSON cannot hold are printed as text: bytes as hex, decimals and datetimes as str.
 """
 import datetime
@@ -37,10 +37,16 @@ def main():
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rowferry-python-check", "enable.auto.commit": False})
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, 0) for p in sorted(partitions)])
+    # COUNT 0: the partitions still to read, and where each ends now.
+    ends = {}
+    if count == 0:
+        for p in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
     seen = 0
     idle = 0
-    quiet_limit = 15 if count == 0 else 100
-    while (count == 0 or seen < count) and idle < quiet_limit:
+    while (ends if count == 0 else seen < count) and idle < 100:
         msg = consumer.poll(0.2)
         if msg is None:
             idle += 1
@@ -48,6 +54,8 @@ def main():
         idle = 0
         if msg.error():
             raise SystemExit(f"consumer error: {msg.error()}")
+        if count == 0 and msg.offset() + 1 >= ends.get(msg.partition(), 0):
+            ends.pop(msg.partition(), None)
         key = deserialize(msg.key(), SerializationContext(topic, MessageField.KEY)) if msg.key() else None
         value = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE)) if msg.value() else None
         print(json.dumps({"key": plain(key), "value": plain(value), "offset": msg.offset(), "partition": msg.partition()}, sort_keys=True))
@@ -55,6 +63,8 @@ def main():
     consumer.close()
     if count and seen < count:
         raise SystemExit(f"only {seen} of {count} records arrived")
+    if count == 0 and ends:
+        raise SystemExit(f"partitions {sorted(ends)} were not read to their end within 20 s of silence")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,92 @@
+//! Apache Kafka brokers of a test's own, through `scripts/kafka` (the same jars and settings as
+//! the shared broker): a single combined node, a 3-broker cluster, or a node with SASL/SCRAM and
+//! ACLs; kill -9 and restart of one node. Stopped and removed when dropped.
+#![allow(dead_code)]
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+/// The node id `scripts/kafka` gives the cluster's controller.
+pub const CONTROLLER: i32 = 9;
+
+#[derive(Debug)]
+pub struct Kafka {
+    name: String,
+    /// Bootstrap servers for clients.
+    pub bootstrap: String,
+    /// First port of the block the nodes listen on.
+    pub port: u16,
+}
+
+fn script(args: &[&str]) -> String {
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("scripts/kafka {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "scripts/kafka {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `n` consecutive free ports below the kernel's ephemeral range (so no client socket of another
+/// test takes one between this check and the broker's bind).
+pub fn port_block(n: u16) -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let spread = (std::process::id() % 500) as u16 * 16;
+    loop {
+        let base = 20_000 + (spread + NEXT.fetch_add(n + 1, Ordering::Relaxed)) % 12_000;
+        if (base..base + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+}
+
+impl Kafka {
+    /// One combined broker+controller node.
+    pub fn single(name: &str) -> Kafka {
+        let port = port_block(2);
+        let bootstrap = script(&["start", name, &port.to_string()]);
+        Kafka { name: name.to_string(), bootstrap, port }
+    }
+
+    /// One node whose client listener is SASL_PLAINTEXT (SCRAM-SHA-512) with ACLs enforced; the
+    /// operator's listener (anonymous, super user) is [`Kafka::operator`].
+    pub fn with_sasl(name: &str) -> Kafka {
+        let port = port_block(3);
+        let bootstrap = script(&["start", name, &port.to_string(), "--sasl"]);
+        Kafka { name: name.to_string(), bootstrap, port }
+    }
+
+    /// The super-user PLAINTEXT listener of a [`Kafka::with_sasl`] node.
+    pub fn operator(&self) -> String {
+        format!("127.0.0.1:{}", self.port + 2)
+    }
+
+    /// Three brokers (node ids 1–3) and a controller ([`CONTROLLER`]); replication factor 3,
+    /// `min.insync.replicas` 2.
+    pub fn cluster(name: &str) -> Kafka {
+        let port = port_block(4);
+        let bootstrap = script(&["start-cluster", name, &port.to_string()]);
+        Kafka { name: name.to_string(), bootstrap, port }
+    }
+
+    /// kill -9 of node `node`.
+    pub fn kill(&self, node: i32) {
+        script(&["kill", &self.name, &node.to_string()]);
+    }
+
+    /// Starts node `node` again on its data; returns once it is back in the cluster.
+    pub fn start_node(&self, node: i32) {
+        script(&["start-node", &self.name, &node.to_string()]);
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka")).args(["stop", &self.name]).status();
+    }
+}
