@@ -86,6 +86,55 @@ fn strip_counts(message: &str) -> String {
     message.split(" (after").next().unwrap_or(message).to_string()
 }
 
+/// When Kafka refused a request for a reason no retry fixes (a missing permission, a record over
+/// a size limit, a bad topic setting): the fix, for the operator. `None` for faults that pass
+/// (an unreachable broker, a leader election, too few in-sync replicas, a timeout).
+pub fn refusal(error: &KafkaError) -> Option<String> {
+    use RDKafkaErrorCode::*;
+    let code = error.rdkafka_error_code()?;
+    let fix = match code {
+        TopicAuthorizationFailed => {
+            "grant rowferry's principal Describe and Write on the topic (and Create, or create the topic \
+             yourself): kafka-acls.sh --add --allow-principal User:<name> --operation Write --operation Describe \
+             --topic <topic>"
+        }
+        ClusterAuthorizationFailed => {
+            "grant rowferry's principal IdempotentWrite on the cluster (kafka-acls.sh --add --allow-principal \
+             User:<name> --operation IdempotentWrite --cluster), or Write on its topics (Kafka 2.8+ accepts \
+             either for an idempotent producer)"
+        }
+        GroupAuthorizationFailed => "grant rowferry's principal Read on its consumer groups (rowferry-*)",
+        MessageSizeTooLarge | InvalidMessageSize | MessageBatchTooLarge => {
+            "the record is larger than Kafka accepts: raise the topic's max.message.bytes (and the producer's \
+             kafka.librdkafka message.max.bytes), or make rows smaller with columns.truncate / columns.exclude"
+        }
+        InvalidTopic
+        | InvalidPartitions
+        | InvalidReplicationFactor
+        | InvalidReplicaAssignment
+        | InvalidConfig
+        | PolicyViolation
+        | InvalidRequiredAcks => {
+            "the cluster refuses this topic's settings: see [topics] (partitions, replication_factor, config)"
+        }
+        _ => return None,
+    };
+    Some(fix.to_string())
+}
+
+/// Why a produce failed, and what to do about it. librdkafka retries every passing fault (no
+/// leader, too few in-sync replicas, an unreachable broker) by itself until the record's
+/// `message.timeout.ms`; a failure means that time ran out, or Kafka refused the record.
+pub fn produce_failure(e: &KafkaError) -> String {
+    match refusal(e) {
+        Some(fix) => format!("{e} — fix: {fix}"),
+        None => format!(
+            "{e}: Kafka did not take it within kafka.librdkafka message.timeout.ms (librdkafka's default: 300000 ms). \
+             Nothing is lost: a restart resumes from the stored offset once the cluster takes writes again"
+        ),
+    }
+}
+
 /// Client settings: bootstrap servers plus the `kafka.librdkafka` pass-through.
 pub fn client_config(kafka: &KafkaSettings) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -194,14 +243,26 @@ pub fn read_to_end(
     c.set("group.id", group).set("enable.auto.commit", "false");
     fast_reads(&mut c);
     let consumer: BaseConsumer<Context> = create(&c).map_err(|e| e.to_string())?;
-    let (low, high) = consumer.fetch_watermarks(topic, 0, limit).map_err(|e| format!("watermarks: {e}"))?;
+    let deadline = Instant::now() + limit;
+    // A leader election (a broker restarted, leadership moved back) answers "not leader" for a
+    // moment: asked again until the limit. A refusal (no permission) is final.
+    let (low, high) = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match consumer.fetch_watermarks(topic, 0, left.min(Duration::from_secs(5))) {
+            Ok(marks) => break marks,
+            Err(e) if refusal(&e).is_some() || left.is_zero() => return Err(format!("watermarks: {e}")),
+            Err(e) => {
+                tracing::debug!(topic, error = %e, "reading the topic's end again");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
     if high <= low {
         return Ok(());
     }
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning).map_err(|e| e.to_string())?;
     consumer.assign(&tpl).map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + limit;
     loop {
         if Instant::now() > deadline {
             return Err(format!("did not reach offset {high} within {limit:?}"));

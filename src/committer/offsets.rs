@@ -4,7 +4,13 @@
 //! The stored value is JSON with the fields of `schemas/offset.avsc`: connector, flavor, the GTID
 //! set, and when it was written. The file store writes a temporary file, fsyncs it, renames it over
 //! the old one and fsyncs the directory, so a crash leaves either the old or the new offset, never
-//! a torn one. The Kafka store produces with acks=all and reads back the last value for its key.
+//! a torn one. The Kafka store produces with acks=all (idempotent, so writes land in order) and
+//! reads back the last value for its key.
+//!
+//! A write to the Kafka store may take as long as the cluster needs to elect a leader, or until
+//! librdkafka's `message.timeout.ms` when it cannot: [`OffsetStore::begin`] starts a write and
+//! hands back a [`Pending`] one that the committer checks on its ticks, so the pipeline never waits
+//! on the offsets topic while records keep flowing.
 
 use crate::config::{KafkaSettings, OffsetSettings};
 use crate::kafka::{Context, TopicSpec};
@@ -80,6 +86,8 @@ pub enum OffsetError {
     File { path: PathBuf, detail: String },
     #[error("offsets topic {topic}: {detail}")]
     Topic { topic: String, detail: String },
+    #[error("offsets topic {topic}: {detail} — fix: {fix}")]
+    Refused { topic: String, detail: String, fix: String },
     #[error("stored offset is unusable: {detail}")]
     Invalid { detail: String },
 }
@@ -88,8 +96,69 @@ impl OffsetError {
     pub fn class(&self) -> crate::error::ErrorClass {
         match self {
             OffsetError::Topic { .. } => crate::error::ErrorClass::Retryable,
-            _ => crate::error::ErrorClass::Fatal,
+            OffsetError::Refused { .. } | OffsetError::File { .. } | OffsetError::Invalid { .. } => {
+                crate::error::ErrorClass::Fatal
+            }
         }
+    }
+}
+
+/// A write to the store that may not have completed yet.
+pub enum Pending {
+    /// Written (the file store writes before it returns).
+    Done,
+    /// Produced to the offsets topic; done when Kafka acknowledges it.
+    Kafka { topic: String, delivery: rdkafka::producer::DeliveryFuture },
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pending::Done => write!(f, "Pending::Done"),
+            Pending::Kafka { topic, .. } => write!(f, "Pending::Kafka({topic})"),
+        }
+    }
+}
+
+impl Pending {
+    /// `Some` once the write has completed (at once for the file store), without waiting.
+    pub async fn poll(&mut self) -> Option<Result<(), OffsetError>> {
+        match self {
+            Pending::Done => Some(Ok(())),
+            Pending::Kafka { topic, delivery } => {
+                // A zero timeout polls the delivery once and returns at once.
+                let outcome = tokio::time::timeout(Duration::ZERO, delivery).await.ok()?;
+                Some(delivered(topic, outcome))
+            }
+        }
+    }
+
+    /// Waits for the write to complete.
+    pub async fn wait(self) -> Result<(), OffsetError> {
+        match self {
+            Pending::Done => Ok(()),
+            Pending::Kafka { topic, delivery } => delivered(&topic, delivery.await),
+        }
+    }
+}
+
+/// The outcome of a produce to the offsets topic, classed.
+fn delivered<Canceled>(
+    topic: &str,
+    outcome: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, Canceled>,
+) -> Result<(), OffsetError> {
+    match outcome {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(topic_error(topic, &e)),
+        Err(_) => Err(OffsetError::Topic { topic: topic.into(), detail: "the producer was closed".into() }),
+    }
+}
+
+/// A Kafka error of the offsets topic: a refusal no retry can fix, or a retryable fault.
+fn topic_error(topic: &str, e: &rdkafka::error::KafkaError) -> OffsetError {
+    match crate::kafka::refusal(e) {
+        Some(fix) => OffsetError::Refused { topic: topic.into(), detail: e.to_string(), fix },
+        None => OffsetError::Topic { topic: topic.into(), detail: crate::kafka::produce_failure(e) },
     }
 }
 
@@ -150,21 +219,31 @@ impl OffsetStore {
         }
     }
 
-    /// Stores `offset` durably.
+    /// Stores `offset` durably (waits for it).
     pub async fn store(&self, offset: &StoredOffset) -> Result<(), OffsetError> {
+        self.begin(offset).await?.wait().await
+    }
+
+    /// Starts storing `offset`: the file store writes it before returning; the Kafka store hands
+    /// the record to its producer and returns the write to check later (writes land in the
+    /// order they were begun).
+    pub async fn begin(&self, offset: &StoredOffset) -> Result<Pending, OffsetError> {
         let bytes = serde_json::to_vec(offset).map_err(|e| OffsetError::Invalid { detail: e.to_string() })?;
         match self {
             OffsetStore::File { path } => {
                 let path = path.clone();
                 tokio::task::spawn_blocking(move || write_atomically(&path, &bytes))
                     .await
-                    .map_err(|e| OffsetError::Invalid { detail: e.to_string() })?
+                    .map_err(|e| OffsetError::Invalid { detail: e.to_string() })??;
+                Ok(Pending::Done)
             }
-            OffsetStore::Kafka { topic, producer, .. } => producer
-                .send(FutureRecord::to(topic).partition(0).key(&offset.connector).payload(&bytes), TIMEOUT)
-                .await
-                .map(|_| ())
-                .map_err(|(e, _)| OffsetError::Topic { topic: topic.clone(), detail: e.to_string() }),
+            OffsetStore::Kafka { topic, producer, .. } => {
+                let record = FutureRecord::to(topic).partition(0).key(&offset.connector).payload(&bytes);
+                match producer.send_result(record) {
+                    Ok(delivery) => Ok(Pending::Kafka { topic: topic.clone(), delivery }),
+                    Err((e, _)) => Err(topic_error(topic, &e)),
+                }
+            }
         }
     }
 }

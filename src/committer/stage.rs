@@ -1,8 +1,15 @@
 //! The committer stage: feeds the [`Tracker`] from the stream and from delivery reports, and
 //! stores the released position — on an interval and once more at shutdown.
+//!
+//! One write to the store is in flight at a time. It is checked, never awaited, on the ticks
+//! between (a write to the offsets topic lasts as long as a leader election, or until librdkafka's
+//! `message.timeout.ms` when the cluster cannot take it); a write that failed for a passing
+//! reason is logged and made again on a later tick, with the position of then. Only the final
+//! commit at shutdown waits for its write.
 
-use super::offsets::{OffsetError, OffsetStore, StoredOffset};
+use super::offsets::{OffsetError, OffsetStore, Pending, StoredOffset};
 use super::tracker::{RecordId, Tracker, TrackerError, TxnId};
+use crate::error::ErrorClass;
 use crate::position::{Gtid, Position};
 use crate::snapshot::progress::{SnapshotKind, SnapshotProgress, TableProgress};
 use std::collections::VecDeque;
@@ -17,8 +24,10 @@ pub struct Committer {
     connector: String,
     interval: Duration,
     last_store: Instant,
-    /// The position moved since it was last stored.
+    /// The position moved since its last write was begun (or that write failed).
     dirty: bool,
+    /// The write in flight.
+    pending: Option<Pending>,
     /// The snapshot in progress, stored with the position.
     snapshot: Option<SnapshotProgress>,
     /// Chunk progress waiting for its pseudo-transaction to be released, in stream order.
@@ -44,6 +53,7 @@ impl Committer {
             interval,
             last_store: Instant::now(),
             dirty: false,
+            pending: None,
             snapshot: None,
             marks: VecDeque::new(),
         }
@@ -124,8 +134,9 @@ impl Committer {
         Ok(())
     }
 
-    /// Moves the position over everything durable; stores it when `force` or the interval passed.
-    /// Returns whether the stored offset is now up to date with everything released.
+    /// Moves the position over everything durable; stores it when `force` or the interval passed
+    /// (see the module docs: only `force` waits for the write). Returns whether the stored offset
+    /// is now up to date with everything released.
     pub async fn commit(&mut self, force: bool) -> Result<bool, CommitError> {
         for gtid in self.tracker.release()? {
             self.position.add(&gtid);
@@ -134,14 +145,53 @@ impl Committer {
         for table in self.apply_marks() {
             tracing::info!(table = %table, "table snapshot complete");
         }
+        self.check_pending(force).await?;
+        if self.pending.is_some() {
+            return Ok(false);
+        }
         if self.dirty && (force || self.last_store.elapsed() >= self.interval) {
             let snapshot = self.snapshot.clone().filter(|s| !s.is_complete());
-            self.store.store(&StoredOffset::new(&self.connector, &self.position).with_snapshot(snapshot)).await?;
-            tracing::debug!(position = %self.position, "offset committed");
+            let offset = StoredOffset::new(&self.connector, &self.position).with_snapshot(snapshot);
             self.last_store = Instant::now();
-            self.dirty = false;
+            match self.store.begin(&offset).await {
+                Ok(pending) => {
+                    self.pending = Some(pending);
+                    self.dirty = false;
+                    self.check_pending(force).await?;
+                }
+                Err(e) if e.class() == ErrorClass::Retryable && !force => {
+                    tracing::warn!(error = %e, "the offset could not be stored; storing it again on the next tick");
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
-        Ok(!self.dirty)
+        Ok(!self.dirty && self.pending.is_none())
+    }
+
+    /// Checks the write in flight (with `force`, waits for it); a write that failed for a
+    /// passing reason leaves the position to be written again.
+    async fn check_pending(&mut self, force: bool) -> Result<(), CommitError> {
+        let Some(mut pending) = self.pending.take() else { return Ok(()) };
+        let outcome = if force {
+            pending.wait().await
+        } else {
+            match pending.poll().await {
+                Some(outcome) => outcome,
+                None => {
+                    self.pending = Some(pending);
+                    return Ok(());
+                }
+            }
+        };
+        match outcome {
+            Ok(()) => tracing::debug!(position = %self.position, "offset committed"),
+            Err(e) if e.class() == ErrorClass::Retryable && !force => {
+                tracing::warn!(error = %e, "the offset could not be stored; storing it again on the next tick");
+                self.dirty = true;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
     }
 
     pub fn position(&self) -> &Position {

@@ -81,7 +81,7 @@ impl ProducerContext for Acks {
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: Self::DeliveryOpaque) {
         let (id, size, commit_us) = *opaque;
-        let outcome = result.as_ref().map(|_| ()).map_err(|(e, _)| e.to_string());
+        let outcome = result.as_ref().map(|_| ()).map_err(|(e, _)| crate::kafka::produce_failure(e));
         if outcome.is_ok() && commit_us > 0 {
             self.latency.observe(crate::ops::now_us() as i64 - commit_us as i64);
         }

@@ -109,7 +109,7 @@ impl EmbeddedRegistry {
         let record = FutureRecord::to(&self.topic).partition(0).key(&key).payload(&payload);
         self.producer.send(record, TIMEOUT).await.map_err(|(e, _)| RegistryError::Log {
             topic: self.topic.clone(),
-            detail: format!("writing {subject}: {e}"),
+            detail: format!("writing {subject}: {}", crate::kafka::produce_failure(&e)),
         })?;
         let version = Version {
             subject: value.subject.clone(),
