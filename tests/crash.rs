@@ -5,6 +5,10 @@
 //! An auditor samples the stored offset against the topic all along (no offset ahead of an acked
 //! record). Run with both offset stores.
 //!
+//! Records wait 300 ms in the producer before they are sent (`linger.ms`) and the offset is
+//! stored every 50 ms, so a committer that stored a position before Kafka acknowledged it would
+//! have its position cover records that die with the process at the next kill.
+//!
 //! A kill's boundary (where the next run's records start) is read once the broker has closed
 //! every link of the killed process (`common::kill`): read earlier, a produce request still in
 //! the broker's buffer could land after it and look like a duplicate with no kill in between.
@@ -28,7 +32,10 @@ async fn kill_nine_loses_nothing(server: &str, store: Store) {
     seed.extend((1..=KEYS).map(|k| format!("INSERT INTO {db}.t VALUES ({k}, 0)")));
     admin(&url, &seed).await;
     let topic = format!("{db}.{db}.t");
-    let connector = Connector::new(&url, &db).with_store(store);
+    let connector = Connector::new(&url, &db)
+        .with_store(store)
+        .with_offset_interval(50)
+        .with_extra("[kafka.librdkafka]\n\"linger.ms\" = \"300\"\n");
     let mut child = connector.start();
     let start = position_now(&url).await.to_string();
     offset_reaches(&connector, |g| covers(g, &start)).await;

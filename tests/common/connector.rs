@@ -26,6 +26,8 @@ pub struct Connector {
     pub http_extra: String,
     /// Where offsets are stored (default: a file in `offsets`).
     pub store: Store,
+    /// `offsets.interval_ms`, when not the default.
+    pub offset_interval_ms: Option<u64>,
     /// Whether a first start snapshots (default off here: the streaming tests count exact
     /// records, and an initial snapshot racing their first writes would add `r` records).
     pub snapshots: bool,
@@ -51,6 +53,7 @@ impl Connector {
             http_extra: String::new(),
             snapshots: false,
             store: Store::File,
+            offset_interval_ms: None,
             source: url.to_string(),
             db: db.to_string(),
             server_id: unique_server_id(),
@@ -69,6 +72,13 @@ impl Connector {
     /// Stores offsets as `store` says.
     pub fn with_store(mut self, store: Store) -> Connector {
         self.store = store;
+        self.point_at(&self.source.clone());
+        self
+    }
+
+    /// Stores the offset every `ms` milliseconds.
+    pub fn with_offset_interval(mut self, ms: u64) -> Connector {
+        self.offset_interval_ms = Some(ms);
         self.point_at(&self.source.clone());
         self
     }
@@ -133,7 +143,7 @@ impl Connector {
                 Store::File => format!("store = \"file\"\npath = \"{}/offset.json\"", self.offsets.path().display()),
                 // The default store, on its default topic (`<topic_prefix>.offsets`).
                 Store::Kafka => "store = \"kafka\"".to_string(),
-            },
+            } + &self.offset_interval_ms.map(|ms| format!("\ninterval_ms = {ms}")).unwrap_or_default(),
             self.http,
             self.http_extra,
             self.extra,

@@ -21,6 +21,8 @@ pub struct Kafka {
 fn script(args: &[&str]) -> String {
     let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka"))
         .args(args)
+        // The script stops the broker once this test process is gone, however it ends.
+        .env("ROWFERRY_KAFKA_OWNER", std::process::id().to_string())
         .output()
         .unwrap_or_else(|e| panic!("scripts/kafka {args:?}: {e}"));
     assert!(
