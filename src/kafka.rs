@@ -145,6 +145,16 @@ pub fn client_config(kafka: &KafkaSettings) -> ClientConfig {
     c
 }
 
+/// Settings of the producers of rowferry's own topics (offsets, schemas): idempotent with
+/// `acks=all`, and sent at once — one record now and then gains nothing from waiting for a batch
+/// (`linger.ms` in the pass-through is for the data records), and a schema write holds up the
+/// first record of its table, an offset write the at-least-once tail.
+pub fn internal_producer(config: &ClientConfig) -> ClientConfig {
+    let mut c = config.clone();
+    c.set("enable.idempotence", "true").set("acks", "all").set("linger.ms", "0");
+    c
+}
+
 /// A client of type `T` (producer, consumer, admin) with rowferry's [`Context`].
 pub fn create<T: rdkafka::config::FromClientConfigAndContext<Context>>(config: &ClientConfig) -> KafkaResult<T> {
     config.create_with_context(Context::default())

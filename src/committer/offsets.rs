@@ -192,9 +192,8 @@ impl OffsetStore {
                 let admin: std::sync::Arc<AdminClient<Context>> =
                     crate::kafka::create(&config).map(std::sync::Arc::new).map_err(|e| err(e.to_string()))?;
                 create_topic(&admin, topic, &TopicSpec::internal(replication)).await.map_err(err)?;
-                let mut pc = config.clone();
-                pc.set("enable.idempotence", "true").set("acks", "all");
-                let producer = crate::kafka::create(&pc).map_err(|e| err(e.to_string()))?;
+                let producer =
+                    crate::kafka::create(&crate::kafka::internal_producer(&config)).map_err(|e| err(e.to_string()))?;
                 Ok(OffsetStore::Kafka { topic: topic.clone(), producer, config })
             }
         }

@@ -51,11 +51,8 @@ impl EmbeddedRegistry {
             let topic = topic.to_string();
             tokio::task::spawn_blocking(move || replay(&config, &topic)).await.map_err(|e| log(e.to_string()))??
         };
-        let producer: FutureProducer<Context> = {
-            let mut c = config;
-            c.set("enable.idempotence", "true").set("acks", "all");
-            crate::kafka::create(&c).map_err(|e| log(e.to_string()))?
-        };
+        let producer: FutureProducer<Context> =
+            crate::kafka::create(&crate::kafka::internal_producer(&config)).map_err(|e| log(e.to_string()))?;
         Ok(EmbeddedRegistry {
             store: RwLock::new(store),
             producer,
