@@ -25,8 +25,7 @@ pub async fn tail(settings: &Settings, table: &str, count: Option<usize>) -> Res
     let mut registry = EmbeddedRegistry::open(&settings.kafka, &registry_topic, settings.topics.replication_factor)
         .await
         .map_err(|e| e.to_string())?;
-    let mut config = crate::kafka::client_config(&settings.kafka);
-    config.set("group.id", "rowferry-tail").set("enable.auto.commit", "false");
+    let config = crate::kafka::assigning(&crate::kafka::client_config(&settings.kafka));
     let consumer: BaseConsumer<crate::kafka::Context> = crate::kafka::create(&config).map_err(|e| e.to_string())?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(&topic, 0, Offset::Beginning).map_err(|e| e.to_string())?;
@@ -35,11 +34,11 @@ pub async fn tail(settings: &Settings, table: &str, count: Option<usize>) -> Res
     let mut printed = 0;
     let stdout = std::io::stdout();
     while count.is_none_or(|c| printed < c) {
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+        let polled = consumer.poll(Duration::from_millis(200));
+        let Some(message) = crate::kafka::next_record(polled).map_err(|e| e.to_string())? else {
             tokio::task::yield_now().await;
             continue;
         };
-        let message = message.map_err(|e| e.to_string())?;
         // A schema registered after this tail started: replay the registry topic again.
         for bytes in [message.key(), message.payload()].into_iter().flatten() {
             let (id, _) = wire::parse(bytes).map_err(|e| e.to_string())?;

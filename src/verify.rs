@@ -312,10 +312,8 @@ async fn read_topic(
     table_estimate: u64,
 ) -> Result<(HashMap<u64, u64>, u64, HashMap<u64, String>), VerifyError> {
     let err = |e: String| VerifyError::Other(format!("topic {topic}: {e}"));
-    let mut config = crate::kafka::client_config(&settings.kafka);
+    let mut config = crate::kafka::assigning(&crate::kafka::client_config(&settings.kafka));
     config
-        .set("group.id", "rowferry-verify")
-        .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         // Bounded prefetch: the per-key map, not librdkafka's queue, is what memory is for.
         .set("queued.max.messages.kbytes", "16384");
@@ -362,8 +360,8 @@ async fn read_topic(
             if Instant::now() > deadline {
                 return Err(err("did not reach the end of the topic within 10 minutes".into()));
             }
-            let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
-            let message = message.map_err(|e| err(e.to_string()))?;
+            let polled = consumer.poll(Duration::from_millis(200));
+            let Some(message) = crate::kafka::next_record(polled).map_err(|e| err(e.to_string()))? else { continue };
             let partition = message.partition();
             if message.offset() + 1 >= ends.get(&partition).copied().unwrap_or(0) {
                 done.insert(partition);

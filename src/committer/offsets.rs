@@ -261,7 +261,7 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), OffsetEr
 
 fn read_last(config: &ClientConfig, topic: &str, key: &str) -> Result<Option<StoredOffset>, OffsetError> {
     let mut last = None;
-    read_to_end(config, topic, "rowferry-offsets-reader", TIMEOUT, |message| {
+    read_to_end(config, topic, TIMEOUT, |message| {
         if message.key() == Some(key.as_bytes()) {
             last = match message.payload() {
                 Some(p) => Some(serde_json::from_slice(p).map_err(|e| format!("offset {}: {e}", message.offset()))?),

@@ -148,7 +148,7 @@ impl EmbeddedRegistry {
 fn replay(config: &ClientConfig, topic: &str) -> Result<Store, RegistryError> {
     let mut store = Store::new();
     let mut bad = None;
-    read_to_end(config, topic, "rowferry-registry-replay", TIMEOUT, |message| {
+    read_to_end(config, topic, TIMEOUT, |message| {
         match records::parse(message.key().unwrap_or_default(), message.payload()) {
             Ok(record) => store.apply(record),
             Err(detail) => {

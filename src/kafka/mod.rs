@@ -8,6 +8,9 @@
 //! a few times a second; the context logs each distinct message at most once per
 //! [`REPEAT_WINDOW`] and says how many it held back.
 
+pub mod authorized;
+pub mod version;
+
 use crate::config::KafkaSettings;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
@@ -74,6 +77,12 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if group_only(&error) {
+            // Readers name a group they never join (see READER_GROUP): a refused lookup of its
+            // coordinator changes nothing.
+            tracing::debug!(target: "librdkafka", "kafka client: {reason}");
+            return;
+        }
         let Some(held) = self.admit(&format!("error:{:?}", error.rdkafka_error_code())) else { return };
         tracing::warn!(target: "librdkafka", held_back = held, "kafka client: {reason} (retrying)");
     }
@@ -90,8 +99,12 @@ fn strip_counts(message: &str) -> String {
 /// a size limit, a bad topic setting): the fix, for the operator. `None` for faults that pass
 /// (an unreachable broker, a leader election, too few in-sync replicas, a timeout).
 pub fn refusal(error: &KafkaError) -> Option<String> {
+    refusal_fix(error.rdkafka_error_code()?).map(String::from)
+}
+
+/// [`refusal`] for an error code.
+pub fn refusal_fix(code: RDKafkaErrorCode) -> Option<&'static str> {
     use RDKafkaErrorCode::*;
-    let code = error.rdkafka_error_code()?;
     let fix = match code {
         TopicAuthorizationFailed => {
             "grant rowferry's principal Describe and Write on the topic (and Create, or create the topic \
@@ -103,7 +116,6 @@ pub fn refusal(error: &KafkaError) -> Option<String> {
              User:<name> --operation IdempotentWrite --cluster), or Write on its topics (Kafka 2.8+ accepts \
              either for an idempotent producer)"
         }
-        GroupAuthorizationFailed => "grant rowferry's principal Read on its consumer groups (rowferry-*)",
         MessageSizeTooLarge | InvalidMessageSize | MessageBatchTooLarge => {
             "the record is larger than Kafka accepts: raise the topic's max.message.bytes (and the producer's \
              kafka.librdkafka message.max.bytes), or make rows smaller with columns.truncate / columns.exclude"
@@ -119,7 +131,7 @@ pub fn refusal(error: &KafkaError) -> Option<String> {
         }
         _ => return None,
     };
-    Some(fix.to_string())
+    Some(fix)
 }
 
 /// Why a produce failed, and what to do about it. librdkafka retries every passing fault (no
@@ -188,49 +200,59 @@ impl TopicSpec {
 /// How long a new topic may take to appear in the brokers' metadata.
 const TOPIC_LISTED: Duration = Duration::from_secs(30);
 
-/// Creates `topic` as `spec` says unless it exists (an existing topic is used as it is), and
-/// returns once the cluster's metadata lists it with a leader for every partition. (A KRaft
-/// broker learns of a new topic from the metadata log a moment after CreateTopics has answered;
-/// a read or write before that fails with "Unknown partition".)
+/// Creates `topic` as `spec` says unless it exists (an existing topic is used as it is, and
+/// needs no Create permission: Kafka refuses CreateTopics for want of Create before it would say
+/// the topic exists), and returns once the cluster's metadata lists it with a leader for every
+/// partition. (A KRaft broker learns of a new topic from the metadata log a moment after
+/// CreateTopics has answered; a read or write before that fails with "Unknown partition".)
 pub async fn create_topic(admin: &Arc<AdminClient<Context>>, topic: &str, spec: &TopicSpec) -> Result<(), String> {
-    let mut new = NewTopic::new(topic, spec.partitions, TopicReplication::Fixed(spec.replication));
-    for (key, value) in &spec.config {
-        new = new.set(key, value);
-    }
-    for result in admin.create_topics([&new], &AdminOptions::new()).await.map_err(|e| e.to_string())? {
-        if let Err((_, code)) = result
-            && code != RDKafkaErrorCode::TopicAlreadyExists
-        {
-            return Err(format!("creating topic {topic}: {code}"));
+    let exists = {
+        let (admin, name) = (Arc::clone(admin), topic.to_string());
+        tokio::task::spawn_blocking(move || listed(&admin, &name)).await.map_err(|e| e.to_string())?
+    };
+    if !exists {
+        let mut new = NewTopic::new(topic, spec.partitions, TopicReplication::Fixed(spec.replication));
+        for (key, value) in &spec.config {
+            new = new.set(key, value);
+        }
+        for result in admin.create_topics([&new], &AdminOptions::new()).await.map_err(|e| e.to_string())? {
+            if let Err((_, code)) = result
+                && code != RDKafkaErrorCode::TopicAlreadyExists
+            {
+                return Err(match refusal_fix(code) {
+                    Some(fix) => format!("creating topic {topic}: {code} — fix: {fix}"),
+                    None => format!("creating topic {topic}: {code}"),
+                });
+            }
         }
     }
     let (admin, name) = (Arc::clone(admin), topic.to_string());
     tokio::task::spawn_blocking(move || wait_listed(&admin, &name)).await.map_err(|e| e.to_string())?
 }
 
+/// Whether the metadata lists `topic` with a leader for each partition (blocking).
+fn listed(admin: &AdminClient<Context>, topic: &str) -> bool {
+    admin.inner().fetch_metadata(Some(topic), Duration::from_secs(5)).is_ok_and(|m| {
+        m.topics().iter().any(|t| {
+            t.name() == topic
+                && t.error().is_none()
+                && !t.partitions().is_empty()
+                && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())
+        })
+    })
+}
+
 /// Waits (blocking) until the metadata lists `topic` with a leader for each partition.
 fn wait_listed(admin: &AdminClient<Context>, topic: &str) -> Result<(), String> {
     let deadline = Instant::now() + TOPIC_LISTED;
-    loop {
-        let listed = admin.inner().fetch_metadata(Some(topic), Duration::from_secs(1)).map(|m| {
-            m.topics().iter().any(|t| {
-                t.name() == topic
-                    && t.error().is_none()
-                    && !t.partitions().is_empty()
-                    && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())
-            })
-        });
-        match listed {
-            Ok(true) => return Ok(()),
-            _ if Instant::now() >= deadline => {
-                return Err(format!(
-                    "topic {topic} was created but the brokers did not list it within {TOPIC_LISTED:?}"
-                ));
-            }
-            // The next metadata request: librdkafka's own retry pace for a missing topic.
-            _ => std::thread::sleep(Duration::from_millis(50)),
+    while !listed(admin, topic) {
+        if Instant::now() >= deadline {
+            return Err(format!("topic {topic} was created but the brokers did not list it within {TOPIC_LISTED:?}"));
         }
+        // The next metadata request: librdkafka's own retry pace for a missing topic.
+        std::thread::sleep(Duration::from_millis(50));
     }
+    Ok(())
 }
 
 /// Consumer settings for reading a topic through as fast as it comes: a full prefetch queue
@@ -240,17 +262,50 @@ pub fn fast_reads(config: &mut ClientConfig) {
     config.set("fetch.queue.backoff.ms", "5").set("max.partition.fetch.bytes", "4194304");
 }
 
+/// The consumer group named by rowferry's readers. They assign partitions themselves and never
+/// join it or commit to it, but librdkafka assigns only with a `group.id` set — and then looks
+/// up the group's coordinator in the background, which a cluster with ACLs refuses unless the
+/// principal may Describe the group. That lookup concerns the group only; fetching the assigned
+/// partitions goes on, so readers pass over its errors ([`group_only`]) and need no group grant.
+pub const READER_GROUP: &str = "rowferry-reader";
+
+/// Settings of a consumer that reads partitions it assigns itself (see [`READER_GROUP`]).
+pub fn assigning(config: &ClientConfig) -> ClientConfig {
+    let mut c = config.clone();
+    c.set("group.id", READER_GROUP).set("enable.auto.commit", "false").set("enable.auto.offset.store", "false");
+    c
+}
+
+/// Whether a consumer error concerns only the consumer group, not the assigned partitions (a
+/// reader that never joins the group carries on).
+pub fn group_only(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode::*;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(GroupAuthorizationFailed | CoordinatorNotAvailable | NotCoordinator | CoordinatorLoadInProgress)
+    )
+}
+
+/// The next record of a reader's poll, passing over group-only errors (see [`READER_GROUP`]).
+pub fn next_record<'a>(
+    polled: Option<KafkaResult<BorrowedMessage<'a>>>,
+) -> Result<Option<BorrowedMessage<'a>>, KafkaError> {
+    match polled {
+        Some(Err(e)) if group_only(&e) => Ok(None),
+        Some(other) => other.map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Calls `each` for every record of partition 0 of `topic`, from the beginning up to the end it
 /// had when called. Blocking: run it on a blocking thread.
 pub fn read_to_end(
     config: &ClientConfig,
     topic: &str,
-    group: &str,
     limit: Duration,
     mut each: impl FnMut(&BorrowedMessage<'_>) -> Result<(), String>,
 ) -> Result<(), String> {
-    let mut c = config.clone();
-    c.set("group.id", group).set("enable.auto.commit", "false");
+    let mut c = assigning(config);
     fast_reads(&mut c);
     let consumer: BaseConsumer<Context> = create(&c).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + limit;
@@ -277,8 +332,9 @@ pub fn read_to_end(
         if Instant::now() > deadline {
             return Err(format!("did not reach offset {high} within {limit:?}"));
         }
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else { continue };
-        let message = message.map_err(|e| e.to_string())?;
+        let Some(message) = next_record(consumer.poll(Duration::from_millis(200))).map_err(|e| e.to_string())? else {
+            continue;
+        };
         each(&message)?;
         if message.offset() + 1 >= high {
             return Ok(());
