@@ -69,7 +69,7 @@ async fn kill_nine_loses_nothing(server: &str, store: Store) {
         tokio::time::sleep(Duration::from_millis(700 + 400 * k as u64)).await;
         common::kill::kill_and_settle(&mut child, &common::kill::ports(&connector.kafka));
         let stored = connector.offset_reader().stored_set().expect("an offset is always stored");
-        let (t, kafka) = (topic.clone(), connector.kafka.clone());
+        let (t, kafka) = (topic.clone(), connector.observer().to_string());
         let high = tokio::task::spawn_blocking(move || audit::high_watermark(&kafka, &t))
             .await
             .expect("watermark")

@@ -19,7 +19,7 @@ use crate::config::Settings;
 
 /// Runs every check against the configured source and Kafka cluster.
 pub async fn run(settings: &Settings) -> Report {
-    let (mut findings, kafka) = tokio::join!(source::check(settings), kafka::check(&settings.kafka));
-    findings.push(kafka);
+    let (mut findings, kafka) = tokio::join!(source::check(settings), kafka::check(settings));
+    findings.extend(kafka);
     Report { findings }
 }

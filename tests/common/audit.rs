@@ -63,7 +63,7 @@ impl Audit {
         let stop = Arc::new(AtomicBool::new(false));
         // The connector's reading side only: a config to read the store, the topic's cluster.
         let (reader, topic, kafka, stopping) =
-            (connector.offset_reader(), topic.to_string(), connector.kafka.clone(), Arc::clone(&stop));
+            (connector.offset_reader(), topic.to_string(), connector.observer().to_string(), Arc::clone(&stop));
         let thread = std::thread::spawn(move || {
             let mut samples = Vec::new();
             while !stopping.load(Ordering::Relaxed) {

@@ -14,6 +14,9 @@ pub struct Connector {
     pub http: String,
     /// Bootstrap servers it publishes to (the shared test broker unless told otherwise).
     pub kafka: String,
+    /// Where the test reads its offsets and topics (default: `kafka`; an ACL broker's operator
+    /// listener otherwise).
+    pub observe: Option<String>,
     /// The `[registry]` section's body (default: the embedded registry on a topic of its own).
     pub registry: String,
     /// The registry URL consumers use (default: the embedded registry on `http`).
@@ -46,6 +49,7 @@ impl Connector {
             offsets,
             http: format!("127.0.0.1:{http_port}"),
             kafka: env(KAFKA),
+            observe: None,
             registry: format!("topic = \"_schemas_{db}\""),
             registry_url: format!("http://127.0.0.1:{http_port}"),
             extra: String::new(),
@@ -67,6 +71,17 @@ impl Connector {
         self.kafka = kafka.to_string();
         self.point_at(&self.source.clone());
         self
+    }
+
+    /// Tests read its offsets and topics through `bootstrap`.
+    pub fn observed_through(mut self, bootstrap: &str) -> Connector {
+        self.observe = Some(bootstrap.to_string());
+        self
+    }
+
+    /// Where tests read its offsets and topics.
+    pub fn observer(&self) -> &str {
+        self.observe.as_deref().unwrap_or(&self.kafka)
     }
 
     /// Stores offsets as `store` says.
@@ -197,7 +212,7 @@ impl Connector {
         OffsetReader {
             store: self.store,
             file: self.offsets.path().join("offset.json"),
-            kafka: self.kafka.clone(),
+            kafka: self.observer().to_string(),
             topic: self.offsets_topic(),
             key: self.db.clone(),
         }
@@ -242,19 +257,13 @@ impl OffsetReader {
                 let mut config = rdkafka::ClientConfig::new();
                 config.set("bootstrap.servers", &self.kafka);
                 let mut last = None;
-                rowferry::kafka::read_to_end(
-                    &config,
-                    &self.topic,
-                    "rowferry-test-offsets",
-                    Duration::from_secs(5),
-                    |m| {
-                        use rdkafka::Message;
-                        if m.key() == Some(self.key.as_bytes()) {
-                            last = m.payload().and_then(|p| serde_json::from_slice(p).ok());
-                        }
-                        Ok(())
-                    },
-                )
+                rowferry::kafka::read_to_end(&config, &self.topic, Duration::from_secs(5), |m| {
+                    use rdkafka::Message;
+                    if m.key() == Some(self.key.as_bytes()) {
+                        last = m.payload().and_then(|p| serde_json::from_slice(p).ok());
+                    }
+                    Ok(())
+                })
                 .ok()?;
                 last
             }
@@ -325,7 +334,7 @@ pub async fn offset_reaches(c: &Connector, want: impl Fn(&str) -> bool) {
 pub async fn consume(c: &Connector, topic: &str, count: usize) -> Vec<serde_json::Value> {
     let args = [
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_avro.py").to_string(),
-        c.kafka.clone(),
+        c.observer().to_string(),
         c.registry_url.clone(),
         topic.to_string(),
         count.to_string(),
