@@ -7,11 +7,18 @@
 use crate::schema::TableSchema;
 use std::sync::Arc;
 
+/// Why a value can be missing from a row image, and the fixes: the message of a table stopped
+/// on one.
+pub const ABSENT: &str = "value missing from the row image: binlog_row_image is not FULL, or the server leaves \
+                          this column out of it (a MariaDB 11 release other than 11.8 with a generated column?) \
+                          — fix: SET GLOBAL binlog_row_image = 'FULL', or leave the column out with columns.exclude";
+
 /// A column value as MySQL/MariaDB stored it, typed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Null,
-    /// Not in the row image (the server's binlog_row_image is not FULL).
+    /// Not in the row image: the server's binlog_row_image is not FULL, or the server leaves the
+    /// column out (see [`ABSENT`]).
     Absent,
     /// Signed integers of every width.
     Int(i64),

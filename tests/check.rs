@@ -3,12 +3,19 @@
 
 mod common;
 
-use common::{KAFKA, MARIADB, MARIADB_BAD, MYSQL, MYSQL_BAD, config_for, create_user, env, rowferry, unique};
+use common::{
+    KAFKA, MARIADB, MARIADB_11, MARIADB_11_BAD, MARIADB_BAD, MYSQL, MYSQL_BAD, config_for, create_user, env, rowferry,
+    unique,
+};
 
 const PW: &str = "check-pw";
 
 fn client_privilege(server: &str) -> &'static str {
-    if server == MARIADB || server == MARIADB_BAD { "BINLOG MONITOR" } else { "REPLICATION CLIENT" }
+    if [MARIADB, MARIADB_BAD, MARIADB_11, MARIADB_11_BAD].contains(&server) {
+        "BINLOG MONITOR"
+    } else {
+        "REPLICATION CLIENT"
+    }
 }
 
 /// Creates a user with the given privileges on `server` and runs `check` as that user.
@@ -35,13 +42,17 @@ async fn mariadb_correct_server_passes() {
 }
 
 #[tokio::test]
+async fn mariadb_11_correct_server_passes() {
+    correct_server_passes(MARIADB_11).await;
+}
+
+#[tokio::test]
 async fn mysql_correct_server_passes() {
     correct_server_passes(MYSQL).await;
 }
 
-#[tokio::test]
-async fn mariadb_statement_format_and_minimal_metadata_fail_with_exact_lines() {
-    let (_, out) = check_as(MARIADB_BAD, "REPLICATION SLAVE, BINLOG MONITOR, SELECT").await;
+async fn mariadb_misconfigured_fails_with_exact_lines(server: &str) {
+    let (_, out) = check_as(server, "REPLICATION SLAVE, BINLOG MONITOR, SELECT").await;
     assert_eq!(out.code, Some(1), "{out:#?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
     for want in [
@@ -54,6 +65,16 @@ async fn mariadb_statement_format_and_minimal_metadata_fail_with_exact_lines() {
         assert!(lines.contains(&want), "missing line {want:?} in\n{}", out.stdout);
     }
     assert!(out.stdout.contains("check failed: 2 of"), "{}", out.stdout);
+}
+
+#[tokio::test]
+async fn mariadb_statement_format_and_minimal_metadata_fail_with_exact_lines() {
+    mariadb_misconfigured_fails_with_exact_lines(MARIADB_BAD).await;
+}
+
+#[tokio::test]
+async fn mariadb_11_statement_format_and_minimal_metadata_fail_with_exact_lines() {
+    mariadb_misconfigured_fails_with_exact_lines(MARIADB_11_BAD).await;
 }
 
 #[tokio::test]
@@ -83,6 +104,11 @@ async fn missing_replication_slave_is_named(server: &str) {
 #[tokio::test]
 async fn mariadb_user_without_replication_slave_fails() {
     missing_replication_slave_is_named(MARIADB).await;
+}
+
+#[tokio::test]
+async fn mariadb_11_user_without_replication_slave_fails() {
+    missing_replication_slave_is_named(MARIADB_11).await;
 }
 
 #[tokio::test]

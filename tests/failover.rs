@@ -5,11 +5,13 @@
 mod common;
 
 use common::connector::{Connector, consume, covers, exit_code, offset_reaches, stop};
-use common::{MARIADB, admin, env, position_now, unique};
+use common::{MARIADB, MARIADB_11, admin, env, position_now, unique};
 use rowferry::position::Position;
 use std::time::{Duration, Instant};
 
+/// The replica of each MariaDB (10.11 and 11.8).
 const REPLICA: &str = "ROWFERRY_TEST_MARIADB_REPLICA_URL";
+const REPLICA_11: &str = "ROWFERRY_TEST_MARIADB11_REPLICA_URL";
 
 /// Waits (polling, bounded) until `url` has applied everything `primary` has.
 async fn caught_up(url: &str, primary: &str) {
@@ -27,9 +29,8 @@ async fn caught_up(url: &str, primary: &str) {
     }
 }
 
-#[tokio::test]
-async fn mariadb_moves_to_a_replica_with_nothing_lost() {
-    let (primary, replica) = (env(MARIADB), env(REPLICA));
+async fn moves_to_a_replica_with_nothing_lost(primary: &str, replica: &str) {
+    let (primary, replica) = (env(primary), env(replica));
     let db = unique("failover");
     admin(&primary, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)")]).await;
     let connector = Connector::new(&primary, &db);
@@ -57,8 +58,17 @@ async fn mariadb_moves_to_a_replica_with_nothing_lost() {
 }
 
 #[tokio::test]
-async fn mariadb_refuses_a_server_without_the_stored_history() {
-    let primary = env(MARIADB);
+async fn mariadb_moves_to_a_replica_with_nothing_lost() {
+    moves_to_a_replica_with_nothing_lost(MARIADB, REPLICA).await;
+}
+
+#[tokio::test]
+async fn mariadb_11_moves_to_a_replica_with_nothing_lost() {
+    moves_to_a_replica_with_nothing_lost(MARIADB_11, REPLICA_11).await;
+}
+
+async fn refuses_a_server_without_the_stored_history(server: &str) {
+    let primary = env(server);
     let db = unique("diverged");
     admin(&primary, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)")]).await;
     let connector = Connector::new(&primary, &db);
@@ -81,4 +91,14 @@ async fn mariadb_refuses_a_server_without_the_stored_history() {
     assert!(stderr.contains("diverged"), "{stderr}");
     assert_eq!(connector.offset().expect("offset"), before, "the stored offset is untouched");
     admin(&primary, &[format!("DROP DATABASE {db}")]).await;
+}
+
+#[tokio::test]
+async fn mariadb_refuses_a_server_without_the_stored_history() {
+    refuses_a_server_without_the_stored_history(MARIADB).await;
+}
+
+#[tokio::test]
+async fn mariadb_11_refuses_a_server_without_the_stored_history() {
+    refuses_a_server_without_the_stored_history(MARIADB_11).await;
 }

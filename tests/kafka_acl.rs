@@ -73,7 +73,7 @@ async fn sasl_scram_with_acls_check_names_the_missing_permission() {
     let out = check(&c);
     assert_eq!(out.code, Some(0), "check as {full}:\n{}{}", out.stdout, out.stderr);
     assert!(line(&out, "kafka version").contains("Apache Kafka 4.4"), "{}", out.stdout);
-    assert!(line(&out, "offsets topic").contains("will be created"), "{}", out.stdout);
+    assert!(line(&out, "offsets topic").contains("to be created"), "{}", out.stdout);
     let mut child = c.start();
     let start = position_now(&url).await.to_string();
     offset_reaches(&c, |g| covers(g, &start)).await;

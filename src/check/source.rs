@@ -4,7 +4,7 @@
 use super::report::Finding;
 use super::rules::{self, Variables};
 use crate::config::{FlavorSetting, Settings};
-use crate::source::{self, Flavor, ServerInfo, SourceError, query_one, query_text};
+use crate::source::{self, Flavor, SourceError, query_one, query_text};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use std::collections::BTreeSet;
@@ -45,11 +45,7 @@ pub async fn check(settings: &Settings) -> Vec<Finding> {
 }
 
 pub(super) async fn gather(conn: &mut Conn, settings: &Settings) -> Result<Vec<Finding>, SourceError> {
-    let version = query_one(conn, "SELECT VERSION()").await?;
-    let info = ServerInfo::from_version_string(&version).ok_or_else(|| SourceError::Unexpected {
-        query: "SELECT VERSION()".into(),
-        detail: format!("{version:?} is not a version"),
-    })?;
+    let info = source::server_info(conn).await?;
     let mut findings = Vec::new();
     let configured = match settings.source.flavor {
         FlavorSetting::Auto => None,

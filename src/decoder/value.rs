@@ -98,16 +98,52 @@ pub fn decode(ty: &ColumnType, c: &mut Cursor<'_>) -> Result<Value, BinlogError>
         }
         T::Vector { len_bytes } => {
             let n = c.uint(usize::from(*len_bytes))? as usize;
-            let bytes = c.bytes(n)?;
-            if n % 4 != 0 {
-                return Err(BinlogError::malformed(
-                    "VECTOR value",
-                    format!("{n} bytes is not a whole number of floats"),
-                ));
-            }
-            Value::Vector(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+            Value::Vector(floats(c.bytes(n)?)?)
+        }
+        T::VarVector { max_len } => {
+            let n = if *max_len > 255 { usize::from(c.u16()?) } else { usize::from(c.u8()?) };
+            Value::Vector(floats(c.bytes(n)?)?)
+        }
+        T::Uuid | T::Inet4 | T::Inet6 => {
+            // BINARY(n): a one-byte length, trailing 0x00 stripped by the server.
+            let n = usize::from(c.u8()?);
+            Value::Text(plugin_text(ty, c.bytes(n)?).map_err(|e| BinlogError::malformed("MariaDB typed value", e))?)
         }
         T::Null => Value::Null,
+    })
+}
+
+/// A VECTOR's floats (little-endian f32s).
+fn floats(bytes: &[u8]) -> Result<Vec<f32>, BinlogError> {
+    if bytes.len() % 4 != 0 {
+        return Err(BinlogError::malformed(
+            "VECTOR value",
+            format!("{} bytes is not a whole number of floats", bytes.len()),
+        ));
+    }
+    Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+/// MariaDB's UUID, INET4 and INET6 values, from their stored bytes (trailing 0x00 may be
+/// stripped), as the server prints them: `123e4567-e89b-12d3-a456-426655440000`, `192.168.0.1`,
+/// `2001:db8::ff00:42:8329` (RFC 5952).
+pub fn plugin_text(ty: &ColumnType, stored: &[u8]) -> Result<String, String> {
+    let width = match ty {
+        ColumnType::Inet4 => 4,
+        _ => 16,
+    };
+    if stored.len() > width {
+        return Err(format!("{} bytes for a {width}-byte value", stored.len()));
+    }
+    let mut b = [0u8; 16];
+    b[..stored.len()].copy_from_slice(stored);
+    Ok(match ty {
+        ColumnType::Inet4 => std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string(),
+        ColumnType::Inet6 => std::net::Ipv6Addr::from(b).to_string(),
+        _ => {
+            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+        }
     })
 }
 

@@ -81,7 +81,11 @@ pub fn column_type(ty: &ColumnType) -> Json {
             "type": "record", "name": "Geometry", "namespace": "io.debezium.data.geometry",
             "fields": [{"name": "wkb", "type": "bytes"}, {"name": "srid", "type": ["null", "int"], "default": null}]
         }),
-        T::Vector { .. } => json!({"type": "array", "items": "float", "connect.name": "io.rowferry.Vector"}),
+        T::Vector { .. } | T::VarVector { .. } => {
+            json!({"type": "array", "items": "float", "connect.name": "io.rowferry.Vector"})
+        }
+        T::Uuid => json!({"type": "string", "logicalType": "uuid"}),
+        T::Inet4 | T::Inet6 => json!("string"),
         T::Null => json!("null"),
     }
 }

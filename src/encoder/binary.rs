@@ -44,7 +44,7 @@ fn value(out: &mut Vec<u8>, ty: &ColumnType, v: &Value) -> Result<bool, String> 
     };
     match (ty, v) {
         (_, Value::Null) => Ok(false),
-        (_, Value::Absent) => Err("value missing from the row image (binlog_row_image is not FULL)".into()),
+        (_, Value::Absent) => Err(crate::change::ABSENT.into()),
         (T::TinyInt { .. } | T::SmallInt { .. } | T::MediumInt { .. } | T::Int { unsigned: false }, Value::Int(i)) => {
             int(out, *i)
         }
@@ -144,7 +144,11 @@ fn value(out: &mut Vec<u8>, ty: &ColumnType, v: &Value) -> Result<bool, String> 
             long(out, i64::from(*srid as i32));
             Ok(true)
         }
-        (T::Vector { .. }, Value::Vector(v)) => {
+        (T::Uuid | T::Inet4 | T::Inet6, Value::Text(s)) => {
+            string(out, s);
+            Ok(true)
+        }
+        (T::Vector { .. } | T::VarVector { .. }, Value::Vector(v)) => {
             if !v.is_empty() {
                 long(out, v.len() as i64);
                 for f in v {

@@ -171,7 +171,7 @@ pub fn column_value(ty: &ColumnType, value: &Value) -> Result<Avro, String> {
     let mismatch = || format!("value {value:?} does not fit column type {ty:?}");
     Ok(match (ty, value) {
         (_, Value::Null) => Avro::Null,
-        (_, Value::Absent) => return Err("value missing from the row image (binlog_row_image is not FULL)".into()),
+        (_, Value::Absent) => return Err(crate::change::ABSENT.into()),
         (T::TinyInt { .. } | T::SmallInt { .. } | T::MediumInt { .. } | T::Int { unsigned: false }, Value::Int(i)) => {
             Avro::Int(i32::try_from(*i).map_err(|_| mismatch())?)
         }
@@ -230,7 +230,10 @@ pub fn column_value(ty: &ColumnType, value: &Value) -> Result<Avro, String> {
             ("wkb".into(), Avro::Bytes(wkb.clone())),
             ("srid".into(), union(Avro::Int(*srid as i32))),
         ]),
-        (T::Vector { .. }, Value::Vector(v)) => Avro::Array(v.iter().map(|f| Avro::Float(*f)).collect()),
+        (T::Vector { .. } | T::VarVector { .. }, Value::Vector(v)) => {
+            Avro::Array(v.iter().map(|f| Avro::Float(*f)).collect())
+        }
+        (T::Uuid | T::Inet4 | T::Inet6, Value::Text(s)) => Avro::String(s.clone()),
         _ => return Err(mismatch()),
     })
 }

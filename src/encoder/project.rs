@@ -25,15 +25,33 @@ pub struct Projection {
     salt: Vec<u8>,
 }
 
-/// The projection of `table` under `rules`, or `None` when no rule touches it.
+/// The projection of `table` under `rules`, or `None` when no rule touches it. Columns the
+/// server leaves out of UPDATE and DELETE images ([`Column::omitted_on_change`]) are excluded
+/// whatever the rules say.
 pub fn plan(rules: &ColumnRules, table: &TableSchema) -> Result<Option<Projection>, EncodeError> {
-    if rules.is_empty() {
+    let omitted: Vec<&str> = table.columns.iter().filter(|c| c.omitted_on_change).map(|c| c.name.as_str()).collect();
+    if rules.is_empty() && omitted.is_empty() {
         return Ok(None);
     }
     let actions: Vec<ColumnAction> =
-        table.columns.iter().map(|c| rules.action(&table.db, &table.table, &c.name)).collect();
+        table
+            .columns
+            .iter()
+            .map(|c| {
+                if c.omitted_on_change { ColumnAction::Exclude } else { rules.action(&table.db, &table.table, &c.name) }
+            })
+            .collect();
     if actions.iter().all(|a| *a == ColumnAction::Keep) {
         return Ok(None);
+    }
+    if !omitted.is_empty() {
+        tracing::warn!(
+            table = %format!("{}.{}", table.db, table.table),
+            columns = %omitted.join(", "),
+            "the server leaves these generated columns out of UPDATE and DELETE row images (MariaDB 11.8, even with \
+             binlog_row_image=FULL), so their values are not in the binlog: rowferry leaves them out of every record \
+             of the table; consumers can compute them from the other columns"
+        );
     }
     let refuse = |column: &Column, problem: String| EncodeError::Schema {
         table: format!("{}.{}", table.db, table.table),
@@ -165,7 +183,8 @@ mod tests {
     use crate::config::Secret;
 
     fn table() -> TableSchema {
-        let col = |name: &str, ty| Column { name: name.into(), ty, nullable: true, visible: true };
+        let col =
+            |name: &str, ty| Column { name: name.into(), ty, nullable: true, visible: true, omitted_on_change: false };
         TableSchema {
             db: "shop".into(),
             table: "customers".into(),

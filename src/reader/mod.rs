@@ -287,10 +287,14 @@ impl Drop for Connected<'_> {
     }
 }
 
-/// MariaDB declares a JSON column as LONGTEXT with a `json_valid(col)` CHECK constraint, and the
-/// binlog carries only the LONGTEXT: the JSON columns come from information_schema (as of now,
-/// not as of the event — a documented approximation; it is refreshed after every DDL).
-pub async fn mariadb_json_columns(conn: &mut Conn) -> Result<HashMap<(String, String), TableExtras>, SourceError> {
+/// What MariaDB's binlog does not say, from information_schema (as of now, not as of the event —
+/// a documented approximation; it is refreshed after every DDL):
+/// - MariaDB declares a JSON column as LONGTEXT with a `json_valid(col)` CHECK constraint, and
+///   the binlog carries only the LONGTEXT;
+/// - its UUID, INET4, INET6 and VECTOR types are binlogged as BINARY/VARBINARY;
+/// - MariaDB 11.8 leaves generated columns out of UPDATE and DELETE images
+///   ([`crate::source::ServerInfo::omits_generated_on_change`]).
+pub async fn mariadb_extras(conn: &mut Conn) -> Result<HashMap<(String, String), TableExtras>, SourceError> {
     let rows = query_text(
         conn,
         "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
@@ -303,6 +307,29 @@ pub async fn mariadb_json_columns(conn: &mut Conn) -> Result<HashMap<(String, St
             && let Some(column) = clause.strip_prefix("json_valid(`").and_then(|c| c.strip_suffix("`)"))
         {
             out.entry((db.clone(), table.clone())).or_default().json_columns.insert(column.replace("``", "`"));
+        }
+    }
+    let typed = query_text(
+        conn,
+        "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
+         WHERE DATA_TYPE IN ('uuid', 'inet4', 'inet6', 'vector')",
+    )
+    .await?;
+    for row in typed {
+        if let [Some(db), Some(table), Some(column), Some(ty)] = row.as_slice() {
+            out.entry((db.clone(), table.clone())).or_default().plugin_types.insert(column.clone(), ty.to_lowercase());
+        }
+    }
+    if crate::source::server_info(conn).await?.omits_generated_on_change() {
+        let generated = query_text(
+            conn,
+            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE IS_GENERATED = 'ALWAYS'",
+        )
+        .await?;
+        for row in generated {
+            if let [Some(db), Some(table), Some(column)] = row.as_slice() {
+                out.entry((db.clone(), table.clone())).or_default().omitted_on_change.insert(column.clone());
+            }
         }
     }
     Ok(out)
@@ -380,7 +407,7 @@ impl Reader {
             check_start(&mut conn, assembler.position()).await?;
             let collations = collations(&mut conn).await?;
             let extras = match flavor {
-                Flavor::MariaDb => Some(mariadb_json_columns(&mut conn).await?),
+                Flavor::MariaDb => Some(mariadb_extras(&mut conn).await?),
                 Flavor::MySql => None,
             };
             let stream = self.request(conn, flavor, assembler.position()).await?;
@@ -428,7 +455,7 @@ impl Reader {
                 assembler.push(item, &mut |e| out.push(e))?;
             }
             if ddl && let Some(conn) = metadata.as_mut() {
-                let refresh = mariadb_json_columns(conn);
+                let refresh = mariadb_extras(conn);
                 let extras = tokio::time::timeout(self.options.read_timeout, refresh)
                     .await
                     .map_err(|_| ReaderError::Silent(self.options.read_timeout))??;

@@ -83,6 +83,15 @@ pub enum ColumnType {
     Geometry {
         len_bytes: u8,
     },
+    /// MariaDB's UUID, INET4 and INET6 (binlogged as BINARY(16), BINARY(4), BINARY(16); the type
+    /// is known from information_schema): the value as the server prints it.
+    Uuid,
+    Inet4,
+    Inet6,
+    /// MariaDB's VECTOR(n) (binlogged as VARBINARY(4n)): n little-endian floats.
+    VarVector {
+        max_len: u16,
+    },
     Vector {
         len_bytes: u8,
     },
@@ -97,6 +106,11 @@ pub struct Column {
     pub nullable: bool,
     /// False for INVISIBLE columns (still in the row image).
     pub visible: bool,
+    /// The server leaves it out of UPDATE and DELETE row images even with
+    /// `binlog_row_image=FULL` (MariaDB 11.8 does so with generated columns): its value is not in
+    /// the binlog, so rowferry leaves it out of every record of the table (inserts too, so all
+    /// records have one shape).
+    pub omitted_on_change: bool,
 }
 
 /// A table as of one TABLE_MAP.
@@ -114,6 +128,11 @@ pub struct TableSchema {
 pub struct TableExtras {
     /// Columns declared JSON on MariaDB (binlogged as LONGTEXT).
     pub json_columns: HashSet<String>,
+    /// Columns the server leaves out of UPDATE and DELETE images ([`Column::omitted_on_change`]).
+    pub omitted_on_change: HashSet<String>,
+    /// Columns of MariaDB's data type plugins (`uuid`, `inet4`, `inet6`, `vector`: the binlog
+    /// shows only their storage type), by column name.
+    pub plugin_types: HashMap<String, String>,
 }
 
 /// How strict schema building is.
@@ -165,13 +184,15 @@ impl TableSchema {
             .map(|(i, col)| {
                 let name = col.name.clone().unwrap_or_else(|| format!("col_{}", i + 1));
                 let json = extras.is_some_and(|e| e.json_columns.contains(&name));
-                let ty = column_type(col, collations, json).map_err(|problem| SchemaError::Column {
+                let plugin = extras.and_then(|e| e.plugin_types.get(&name)).map(String::as_str);
+                let ty = column_type(col, collations, json, plugin).map_err(|problem| SchemaError::Column {
                     db: map.db.clone(),
                     table: map.table.clone(),
                     column: name.clone(),
                     problem,
                 })?;
-                Ok(Column { name, ty, nullable: col.nullable, visible: col.visible })
+                let omitted_on_change = extras.is_some_and(|e| e.omitted_on_change.contains(&name));
+                Ok(Column { name, ty, nullable: col.nullable, visible: col.visible, omitted_on_change })
             })
             .collect::<Result<Vec<_>, SchemaError>>()?;
         Ok(TableSchema {
@@ -199,9 +220,27 @@ fn labels(col: &MapColumn, collations: &CollationMap, what: &str) -> Result<Arc<
     raw.iter().map(|l| crate::decoder::text(l, charset).map_err(|e| e.to_string())).collect()
 }
 
-fn column_type(col: &MapColumn, collations: &CollationMap, json: bool) -> Result<ColumnType, String> {
+/// `plugin`: the MariaDB data type plugin information_schema names for the column, if any.
+fn column_type(
+    col: &MapColumn,
+    collations: &CollationMap,
+    json: bool,
+    plugin: Option<&str>,
+) -> Result<ColumnType, String> {
     let unsigned = col.unsigned.unwrap_or(false);
     let byte = |m: u16| m as u8;
+    match (plugin, col.type_code) {
+        (Some("uuid"), t::STRING) if col.meta == 16 => return Ok(ColumnType::Uuid),
+        (Some("inet4"), t::STRING) if col.meta == 4 => return Ok(ColumnType::Inet4),
+        (Some("inet6"), t::STRING) if col.meta == 16 => return Ok(ColumnType::Inet6),
+        (Some("vector"), t::VARCHAR | t::VAR_STRING) if col.meta % 4 == 0 => {
+            return Ok(ColumnType::VarVector { max_len: col.meta });
+        }
+        (Some(other), code) => {
+            return Err(format!("MariaDB type {other} binlogged as type code {code} (meta {}) is not known", col.meta));
+        }
+        (None, _) => {}
+    }
     Ok(match col.type_code {
         t::TINY => ColumnType::TinyInt { unsigned },
         t::SHORT => ColumnType::SmallInt { unsigned },

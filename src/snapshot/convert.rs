@@ -120,7 +120,9 @@ pub fn convert(ty: &ColumnType, v: S) -> Result<Value, String> {
             }
             Value::Geometry { srid: u32::from_le_bytes([b[0], b[1], b[2], b[3]]), wkb: b[4..].to_vec() }
         }
-        (T::Vector { .. }, S::Bytes(b)) => {
+        // SELECT returns these as text, as the binlog decoder prints them.
+        (T::Uuid | T::Inet4 | T::Inet6, S::Bytes(b)) => Value::Text(utf8(b)?),
+        (T::Vector { .. } | T::VarVector { .. }, S::Bytes(b)) => {
             if b.len() % 4 != 0 {
                 return Err(format!("VECTOR value of {} bytes", b.len()));
             }

@@ -419,6 +419,7 @@ mod tests {
             ty: ColumnType::Int { unsigned: false },
             nullable: false,
             visible: true,
+            omitted_on_change: false,
         };
         Described {
             schema: Arc::new(TableSchema {

@@ -70,6 +70,10 @@ pub async fn describe(
     if rows.is_empty() {
         return Err(SnapshotError::Table { table: name, problem: "the table does not exist".into() });
     }
+    let omits_generated = match flavor {
+        Flavor::MariaDb => crate::source::server_info(conn).await?.omits_generated_on_change(),
+        Flavor::MySql => false,
+    };
     let json = match flavor {
         Flavor::MariaDb => json_columns(conn, db, table).await?,
         Flavor::MySql => HashSet::new(),
@@ -87,6 +91,7 @@ pub async fn describe(
             scale: get(7).and_then(|v| v.parse().ok()),
             fsp: get(8).and_then(|v| v.parse().ok()),
             json: json.contains(&column),
+            mariadb: flavor == Flavor::MariaDb,
         };
         let ty = column_type(&info).map_err(|problem| SnapshotError::Table {
             table: name.clone(),
@@ -98,6 +103,7 @@ pub async fn describe(
             ty,
             nullable: get(3).as_deref() == Some("YES"),
             visible: !extra.contains("INVISIBLE"),
+            omitted_on_change: omits_generated && extra.contains("GENERATED"),
         });
     }
     let pk_rows = exec_text(
@@ -166,6 +172,8 @@ struct ColumnInfo {
     scale: Option<u64>,
     fsp: Option<u64>,
     json: bool,
+    /// The server is MariaDB (whose VECTOR differs from MySQL's).
+    mariadb: bool,
 }
 
 fn column_type(c: &ColumnInfo) -> Result<ColumnType, String> {
@@ -214,7 +222,12 @@ fn column_type(c: &ColumnInfo) -> Result<ColumnType, String> {
         "json" => ColumnType::Json { len_bytes: 4 },
         "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
         | "geometrycollection" | "geomcollection" => ColumnType::Geometry { len_bytes: 4 },
+        // MariaDB's VECTOR(n) is binlogged as VARBINARY(4n); MySQL's as its own type.
+        "vector" if c.mariadb => ColumnType::VarVector { max_len: max_len()? },
         "vector" => ColumnType::Vector { len_bytes: 4 },
+        "uuid" => ColumnType::Uuid,
+        "inet4" => ColumnType::Inet4,
+        "inet6" => ColumnType::Inet6,
         other => return Err(format!("type {other} ({}) is not supported by snapshots", c.column_type)),
     })
 }

@@ -264,6 +264,7 @@ mod tests {
             ty: ColumnType::Int { unsigned: false },
             nullable: false,
             visible: true,
+            omitted_on_change: false,
         };
         Arc::new(TableSchema {
             db: "d".into(),

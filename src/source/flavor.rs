@@ -40,6 +40,14 @@ impl ServerInfo {
         Some(ServerInfo { flavor, version, version_string: text.to_string() })
     }
 
+    /// Whether the server leaves generated columns (VIRTUAL and STORED) out of UPDATE and DELETE
+    /// row images even with `binlog_row_image=FULL`: MariaDB 11.8 does (seen on 11.8.9; INSERT
+    /// images and MariaDB 10.11 carry them). Older 11.x releases are not known here; should one
+    /// behave the same, its tables stop with an error that names `columns.exclude`.
+    pub fn omits_generated_on_change(&self) -> bool {
+        self.flavor == Flavor::MariaDb && self.version >= (11, 8, 0)
+    }
+
     /// Oldest supported versions: MySQL 8.0 and MariaDB 10.6.
     pub fn is_supported(&self) -> bool {
         match self.flavor {

@@ -106,3 +106,12 @@ pub async fn query_one(conn: &mut mysql_async::Conn, query: &str) -> Result<Stri
         }),
     }
 }
+
+/// The server's flavor and version (`SELECT VERSION()`).
+pub async fn server_info(conn: &mut mysql_async::Conn) -> Result<ServerInfo, SourceError> {
+    let version = query_one(conn, "SELECT VERSION()").await?;
+    ServerInfo::from_version_string(&version).ok_or_else(|| SourceError::Unexpected {
+        query: "SELECT VERSION()".into(),
+        detail: format!("{version:?} is not a version"),
+    })
+}

@@ -16,6 +16,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub const MARIADB: &str = "ROWFERRY_TEST_MARIADB_URL";
 /// Admin URL of a MariaDB started with binlog_format=STATEMENT and binlog_row_metadata=MINIMAL.
 pub const MARIADB_BAD: &str = "ROWFERRY_TEST_MARIADB_BAD_URL";
+/// Admin URL of a MariaDB 11.8 (Debian sid), set up as the good MariaDB 10.11 is.
+pub const MARIADB_11: &str = "ROWFERRY_TEST_MARIADB11_URL";
+/// Admin URL of a MariaDB 11.8 started with binlog_format=STATEMENT and binlog_row_metadata=MINIMAL.
+pub const MARIADB_11_BAD: &str = "ROWFERRY_TEST_MARIADB11_BAD_URL";
 /// Admin URL of the good MySQL 9.7.
 pub const MYSQL: &str = "ROWFERRY_TEST_MYSQL_URL";
 /// Admin URL of a MySQL started with binlog_format=STATEMENT and binlog_row_metadata=MINIMAL.

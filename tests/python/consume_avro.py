@@ -9,6 +9,7 @@ import datetime
 import decimal
 import json
 import sys
+import uuid
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -23,7 +24,7 @@ def plain(v):
         return [plain(x) for x in v]
     if isinstance(v, (bytes, bytearray)):
         return v.hex()
-    if isinstance(v, decimal.Decimal):
+    if isinstance(v, (decimal.Decimal, uuid.UUID)):
         return str(v)
     if isinstance(v, (datetime.date, datetime.datetime, datetime.time)):
         return v.isoformat()

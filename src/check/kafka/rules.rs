@@ -192,12 +192,12 @@ fn topic(facts: &Facts, wanted: &Wanted, t: &TopicFacts) -> Finding {
             let min_insync =
                 if t.role == Role::Data { wanted.data_min_insync } else { None }.or(facts.default_min_insync);
             let replication = match replicas {
-                Some(r) if wanted.replication > 0 => format!("{r} replica(s) (topics.replication_factor)"),
-                Some(r) => format!("{r} replica(s) (the cluster's default.replication.factor)"),
-                None => "the controllers' default.replication.factor of replicas (not set on the brokers)".into(),
+                Some(r) if wanted.replication > 0 => format!("{r} replica(s)"),
+                Some(r) => format!("{r} replica(s) (cluster default)"),
+                None => "the controllers' default replication".into(),
             };
             let layout = format!(
-                "will be created: {replication}, min.insync.replicas {}{}; Write is checked once it exists",
+                "to be created: {replication}, min.insync.replicas {}{} (Write is checked once it exists)",
                 min_insync.map_or("?".into(), |m| m.to_string()),
                 if t.role.compacted() { ", compacted" } else { "" }
             );
@@ -229,7 +229,7 @@ fn topic(facts: &Facts, wanted: &Wanted, t: &TopicFacts) -> Finding {
                 );
             }
             let layout = format!(
-                "exists: {replicas} replica(s), min.insync.replicas {}{}",
+                "{replicas} replica(s), min.insync.replicas {}{}",
                 min_insync.map_or("?".into(), |m| m.to_string()),
                 cleanup.as_deref().map_or(String::new(), |c| format!(", cleanup.policy={c}"))
             );
@@ -258,7 +258,7 @@ fn layout_finding(
     replicas: Option<i32>,
     min_insync: Option<i32>,
 ) -> Finding {
-    let expected = "min.insync.replicas at most the replication factor, and 2 or more when replicated";
+    let expected = "min.insync.replicas ≤ replicas (≥ 2 when replicated)";
     match (replicas, min_insync) {
         (Some(r), Some(m)) if m > r => Finding::fail(
             setting,
@@ -338,6 +338,7 @@ mod tests {
         let ok = one(Role::Data, TopicState::Absent { create: Ok(()) });
         assert_eq!(ok.status, Status::Ok, "{ok:?}");
         assert!(ok.found.contains("3 replica(s)") && ok.found.contains("min.insync.replicas 2"), "{}", ok.found);
+        assert!(ok.found.starts_with("to be created"), "{}", ok.found);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use apache_avro::schema_compatibility::{Compatibility, SchemaCompatibility};
 use std::sync::Arc;
 
 fn col(name: &str, ty: T) -> Column {
-    Column { name: name.into(), ty, nullable: true, visible: true }
+    Column { name: name.into(), ty, nullable: true, visible: true, omitted_on_change: false }
 }
 
 pub(crate) fn every_type() -> Vec<Column> {
