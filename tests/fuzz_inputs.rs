@@ -7,7 +7,11 @@ use std::path::PathBuf;
 /// A golden binlog's events without their FDE and checksums (the fuzz entry point supplies a
 /// checksum-free FDE), so that mutations reach the body parsers instead of failing the CRC.
 fn golden(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/mysql-binlogs").join(name);
+    // As tests/golden_binlogs.rs: ROWFERRY_TESTDATA, else shared/testdata beside the clone.
+    let dir = std::env::var_os("ROWFERRY_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/mysql-binlogs"));
+    let path = dir.join(name);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut out = Vec::new();
     for event in rowferry::binlog::file::FileEvents::new(&bytes).expect("binlog") {
