@@ -568,6 +568,7 @@ async fn dead_links_lose_nothing(server: &str) {
         backoff_max: Duration::from_millis(500),
         // Small, so that a freeze can cut a transaction that is already streaming.
         buffer_rows: 2,
+        tables: None,
     };
     let (mut rx, stats) = spawn_reader(settings, options, position_now(&url).await);
     let mut conn = mysql_async::Conn::from_url(url.as_str()).await.expect("writer connection");
@@ -650,6 +651,7 @@ async fn mysql_reader_displaced_by_one_with_the_same_server_id_stops_with_a_clea
         backoff_initial: Duration::from_millis(50),
         backoff_max: Duration::from_millis(400),
         buffer_rows: 100,
+        tables: None,
     };
     let id = unique_server_id();
     let start = position_now(&url).await;

@@ -5,6 +5,8 @@
 //!   streaming, the stored offset stays before the stopped transaction, and the log names the
 //!   table, the subject and the level. After the level of that subject is relaxed (PUT /config)
 //!   and rowferry restarted, it resumes at the stopped transaction with nothing lost;
+//! * a table rowferry cannot decode (a latin5 column): when it is not captured, it is not decoded
+//!   and stops nothing; when it is captured, it stops alone, like an incompatible change;
 //! * with an external registry (a Confluent-compatible REST server behind basic auth) records
 //!   are registered there, and a wrong password stops rowferry with an error naming the keys.
 
@@ -101,6 +103,65 @@ async fn incompatible_change_stops_one_table(server: &str) {
         "every row of a, each in the shape of its time"
     );
     admin(&url, &[format!("DROP DATABASE {db}")]).await;
+}
+
+/// A table outside `tables.include` with a latin5 column, and a captured one with another; writes
+/// to both, and to a plain captured table between them. (Before tables were filtered in the
+/// decoder, the first insert into the uncaptured table ended the run: "collation id 30 has a
+/// character set rowferry cannot decode".)
+async fn undecodable_tables_stop_only_themselves(server: &str) {
+    let url = env(server);
+    let db = unique("charset");
+    let other = format!("{db}_x");
+    admin(
+        &url,
+        &[
+            format!("CREATE DATABASE {db}"),
+            format!("CREATE DATABASE {other}"),
+            format!("CREATE TABLE {other}.t (id INT PRIMARY KEY, s VARCHAR(10) CHARACTER SET latin5)"),
+            format!("CREATE TABLE {db}.ok (id INT PRIMARY KEY, v INT)"),
+            format!("CREATE TABLE {db}.tr (id INT PRIMARY KEY, s VARCHAR(10) CHARACTER SET latin5)"),
+        ],
+    )
+    .await;
+    let connector = Connector::new(&url, &db);
+    let mut child = connector.start();
+    let start = position_now(&url).await.to_string();
+    offset_reaches(&connector, |g| covers(g, &start)).await;
+
+    admin(&url, &[format!("INSERT INTO {other}.t VALUES (1, 'a')"), format!("INSERT INTO {db}.ok VALUES (1, 1)")])
+        .await;
+    let before = position_now(&url).await.to_string();
+    offset_reaches(&connector, |g| covers(g, &before)).await;
+    admin(&url, &[format!("INSERT INTO {db}.tr VALUES (1, 'b')")]).await;
+    let stopped_at = position_now(&url).await.to_string();
+    admin(&url, &[format!("INSERT INTO {other}.t VALUES (2, 'c')"), format!("INSERT INTO {db}.ok VALUES (2, 2)")])
+        .await;
+    let ok = consume(&connector, &format!("{db}.{db}.ok"), 2).await;
+    let ids: Vec<i64> = ok.iter().filter_map(|r| r["value"]["after"]["id"].as_i64()).collect();
+    assert_eq!(ids, [1, 2], "the captured table keeps streaming");
+    assert!(child.try_wait().expect("wait").is_none(), "rowferry keeps running:\n{}", connector.log());
+    let log = connector.log();
+    assert!(
+        log.contains("table stopped") && log.contains(&format!("{db}.tr")) && log.contains("collation id 30"),
+        "the log names the stopped table and why:\n{log}"
+    );
+    assert!(!log.contains(&format!("{other}.t")), "the uncaptured table is not even looked at:\n{log}");
+    assert_eq!(stop(&mut child).await, Some(0), "{log}");
+    let stored = connector.offset().expect("offset")["gtid_set"].as_str().expect("set").to_string();
+    assert!(covers(&stored, &before), "{stored} covers what came before");
+    assert!(!covers(&stored, &stopped_at), "{stored} must stay before the stopped transaction {stopped_at}");
+    admin(&url, &[format!("DROP DATABASE {db}"), format!("DROP DATABASE {other}")]).await;
+}
+
+#[tokio::test]
+async fn mariadb_undecodable_tables_stop_only_themselves() {
+    undecodable_tables_stop_only_themselves(MARIADB).await;
+}
+
+#[tokio::test]
+async fn mysql_undecodable_tables_stop_only_themselves() {
+    undecodable_tables_stop_only_themselves(MYSQL).await;
 }
 
 #[tokio::test]

@@ -85,7 +85,11 @@ async fn routes_masks_and_frames_transactions() {
         })
         .collect();
     routed.sort();
-    assert_eq!(routed, [("shard_1".into(), 10), ("shard_2".into(), 20), ("shard_2".into(), 21)]);
+    assert_eq!(
+        routed,
+        [("shard_1".into(), 10), ("shard_2".into(), 20), ("shard_2".into(), 21)],
+        "records read from the routed topic: {shards:?}; transaction frames: {txns:?}"
+    );
     assert_eq!(partitions(&topic("shards")), 2);
     assert_eq!(partitions(&topic("people")), 2);
 

@@ -182,7 +182,6 @@ pub async fn run_with(settings: Settings, options: RunOptions) -> Result<(), Run
         }
     }
     let captured = crate::snapshot::describe::list_tables(&mut conn, &settings.tables).await?;
-    drop(conn);
     let resumed = stored.as_ref().and_then(|o| o.snapshot.clone()).filter(|_| kind_reason.is_none());
     let plan = if let Some(progress) = resumed {
         tracing::info!(tables = progress.remaining().count(), "resuming the snapshot in progress");
@@ -196,7 +195,25 @@ pub async fn run_with(settings: Settings, options: RunOptions) -> Result<(), Run
     } else {
         None
     };
-    let plan = plan.map(|progress| snapshot::SnapshotPlan { progress, captured });
+    let plan = match plan {
+        Some(progress) => {
+            // An initial snapshot's keyless tables: their stream rows are muted until their copy.
+            let keyless = match progress.kind {
+                SnapshotKind::Initial => {
+                    let pending: Vec<(String, String)> = captured
+                        .iter()
+                        .filter(|(d, t)| progress.remaining().any(|(n, _)| *n == format!("{d}.{t}")))
+                        .cloned()
+                        .collect();
+                    crate::snapshot::describe::keyless_tables(&mut conn, flavor, &settings.snapshot, &pending).await?
+                }
+                SnapshotKind::Incremental => Vec::new(),
+            };
+            Some(snapshot::SnapshotPlan { progress, captured, keyless })
+        }
+        None => None,
+    };
+    drop(conn);
     if stored.is_none() || kind_reason.is_some() {
         // Record where a first start begins: a crash before the first commit must resume here,
         // not at a later "now" (which would skip what changed in between). The snapshot to do
@@ -254,7 +271,7 @@ async fn stream(
         committer: Committer::new(start.clone(), offsets, &settings.name, settings.commit_interval),
         acks: Vec::new(),
     };
-    let merger = Merger::new(start.clone());
+    let mut merger = Merger::new(start.clone());
     // Snapshot chunks come into the loop before any binlog event is read, so no window can miss
     // a routed transaction; the copier's jobs are queued once the loop exists.
     let (chunk_tx, mut chunk_rx) = tokio::sync::mpsc::channel(2 * settings.snapshot.parallel + 2);
@@ -263,7 +280,7 @@ async fn stream(
     let mut copier_task = tokio::spawn(copier.run(job_rx));
     let mut copier_done = false;
     let mut captured = Vec::new();
-    if let Some(snapshot::SnapshotPlan { mut progress, captured: tables }) = plan {
+    if let Some(snapshot::SnapshotPlan { mut progress, captured: tables, keyless }) = plan {
         progress.tables.retain(|name, _| {
             let exists = tables.iter().any(|(d, t)| format!("{d}.{t}") == *name);
             if !exists {
@@ -271,9 +288,10 @@ async fn stream(
             }
             exists
         });
-        for job in snapshot::jobs(progress.kind, &progress.tables, &tables) {
+        for job in snapshot::jobs(progress.kind, &progress.tables, &tables, &keyless) {
             let _ = job_tx.try_send(job);
         }
+        merger.mute(keyless.iter().map(|t| Arc::from(t.as_str())));
         st.committer.snapshot_resume(progress);
         captured = tables;
     }
@@ -291,7 +309,12 @@ async fn stream(
     let (tx, mut rx) = tokio::sync::mpsc::channel(CHANNEL);
     // Heartbeats at least three times per stall bound; a dead link is noticed after three.
     let heartbeat = Duration::from_secs(5).min(settings.stall_timeout / 3);
-    let options = ReaderOptions { heartbeat, read_timeout: heartbeat * 3, ..ReaderOptions::default() };
+    let options = ReaderOptions {
+        heartbeat,
+        read_timeout: heartbeat * 3,
+        tables: Some(settings.tables.clone()),
+        ..ReaderOptions::default()
+    };
     let reader = Reader::new(settings.source.clone(), options);
     let reader_stats = reader.stats();
     ops.attach_reader(Arc::clone(&reader_stats));
@@ -369,6 +392,7 @@ async fn stream(
                 if let Some(msg) = msg {
                     route.merger.handle(msg);
                     if route.txn.is_none() {
+                        route.merger.between_transactions();
                         let ctx = Ctx { settings, connector, server_id: settings.source.server_id.get(), ops, now_ms: crate::ops::now_ms() as i64 };
                         snapshot::emit_chunks(&mut route, &ctx, &mut st).await?;
                         st.settle(ops)?;
@@ -379,7 +403,8 @@ async fn stream(
                 ops.inflight(
                     st.publisher.inflight(),
                     st.publisher.inflight_bytes(),
-                    !st.publisher.has_capacity(),
+                    // A keyless table's copy holding the stream is rowferry's own wait too.
+                    !st.publisher.has_capacity() || (route.txn.is_none() && route.merger.holds_stream()),
                     st.publisher.acked_bytes(),
                 );
                 let readiness = ops.readiness();
@@ -391,7 +416,8 @@ async fn stream(
                 stalled = readiness.source_stalled;
             }
             _ = paused.changed() => {}
-            event = rx.recv(), if st.publisher.has_capacity() && !*paused.borrow() => {
+            event = rx.recv(), if st.publisher.has_capacity() && !*paused.borrow()
+                && !(route.txn.is_none() && route.merger.holds_stream()) => {
                 let Some(mut event) = event else { break true };
                 let now_ms = crate::ops::now_ms() as i64;
                 let ctx = Ctx { settings, connector, server_id: settings.source.server_id.get(), ops, now_ms };
@@ -402,7 +428,12 @@ async fn stream(
                     ops.event();
                     route_event(event, &mut route, &ctx, &mut st).await?;
                     if route.txn.is_none() && !route.merger.is_idle() {
+                        route.merger.between_transactions();
                         snapshot::emit_chunks(&mut route, &ctx, &mut st).await?;
+                        if route.merger.holds_stream() {
+                            st.settle(ops)?;
+                            break;
+                        }
                     }
                     st.settle(ops)?;
                     routed += 1;
@@ -491,12 +522,14 @@ async fn route_event(event: TxnEvent, route: &mut Route, ctx: &Ctx<'_>, st: &mut
             if !captured {
                 return Ok(());
             }
-            if !route.merger.is_idle() {
-                route.merger.row(&table, route.gtid_id.as_ref(), &change);
-            }
+            let muted = !route.merger.is_idle() && !route.merger.row(&table, route.gtid_id.as_ref(), &change);
             if route.stopped.contains_key(&*table) {
                 // Not published; the hold keeps the offset before the first such transaction.
                 committer.hold(txn)?;
+                return Ok(());
+            }
+            if muted {
+                // A keyless table's copy carries this change (see `snapshot::merge`).
                 return Ok(());
             }
             let metadata = ctx.settings.topics.transaction_metadata;
@@ -541,18 +574,7 @@ async fn route_event(event: TxnEvent, route: &mut Route, ctx: &Ctx<'_>, st: &mut
             let encoded = match encoder.encode(&change, &source, txn_info.as_ref(), ctx.now_ms).await {
                 Ok(encoded) => encoded,
                 Err(e) if e.class() == ErrorClass::PerTable => {
-                    tracing::error!(
-                        table = %table,
-                        gtid = %route.gtid,
-                        error = %e,
-                        "table stopped: its changes are not published and the stored offset stays before this \
-                         transaction; the other tables keep streaming. Fix the cause and restart rowferry: it \
-                         resumes here (the other tables' records since then are sent again)"
-                    );
-                    ctx.ops.table_stopped(&table, &e.to_string());
-                    route.stopped.insert(table.to_string(), e.to_string());
-                    committer.hold(txn)?;
-                    return Ok(());
+                    return stop_table(route, ctx, committer, txn, &table, &e.to_string());
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -588,13 +610,45 @@ async fn route_event(event: TxnEvent, route: &mut Route, ctx: &Ctx<'_>, st: &mut
                 committer.void(txn)?;
             }
         }
+        TxnEvent::TableError { db, table, error } => {
+            let txn = route.txn.ok_or_else(|| RunError::Other("table error outside a transaction".into()))?;
+            let table = format!("{db}.{table}");
+            if !route.stopped.contains_key(&table) {
+                return stop_table(route, ctx, committer, txn, &table, &error);
+            }
+            committer.hold(txn)?;
+        }
         TxnEvent::Heartbeat => ctx.ops.heartbeat(),
         TxnEvent::Statement { .. } => route.merger.ddl(),
     }
     Ok(())
 }
 
-/// Hands delivery reports to the committer (and the figures to ops).
+/// Stops `table` for the rest of this run (`error` says why): its changes are not published and
+/// the commit tracker holds transaction `txn`, so the stored offset stays before it while the
+/// other tables keep streaming; a restart after the fix reads it again.
+fn stop_table(
+    route: &mut Route,
+    ctx: &Ctx<'_>,
+    committer: &mut Committer,
+    txn: TxnId,
+    table: &str,
+    error: &str,
+) -> Result<(), RunError> {
+    tracing::error!(
+        table = %table,
+        gtid = %route.gtid,
+        error = %error,
+        "table stopped: its changes are not published and the stored offset stays before this transaction; the \
+         other tables keep streaming. Fix the cause and restart rowferry: it resumes here (the other tables' \
+         records since then are sent again)"
+    );
+    ctx.ops.table_stopped(table, error);
+    route.stopped.insert(table.to_string(), error.to_string());
+    committer.hold(txn)?;
+    Ok(())
+}
+
 /// The stages a routed event or snapshot chunk passes through, and the deliveries Kafka has
 /// reported but the committer has not yet been told about.
 struct Stages {

@@ -20,6 +20,9 @@ pub(super) struct SnapshotPlan {
     pub(super) progress: SnapshotProgress,
     /// Every captured table as `(db, table)`, to resolve `db.table` names.
     pub(super) captured: Vec<(String, String)>,
+    /// An initial snapshot's tables without any key (`db.table`): copied holding the stream, their
+    /// stream rows muted until then (see `snapshot::merge`).
+    pub(super) keyless: Vec<String>,
 }
 
 /// `db.table` names checked against the captured tables.
@@ -39,18 +42,20 @@ pub(super) fn resolve_tables(wanted: &[String], captured: &[(String, String)]) -
         .collect()
 }
 
-/// The copier jobs for `tables` (`db.table` → progress so far) that are captured and unfinished.
+/// The copier jobs for `tables` (`db.table` → progress so far) that are captured and unfinished;
+/// those in `keyless` are copied holding the stream.
 pub(super) fn jobs<'a>(
     kind: SnapshotKind,
     tables: impl IntoIterator<Item = (&'a String, &'a TableProgress)>,
     captured: &[(String, String)],
+    keyless: &[String],
 ) -> Vec<Job> {
     tables
         .into_iter()
         .filter(|(_, p)| !p.done)
         .filter_map(|(name, p)| {
             let (db, table) = captured.iter().find(|(d, t)| format!("{d}.{t}") == *name)?;
-            Some(Job { db: db.clone(), table: table.clone(), progress: p.clone(), kind })
+            Some(Job { db: db.clone(), table: table.clone(), progress: p.clone(), kind, held: keyless.contains(name) })
         })
         .collect()
 }
@@ -82,7 +87,7 @@ pub(super) async fn request(
     committer.snapshot_add(SnapshotKind::Incremental, tables.clone());
     let Some(progress) = committer.snapshot() else { return };
     let wanted = progress.tables.iter().filter(|(n, _)| tables.contains(n));
-    for job in jobs(progress.kind, wanted, captured) {
+    for job in jobs(progress.kind, wanted, captured, &[]) {
         if jobs_tx.try_send(job).is_err() {
             tracing::warn!("too many snapshot jobs queued; request dropped");
         }

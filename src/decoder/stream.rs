@@ -7,15 +7,23 @@
 //! events are pushed through the same code, one at a time. Event types that carry no row data
 //! for rowferry are skipped *by type*; an unknown type that the server did not mark ignorable is an
 //! error — nothing is dropped silently.
+//!
+//! Tables the connector does not capture ([`StreamDecoder::with_tables`]) are not decoded at all:
+//! their TABLE_MAP is parsed for its name only, their rows are skipped, so a column rowferry cannot
+//! decode in a table nobody asked for stops nothing. A captured table rowferry cannot decode (its
+//! schema cannot be built, or one of its row values cannot be read) becomes one
+//! [`Item::TableError`] per rows event instead of an error of the whole stream: that table stops,
+//! the others go on.
 
 use super::{DecodeError, parse_rows};
 use crate::binlog::events::{self, MySqlGtidEvent};
 use crate::binlog::payload::{PayloadEvents, payload_header};
 use crate::binlog::{BinlogError, EventHeader, EventReader, event_type as et};
 use crate::change::RowChange;
+use crate::config::TableFilter;
 use crate::position::{MariaDbGtid, MySqlGtid};
 use crate::schema::table_map;
-use crate::schema::{CollationMap, SchemaCache, SchemaOptions, TableExtras, TableSchema};
+use crate::schema::{CollationMap, Mapped, SchemaCache, SchemaOptions, TableExtras, TableSchema};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -38,6 +46,8 @@ pub enum Item {
     Statement { db: String, sql: String, header: EventHeader },
     /// A decoded row change.
     Row(RowChange),
+    /// Rows of a captured table that cannot be decoded (see the module docs).
+    TableError { db: String, table: String, error: String },
     /// The stream continues in `file` at `position`.
     Rotate { file: String, position: u64 },
     /// The server is alive and idle.
@@ -52,6 +62,8 @@ pub struct StreamDecoder {
     collations: CollationMap,
     options: SchemaOptions,
     extras: HashMap<(String, String), TableExtras>,
+    /// The captured tables (`None`: every table).
+    tables: Option<TableFilter>,
     /// Reused buffer for events embedded in a TRANSACTION_PAYLOAD.
     embedded: Vec<u8>,
 }
@@ -64,8 +76,15 @@ impl StreamDecoder {
             collations,
             options,
             extras: HashMap::new(),
+            tables: None,
             embedded: Vec::new(),
         }
+    }
+
+    /// Decodes only the tables `tables` captures (see the module docs).
+    pub fn with_tables(mut self, tables: TableFilter) -> Self {
+        self.tables = Some(tables);
+        self
     }
 
     /// Replaces what information_schema knows that the binlog does not, for every table;
@@ -142,13 +161,35 @@ impl StreamDecoder {
             et::TABLE_MAP => self.table_map(body)?,
             t if super::is_rows_event(t) => {
                 let rows = parse_rows(t, body, fde)?;
-                let schema = self
-                    .schemas
-                    .get(rows.table_id)
-                    .cloned()
-                    .ok_or(DecodeError::UnknownTable { table_id: rows.table_id })?;
-                for row in rows.rows(&schema)? {
-                    out(Item::Row(row?));
+                match self.schemas.get(rows.table_id).ok_or(DecodeError::UnknownTable { table_id: rows.table_id })? {
+                    Mapped::Skipped => {}
+                    Mapped::Broken { db, table, error } => {
+                        out(Item::TableError { db: db.clone(), table: table.clone(), error: error.clone() });
+                    }
+                    Mapped::Table(schema) => {
+                        let schema = Arc::clone(schema);
+                        let failed = |e: DecodeError| Item::TableError {
+                            db: schema.db.clone(),
+                            table: schema.table.clone(),
+                            error: e.to_string(),
+                        };
+                        // A row that cannot be read ends the event (the next row's offset is
+                        // not known): the table stops, the stream goes on.
+                        match rows.rows(&schema) {
+                            Ok(decoded) => {
+                                for row in decoded {
+                                    match row {
+                                        Ok(row) => out(Item::Row(row)),
+                                        Err(e) => {
+                                            out(failed(e));
+                                            break;
+                                        }
+                                    }
+                                }
+                            }
+                            Err(e) => out(failed(e)),
+                        }
+                    }
                 }
             }
             et::PARTIAL_UPDATE_ROWS => {
@@ -217,9 +258,19 @@ impl StreamDecoder {
             return Ok(());
         }
         let map = table_map::parse(body, fde)?;
+        if self.tables.as_ref().is_some_and(|t| !t.captures(&map.db, &map.table)) {
+            self.schemas.insert(table_id, body, Mapped::Skipped);
+            return Ok(());
+        }
         let extras = self.extras.get(&(map.db.clone(), map.table.clone()));
-        let schema = TableSchema::from_map(&map, &self.collations, extras, self.options)?;
-        self.schemas.insert(table_id, body, Arc::new(schema));
+        let mapped = match TableSchema::from_map(&map, &self.collations, extras, self.options) {
+            Ok(schema) => Mapped::Table(Arc::new(schema)),
+            Err(e) if e.class() == crate::error::ErrorClass::PerTable => {
+                Mapped::Broken { db: map.db.clone(), table: map.table.clone(), error: e.to_string() }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.schemas.insert(table_id, body, mapped);
         Ok(())
     }
 }

@@ -26,6 +26,12 @@ pub enum TxnEvent {
         commit_us: u64,
     },
     Row(RowChange),
+    /// Rows of captured table `db`.`table` could not be decoded: that table stops.
+    TableError {
+        db: String,
+        table: String,
+        error: String,
+    },
     /// A statement with no rows: DDL, TRUNCATE, account management.
     Statement {
         db: String,
@@ -117,6 +123,12 @@ impl Assembler {
                 None => self.open = Some(Open::anonymous(true)),
             },
             Item::Row(row) => self.row(row, out)?,
+            Item::TableError { db, table, error } => {
+                if self.open.is_none() {
+                    self.open = Some(Open::anonymous(true));
+                }
+                self.hold(TxnEvent::TableError { db, table, error }, out);
+            }
             Item::Commit { .. } => {
                 if self.open.is_none() {
                     return Err(AssemblerError::Structure("COMMIT without a transaction".into()));
@@ -296,6 +308,7 @@ mod tests {
             TxnEvent::Begin { gtid, .. } => format!("begin {}", gtid.as_ref().map_or("-".into(), |g| g.to_string())),
             TxnEvent::Row(r) => format!("row {:?}", r.after.as_ref().and_then(|a| a.first())),
             TxnEvent::Statement { sql, .. } => format!("stmt {sql}"),
+            TxnEvent::TableError { table, .. } => format!("error {table}"),
             TxnEvent::Commit { .. } => "commit".into(),
             TxnEvent::Abort => "abort".into(),
             TxnEvent::Heartbeat => "heartbeat".into(),

@@ -49,6 +49,8 @@ pub struct ReaderOptions {
     pub backoff_max: Duration,
     /// Rows held back per transaction before it is streamed (see the assembler).
     pub buffer_rows: usize,
+    /// The captured tables: the others are not decoded (`None`: every table).
+    pub tables: Option<crate::config::TableFilter>,
 }
 
 impl Default for ReaderOptions {
@@ -59,6 +61,7 @@ impl Default for ReaderOptions {
             backoff_initial: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
             buffer_rows: 10_000,
+            tables: None,
         }
     }
 }
@@ -417,6 +420,9 @@ impl Reader {
         let (mut stream, collations, extras) =
             tokio::time::timeout(limit, setup).await.map_err(|_| ReaderError::Silent(limit))??;
         let mut decoder = StreamDecoder::new(collations, SchemaOptions { require_full_metadata: true });
+        if let Some(tables) = &self.options.tables {
+            decoder = decoder.with_tables(tables.clone());
+        }
         let _connected = Connected::mark(&self.stats);
         // MariaDB only: a second connection to refresh the JSON columns after a DDL.
         let mut metadata = match extras {

@@ -16,4 +16,4 @@ mod table;
 pub mod table_map;
 
 pub use charset::{Charset, CollationMap};
-pub use table::{Column, ColumnType, SchemaCache, SchemaError, SchemaOptions, TableExtras, TableSchema};
+pub use table::{Column, ColumnType, Mapped, SchemaCache, SchemaError, SchemaOptions, TableExtras, TableSchema};

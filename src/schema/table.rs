@@ -299,14 +299,26 @@ fn len_bytes(meta: u16) -> Result<u8, String> {
     u8::try_from(meta).ok().filter(|l| (1..=4).contains(l)).ok_or_else(|| format!("length prefix of {meta} bytes"))
 }
 
-/// Schemas by table id, as the stream's TABLE_MAPs define them.
+/// What a TABLE_MAP's table id stands for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mapped {
+    /// A captured table and its decode plan.
+    Table(Arc<TableSchema>),
+    /// A table rowferry does not capture: its rows are not decoded at all.
+    Skipped,
+    /// A captured table whose schema cannot be built (an unsupported character set, …): its rows
+    /// are reported as that table's error, never decoded, and the other tables go on.
+    Broken { db: String, table: String, error: String },
+}
+
+/// What each table id stands for, as the stream's TABLE_MAPs define it.
 ///
 /// Table ids are reused by the server for other tables after a DDL or a table cache eviction, so
 /// an entry is replaced whenever a TABLE_MAP with different bytes arrives; identical bytes reuse
 /// the existing plan.
 #[derive(Debug, Default)]
 pub struct SchemaCache {
-    tables: HashMap<u64, (Vec<u8>, Arc<TableSchema>)>,
+    tables: HashMap<u64, (Vec<u8>, Mapped)>,
 }
 
 impl SchemaCache {
@@ -314,17 +326,17 @@ impl SchemaCache {
         Self::default()
     }
 
-    /// The schema for `table_id` if this exact TABLE_MAP body was seen before.
-    pub fn cached(&self, table_id: u64, body: &[u8]) -> Option<Arc<TableSchema>> {
-        self.tables.get(&table_id).filter(|(bytes, _)| bytes == body).map(|(_, s)| Arc::clone(s))
+    /// What `table_id` stands for if this exact TABLE_MAP body was seen before.
+    pub fn cached(&self, table_id: u64, body: &[u8]) -> Option<&Mapped> {
+        self.tables.get(&table_id).filter(|(bytes, _)| bytes == body).map(|(_, m)| m)
     }
 
-    pub fn insert(&mut self, table_id: u64, body: &[u8], schema: Arc<TableSchema>) {
-        self.tables.insert(table_id, (body.to_vec(), schema));
+    pub fn insert(&mut self, table_id: u64, body: &[u8], mapped: Mapped) {
+        self.tables.insert(table_id, (body.to_vec(), mapped));
     }
 
-    pub fn get(&self, table_id: u64) -> Option<&Arc<TableSchema>> {
-        self.tables.get(&table_id).map(|(_, s)| s)
+    pub fn get(&self, table_id: u64) -> Option<&Mapped> {
+        self.tables.get(&table_id).map(|(_, m)| m)
     }
 
     /// Forgets every table (after a DDL: ids may now mean other shapes).

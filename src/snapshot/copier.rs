@@ -10,11 +10,16 @@
 //! * A chunk waits for the stream loop's answer before the next is read: at most `parallel`
 //!   chunks exist at a time (bounded memory), and the loop gives chunks priority over new binlog
 //!   events, so the copy progresses under any write load.
+//! * A table with no key at all (no primary key, no unique NOT NULL index, no `snapshot.keys`) is
+//!   read in one pass inside a consistent snapshot while the stream is held at the snapshot's
+//!   position ([`super::merge`]'s hold), in batches of at most `chunk_rows` rows and
+//!   [`MAX_BATCH_BYTES`], each emitted before the next is read; one such copy at a time. After
+//!   a restart an unfinished keyless copy starts over (its rows have no key to resume after).
 
 use super::SnapshotError;
 use super::convert::{Bound, convert};
 use super::describe::{Described, describe, ident};
-use super::merge::{Chunk, Msg, Outcome, WindowId};
+use super::merge::{Chunk, HoldOutcome, Msg, Outcome, WindowId};
 use super::progress::{SnapshotKind, TableProgress};
 use crate::config::{SnapshotSettings, SourceSettings};
 use crate::ops::Ops;
@@ -31,6 +36,8 @@ const MIN_CHUNK: usize = 100;
 const MAX_CHUNK: usize = 100_000;
 /// Retries of one chunk (late windows) before the table fails.
 const MAX_RETRIES: u32 = 100;
+/// A keyless copy's batch at most, in bytes of the values read.
+pub const MAX_BATCH_BYTES: usize = 8 << 20;
 
 /// What every table's copy shares.
 #[derive(Debug)]
@@ -43,6 +50,8 @@ pub struct Copier {
     next_window: AtomicU64,
     /// Rate limit: when the next chunk may start.
     next_slot: Mutex<Instant>,
+    /// Keyless copies hold the stream: one at a time.
+    holding: Mutex<()>,
 }
 
 /// One table to copy.
@@ -52,6 +61,9 @@ pub struct Job {
     pub table: String,
     pub progress: TableProgress,
     pub kind: SnapshotKind,
+    /// Planned as keyless: its stream rows are muted until its copy holds the stream, so it is
+    /// copied that way whatever its key is by then.
+    pub held: bool,
 }
 
 impl Copier {
@@ -70,6 +82,7 @@ impl Copier {
             tx,
             next_window: AtomicU64::new(1),
             next_slot: Mutex::new(Instant::now()),
+            holding: Mutex::new(()),
         })
     }
 
@@ -116,13 +129,10 @@ impl Copier {
         let mut conn = crate::source::connect(&self.source).await?;
         session(&mut conn, self.flavor).await?;
         let mut described = describe(&mut conn, &job.db, &job.table, self.flavor, &self.settings).await?;
-        if described.key.is_empty() {
-            tracing::warn!(
-                table = %name,
-                rows = described.estimate,
-                "no primary key and no snapshot.keys entry: copied in one pass, held in memory until emitted; \
-                 its records have no key, so later changes cannot replace them in a compacted topic"
-            );
+        // A table planned as keyless has had its stream rows muted: it is copied held even if a
+        // key appeared since (only its copy carries those rows).
+        if described.key.is_empty() || job.held {
+            return self.copy_held(&mut conn, &name, &described, job.kind).await;
         }
         let mut after: Option<Vec<Bound>> = job.progress.after.clone();
         let mut rows_done = job.progress.rows;
@@ -204,6 +214,143 @@ impl Copier {
                 Outcome::Failed(problem) => return Err(SnapshotError::Table { table: name.to_string(), problem }),
             }
         }
+    }
+
+    /// A keyless table: one pass inside a consistent snapshot while the stream is held at its
+    /// position (see the module docs).
+    async fn copy_held(
+        &self,
+        conn: &mut mysql_async::Conn,
+        name: &Arc<str>,
+        d: &Described,
+        kind: SnapshotKind,
+    ) -> Result<(), SnapshotError> {
+        let _one_at_a_time = self.holding.lock().await;
+        tracing::warn!(
+            table = %name,
+            rows = d.estimate,
+            "no primary key, no unique NOT NULL index and no snapshot.keys entry: copied in one pass while the \
+             stream waits at the copy's position (the other tables catch up afterwards); its records have no key"
+        );
+        self.ops.snapshot_started(name, 0, d.estimate);
+        conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .map_err(|e| query_error("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", e))?;
+        for attempt in 1..=MAX_RETRIES {
+            self.throttle(conn, name, 0).await?;
+            let id: WindowId = self.next_window.fetch_add(1, Ordering::Relaxed);
+            let (ready, frozen) = oneshot::channel();
+            self.tx
+                .send(Msg::Freeze { id, table: Arc::clone(name), ready })
+                .await
+                .map_err(|_| SnapshotError::Stopped)?;
+            frozen.await.map_err(|_| SnapshotError::Stopped)?;
+            let copied = self.copy_at_snapshot(conn, id, name, d, kind).await;
+            let _ = conn.query_drop("ROLLBACK").await;
+            let _ = self.tx.send(Msg::Close { id }).await;
+            match copied {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
+                    self.ops.snapshot_retry(name);
+                    tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt.min(50)))).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(SnapshotError::Table {
+            table: name.to_string(),
+            problem: format!(
+                "its one-pass copy was started {MAX_RETRIES} times and each time a DDL statement passed before it \
+                 began; its stream rows stay muted until a restart copies it again"
+            ),
+        })
+    }
+
+    /// One try of a keyless copy, the stream frozen: `Ok(false)` when a DDL statement passed
+    /// while the copy started and it must start again.
+    async fn copy_at_snapshot(
+        &self,
+        conn: &mut mysql_async::Conn,
+        id: WindowId,
+        name: &Arc<str>,
+        d: &Described,
+        kind: SnapshotKind,
+    ) -> Result<bool, SnapshotError> {
+        // MySQL: gtid_executed read before the snapshot opens, so every transaction in it is in
+        // the snapshot (the stream mutes the table up to it; see `merge`).
+        let before = match self.flavor {
+            Flavor::MySql => Some(mysql_executed(conn).await?),
+            Flavor::MariaDb => None,
+        };
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            .await
+            .map_err(|e| query_error("START TRANSACTION WITH CONSISTENT SNAPSHOT", e))?;
+        let high = match before {
+            Some(executed) => executed,
+            None => mariadb_snapshot_position(conn).await?,
+        };
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Msg::Hold { id, high: high.clone(), reply }).await.map_err(|_| SnapshotError::Stopped)?;
+        if answer.await.map_err(|_| SnapshotError::Stopped)? == HoldOutcome::Retry {
+            tracing::debug!(table = %name, "a DDL statement passed while the copy started; again");
+            return Ok(false);
+        }
+        let (sql, params) = select(d, None, 0)?;
+        let mut result = conn.exec_iter(sql.as_str(), params).await.map_err(|e| query_error(&sql, e))?;
+        let (mut rows_done, mut batch, mut bytes) = (0u64, Vec::new(), 0usize);
+        let started = Instant::now();
+        let mut next = result.next().await.map_err(|e| query_error(&sql, e))?;
+        while let Some(row) = next.take() {
+            let values = row.unwrap();
+            bytes += values.iter().map(value_bytes).sum::<usize>();
+            batch.push(values);
+            next = result.next().await.map_err(|e| query_error(&sql, e))?;
+            let last = next.is_none();
+            if !last && batch.len() < self.settings.chunk_rows.max(1) && bytes < MAX_BATCH_BYTES {
+                continue;
+            }
+            let rows = convert_values(std::mem::take(&mut batch), d, name)?;
+            let n = rows.len() as u64;
+            bytes = 0;
+            let chunk = Chunk {
+                table: Arc::clone(name),
+                schema: Arc::clone(&d.schema),
+                key: Vec::new(),
+                rows,
+                high: high.clone(),
+                progress: TableProgress { after: None, rows: rows_done + n, done: last },
+                kind,
+            };
+            let (reply, answer) = oneshot::channel();
+            self.tx.send(Msg::Rows { id, chunk, reply }).await.map_err(|_| SnapshotError::Stopped)?;
+            match answer.await.map_err(|_| SnapshotError::Stopped)? {
+                Outcome::Emitted { .. } => {
+                    rows_done += n;
+                    self.ops.snapshot_rows(name, rows_done);
+                }
+                Outcome::Failed(problem) => return Err(SnapshotError::Table { table: name.to_string(), problem }),
+                Outcome::Retry => return Ok(false),
+            }
+        }
+        if rows_done == 0 {
+            // An empty table: its (empty) last batch marks it done.
+            let chunk = Chunk {
+                table: Arc::clone(name),
+                schema: Arc::clone(&d.schema),
+                key: Vec::new(),
+                rows: Vec::new(),
+                high,
+                progress: TableProgress { after: None, rows: 0, done: true },
+                kind,
+            };
+            let (reply, answer) = oneshot::channel();
+            self.tx.send(Msg::Rows { id, chunk, reply }).await.map_err(|_| SnapshotError::Stopped)?;
+            if let Outcome::Failed(problem) = answer.await.map_err(|_| SnapshotError::Stopped)? {
+                return Err(SnapshotError::Table { table: name.to_string(), problem });
+            }
+        }
+        tracing::info!(table = %name, rows = rows_done, secs = started.elapsed().as_secs_f64(), "table copied (one pass, stream held)");
+        Ok(true)
     }
 
     /// Pause, rate limit and replica lag.
@@ -296,27 +443,42 @@ pub(crate) fn convert_rows(
     d: &Described,
     name: &str,
 ) -> Result<ConvertedRows, SnapshotError> {
-    let mut last = None;
-    let mut rows = Vec::with_capacity(raw.len());
-    let count = raw.len();
-    for (r, row) in raw.into_iter().enumerate() {
-        let values = row.unwrap();
-        if r + 1 == count && !d.key.is_empty() {
-            last = Some(d.key.iter().map(|&k| values.get(k).map_or(Bound::Null, Bound::from_sql)).collect());
-        }
-        let converted = values
-            .into_iter()
-            .zip(&d.schema.columns)
-            .map(|(v, c)| {
-                convert(&c.ty, v).map_err(|problem| SnapshotError::Table {
-                    table: name.to_string(),
-                    problem: format!("column {}: {problem}", c.name),
+    let raw: Vec<Vec<mysql_async::Value>> = raw.into_iter().map(mysql_async::Row::unwrap).collect();
+    let last = raw
+        .last()
+        .filter(|_| !d.key.is_empty())
+        .map(|values| d.key.iter().map(|&k| values.get(k).map_or(Bound::Null, Bound::from_sql)).collect());
+    Ok((convert_values(raw, d, name)?, last))
+}
+
+/// Rows' values as read → the decoder's values.
+fn convert_values(
+    raw: Vec<Vec<mysql_async::Value>>,
+    d: &Described,
+    name: &str,
+) -> Result<Vec<Vec<crate::change::Value>>, SnapshotError> {
+    raw.into_iter()
+        .map(|values| {
+            values
+                .into_iter()
+                .zip(&d.schema.columns)
+                .map(|(v, c)| {
+                    convert(&c.ty, v).map_err(|problem| SnapshotError::Table {
+                        table: name.to_string(),
+                        problem: format!("column {}: {problem}", c.name),
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.push(converted);
+                .collect()
+        })
+        .collect()
+}
+
+/// About how many bytes a value read holds.
+fn value_bytes(v: &mysql_async::Value) -> usize {
+    match v {
+        mysql_async::Value::Bytes(b) => b.len() + 24,
+        _ => 24,
     }
-    Ok((rows, last))
 }
 
 /// The next chunk's SELECT and its parameters.

@@ -48,6 +48,41 @@ pub async fn list_tables(
         .collect())
 }
 
+/// Of `tables` (`(db, table)`), those [`describe`] finds no key for (`db.table`): no primary key,
+/// no `snapshot.keys` entry, no unique index over NOT NULL columns. A table that cannot be
+/// described is left out (its copy fails on its own).
+pub async fn keyless_tables(
+    conn: &mut mysql_async::Conn,
+    flavor: Flavor,
+    settings: &SnapshotSettings,
+    tables: &[(String, String)],
+) -> Result<Vec<String>, SnapshotError> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let with_pk: HashSet<(String, String)> = query_text(
+        conn,
+        "SELECT DISTINCT TABLE_SCHEMA, TABLE_NAME FROM information_schema.STATISTICS WHERE INDEX_NAME = 'PRIMARY'",
+    )
+    .await?
+    .into_iter()
+    .filter_map(|r| match r.as_slice() {
+        [Some(db), Some(table)] => Some((db.clone(), table.clone())),
+        _ => None,
+    })
+    .collect();
+    let mut keyless = Vec::new();
+    for (db, table) in tables {
+        if with_pk.contains(&(db.clone(), table.clone())) || settings.declared_key(db, table).is_some() {
+            continue;
+        }
+        if describe(conn, db, table, flavor, settings).await.is_ok_and(|d| d.key.is_empty()) {
+            keyless.push(format!("{db}.{table}"));
+        }
+    }
+    Ok(keyless)
+}
+
 /// Reads the table's columns, key and row estimate.
 pub async fn describe(
     conn: &mut mysql_async::Conn,
@@ -129,7 +164,7 @@ pub async fn describe(
             })
             .collect::<Result<_, _>>()?
     } else {
-        Vec::new()
+        unique_not_null_key(conn, db, table, &columns).await?
     };
     let estimate = exec_text(
         conn,
@@ -143,6 +178,42 @@ pub async fn describe(
     .unwrap_or(0);
     let schema = TableSchema { db: db.to_string(), table: table.to_string(), columns, primary_key };
     Ok(Described { schema: Arc::new(schema), key, estimate })
+}
+
+/// Without a primary key or `snapshot.keys`, a unique index over NOT NULL columns identifies rows
+/// as well: the one with the fewest columns (then by name), as column indexes; empty when there
+/// is none (the table is copied in one pass, holding the stream: see `snapshot::merge`).
+async fn unique_not_null_key(
+    conn: &mut mysql_async::Conn,
+    db: &str,
+    table: &str,
+    columns: &[Column],
+) -> Result<Vec<usize>, SourceError> {
+    let rows = exec_text(
+        conn,
+        "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
+         WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+        vec![db.into(), table.into()],
+    )
+    .await?;
+    let mut indexes: std::collections::BTreeMap<String, Vec<usize>> = std::collections::BTreeMap::new();
+    let mut unusable = HashSet::new();
+    for row in rows {
+        let (Some(Some(index)), Some(Some(column))) = (row.first(), row.get(1)) else { continue };
+        match columns.iter().position(|c| &c.name == column) {
+            Some(i) if !columns[i].nullable => indexes.entry(index.clone()).or_default().push(i),
+            // A nullable column (NULLs repeat in a unique index) or an expression: not a key.
+            _ => {
+                unusable.insert(index.clone());
+            }
+        }
+    }
+    Ok(indexes
+        .into_iter()
+        .filter(|(name, _)| !unusable.contains(name))
+        .min_by_key(|(name, key)| (key.len(), name.clone()))
+        .map(|(_, key)| key)
+        .unwrap_or_default())
 }
 
 /// MariaDB's JSON columns of one table (LONGTEXT with a `json_valid` CHECK); MySQL's are typed.

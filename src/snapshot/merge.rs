@@ -30,6 +30,32 @@
 //!
 //! Memory: a window's touched set is bounded ([`MAX_TOUCHED`]); past it the window is late and
 //! the chunk is read again (smaller chunks take less time, so fewer keys are touched).
+//!
+//! **Tables without a key** (no primary key, no unique NOT NULL index, no `snapshot.keys`) cannot
+//! be merged by key: a stream change and a chunk row of such a table cannot be matched, so no
+//! window can say which chunk rows the stream carries. Their copy *holds the stream* instead, as a
+//! blocking snapshot does, and the table's stream rows that the copy covers are *muted* (not
+//! published: the copy carries their effect):
+//!
+//! * An initial snapshot's keyless tables are muted from the stream's start ([`Merger::mute`]):
+//!   every change the stream reads of them before their copy's position is in the copy.
+//! * [`Msg::Freeze`]: the loop stops routing at the next transaction boundary and answers; from
+//!   then on the table's routed rows are muted.
+//! * The copier opens a consistent snapshot and reads its position P (MariaDB: exact, from
+//!   `binlog_snapshot_*`; MySQL: `gtid_executed` read *before* the snapshot opened, so every
+//!   transaction in P is in the snapshot — a transaction committed in between is in both, the
+//!   only way a row can appear twice).
+//! * [`Msg::Hold`]: the loop routes up to P (still muting the table) and holds there, unmuting the
+//!   table. A DDL statement routed since the freeze makes the copy start again
+//!   ([`HoldOutcome::Retry`]): the copy's columns may no longer match.
+//! * While held, the table's rows are read in batches ([`Msg::Rows`]) and each is emitted at
+//!   once; nothing else moves. [`Msg::Close`] releases the stream.
+//!
+//! The rows are thus emitted exactly at P: every change up to P is in them, every change after P
+//! is published after them. Memory stays bounded by one batch; the cost is that the whole stream
+//! waits while a keyless table is read (it catches up afterwards from the binlog). A copy that
+//! fails leaves its table muted for the rest of the run (its progress is not done, so the next
+//! start copies it again, which covers everything muted).
 
 use super::progress::{SnapshotKind, TableProgress};
 use crate::change::{RowChange, Value};
@@ -91,10 +117,56 @@ pub enum Msg {
         chunk: Chunk,
         reply: oneshot::Sender<Outcome>,
     },
-    /// The copier gave the chunk up (a read failed).
+    /// The copier gave the chunk up (a read failed), or a keyless copy is over: the stream goes on.
     Close {
         id: WindowId,
     },
+    /// A keyless table's copy: stop routing at the next transaction boundary; `ready` answers once
+    /// the stream is held (see the module docs).
+    Freeze {
+        id: WindowId,
+        table: Arc<str>,
+        ready: oneshot::Sender<()>,
+    },
+    /// Route up to `high` (the copy's snapshot position) and hold there.
+    Hold {
+        id: WindowId,
+        high: Position,
+        reply: oneshot::Sender<HoldOutcome>,
+    },
+}
+
+/// The answer to [`Msg::Hold`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum HoldOutcome {
+    /// The stream is held at the snapshot's position: send the rows.
+    Held,
+    /// A DDL statement passed while the copy started; read again.
+    Retry,
+}
+
+/// A keyless copy's hold on the stream.
+#[derive(Debug)]
+struct Hold {
+    id: WindowId,
+    table: Arc<str>,
+    /// A DDL statement was routed since the freeze was asked for.
+    ddl: bool,
+    state: HoldState,
+}
+
+#[derive(Debug)]
+enum HoldState {
+    /// Asked to stop at the next transaction boundary.
+    Freezing(oneshot::Sender<()>),
+    Frozen,
+    /// Routing up to the snapshot's position.
+    Catching {
+        high: Position,
+        reply: oneshot::Sender<HoldOutcome>,
+    },
+    /// At the snapshot's position; chunks of the table are emitted as they come.
+    Held,
 }
 
 /// A chunk to act on now.
@@ -125,6 +197,10 @@ struct Window {
 pub struct Merger {
     routed: Position,
     windows: Vec<Window>,
+    /// A keyless copy's hold on the stream (one at a time: the copier serialises them).
+    hold: Option<Hold>,
+    /// Keyless tables of an initial snapshot not yet held: their stream rows are in their copy.
+    muted: HashSet<Arc<str>>,
 }
 
 /// The canonical identity of a row's key (equal values ⇔ equal strings).
@@ -140,7 +216,7 @@ pub fn key_string(values: &[Value], key: &[usize]) -> String {
 impl Merger {
     /// `start`: where the stream starts (everything in it counts as routed).
     pub fn new(start: Position) -> Self {
-        Merger { routed: start, windows: Vec::new() }
+        Merger { routed: start, windows: Vec::new(), hold: None, muted: HashSet::new() }
     }
 
     /// Everything the stream has routed.
@@ -149,7 +225,47 @@ impl Merger {
     }
 
     pub fn is_idle(&self) -> bool {
-        self.windows.is_empty()
+        self.windows.is_empty() && self.hold.is_none() && self.muted.is_empty()
+    }
+
+    /// Mutes the stream rows of `tables` (`db.table`): an initial snapshot's keyless tables, whose
+    /// copies will carry every change up to their position (see the module docs).
+    pub fn mute(&mut self, tables: impl IntoIterator<Item = Arc<str>>) {
+        self.muted.extend(tables);
+    }
+
+    /// Whether the stream must not take its next transaction now (a keyless copy holds it).
+    /// Only meaningful between transactions: a transaction always completes.
+    pub fn holds_stream(&self) -> bool {
+        match self.hold.as_ref().map(|h| &h.state) {
+            Some(HoldState::Freezing(_) | HoldState::Frozen | HoldState::Held) => true,
+            Some(HoldState::Catching { high, .. }) => high.is_subset(&self.routed),
+            None => false,
+        }
+    }
+
+    /// Moves a hold on between transactions: a freeze takes effect, a catching hold that reached
+    /// its position answers. Call between transactions, after routing and after [`Merger::handle`].
+    pub fn between_transactions(&mut self) {
+        let Some(hold) = self.hold.as_mut() else { return };
+        match std::mem::replace(&mut hold.state, HoldState::Frozen) {
+            HoldState::Freezing(ready) => {
+                if ready.send(()).is_err() {
+                    self.hold = None;
+                }
+            }
+            HoldState::Catching { high, reply } if high.is_subset(&self.routed) => {
+                let outcome = if hold.ddl { HoldOutcome::Retry } else { HoldOutcome::Held };
+                if reply.send(outcome).is_err() || hold.ddl {
+                    self.hold = None;
+                } else {
+                    // Changes after P are published after the copy's rows.
+                    self.muted.remove(&hold.table);
+                    hold.state = HoldState::Held;
+                }
+            }
+            other => hold.state = other,
+        }
     }
 
     pub fn handle(&mut self, msg: Msg) {
@@ -177,16 +293,49 @@ impl Merger {
             }
             Msg::Rows { id, chunk, reply } => match self.windows.iter_mut().find(|w| w.id == id) {
                 Some(w) => w.pending = Some((chunk, reply)),
+                None if self.hold.as_ref().is_some_and(|h| h.id == id && matches!(h.state, HoldState::Held)) => {
+                    // A held copy's batch: emitted as it comes (the stream waits for it).
+                    self.windows.push(Window {
+                        id,
+                        table: Arc::clone(&chunk.table),
+                        key_names: Vec::new(),
+                        routed_at_prepare: None,
+                        low: None,
+                        late: false,
+                        touched: HashSet::new(),
+                        pending: Some((chunk, reply)),
+                    });
+                }
                 None => {
                     let _ = reply.send(Outcome::Retry);
                 }
             },
-            Msg::Close { id } => self.windows.retain(|w| w.id != id),
+            Msg::Close { id } => {
+                self.windows.retain(|w| w.id != id);
+                if self.hold.as_ref().is_some_and(|h| h.id == id) {
+                    self.hold = None;
+                }
+            }
+            Msg::Freeze { id, table, ready } => {
+                self.hold = Some(Hold { id, table, ddl: false, state: HoldState::Freezing(ready) });
+            }
+            Msg::Hold { id, high, reply } => match self.hold.as_mut() {
+                Some(h) if h.id == id => h.state = HoldState::Catching { high, reply },
+                _ => {
+                    let _ = reply.send(HoldOutcome::Retry);
+                }
+            },
         }
     }
 
-    /// A routed row of `table` (`db.table`) in the transaction `gtid`.
-    pub fn row(&mut self, table: &str, gtid: Option<&Gtid>, change: &RowChange) {
+    /// A routed row of `table` (`db.table`) in the transaction `gtid`; `false`: the row is muted
+    /// (a keyless copy carries it) and must not be published.
+    pub fn row(&mut self, table: &str, gtid: Option<&Gtid>, change: &RowChange) -> bool {
+        if self.muted.contains(table)
+            || self.hold.as_ref().is_some_and(|h| &*h.table == table && !matches!(h.state, HoldState::Held))
+        {
+            return false;
+        }
         for w in self.windows.iter_mut().filter(|w| &*w.table == table) {
             if w.late || gtid.is_some_and(|g| w.low.as_ref().is_some_and(|low| low.contains(g))) {
                 continue;
@@ -206,12 +355,17 @@ impl Merger {
                 w.touched = HashSet::new();
             }
         }
+        true
     }
 
-    /// A DDL statement passed: chunks read before it may not match the tables' new shape.
+    /// A DDL statement passed: chunks read before it may not match the tables' new shape (a
+    /// keyless copy not yet held starts again).
     pub fn ddl(&mut self) {
         for w in &mut self.windows {
             w.late = true;
+        }
+        if let Some(h) = self.hold.as_mut().filter(|h| !matches!(h.state, HoldState::Held)) {
+            h.ddl = true;
         }
     }
 
@@ -378,5 +532,51 @@ mod tests {
         assert!(matches!(m.take_ready(), Some(Ready::Retry { .. })));
         let mut rx = attach(&mut m, 7, chunk(vec![], "0-1-10"));
         assert_eq!(rx.try_recv().ok(), Some(Outcome::Retry));
+    }
+
+    #[test]
+    fn a_keyless_copy_mutes_its_table_up_to_the_snapshot_and_holds_the_stream_there() {
+        let mut m = Merger::new(pos("0-1-10"));
+        m.mute(["d.t".into()]);
+        assert!(!m.is_idle());
+        // Before its copy, an initial snapshot's keyless table is muted; others are not.
+        assert!(!m.row("d.t", Some(&gtid(11)), &update(1)));
+        assert!(m.row("other.t", Some(&gtid(11)), &update(1)));
+        m.committed(Some(&gtid(11)));
+        let (ready, mut frozen) = oneshot::channel();
+        m.handle(Msg::Freeze { id: 1, table: "d.t".into(), ready });
+        assert!(m.holds_stream());
+        m.between_transactions();
+        assert_eq!(frozen.try_recv().ok(), Some(()), "frozen at the boundary");
+        // The snapshot is at 12: the stream catches up to it, the table still muted.
+        let (reply, mut held) = oneshot::channel();
+        m.handle(Msg::Hold { id: 1, high: pos("0-1-12"), reply });
+        assert!(!m.holds_stream(), "12 is not routed yet");
+        assert!(!m.row("d.t", Some(&gtid(12)), &update(2)));
+        m.committed(Some(&gtid(12)));
+        assert!(m.holds_stream(), "at the snapshot's position");
+        m.between_transactions();
+        assert_eq!(held.try_recv().ok(), Some(HoldOutcome::Held));
+        let _rx = attach(&mut m, 1, chunk(vec![row(1, 1)], "0-1-12"));
+        assert!(matches!(m.take_ready(), Some(Ready::Emit { dropped: 0, .. })));
+        m.handle(Msg::Close { id: 1 });
+        assert!(!m.holds_stream() && m.is_idle());
+        // After the copy's position the table's changes are published.
+        assert!(m.row("d.t", Some(&gtid(13)), &update(3)));
+    }
+
+    #[test]
+    fn a_ddl_while_a_keyless_copy_starts_makes_it_start_again() {
+        let mut m = Merger::new(pos("0-1-10"));
+        let (ready, _frozen) = oneshot::channel();
+        m.handle(Msg::Freeze { id: 1, table: "d.t".into(), ready });
+        m.between_transactions();
+        let (reply, mut held) = oneshot::channel();
+        m.handle(Msg::Hold { id: 1, high: pos("0-1-11"), reply });
+        m.ddl();
+        m.committed(Some(&gtid(11)));
+        m.between_transactions();
+        assert_eq!(held.try_recv().ok(), Some(HoldOutcome::Retry));
+        assert!(!m.holds_stream(), "the stream goes on until the next try");
     }
 }
