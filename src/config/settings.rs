@@ -130,6 +130,11 @@ const OWNED_LIBRDKAFKA_KEYS: &[(&str, &str)] = &[
     ("enable.idempotence", "rowferry always produces idempotently (ordering and no duplicates on retry)"),
     ("acks", "rowferry always uses acks=all (the offset is committed only after a durable ack)"),
     ("request.required.acks", "rowferry always uses acks=all (the offset is committed only after a durable ack)"),
+    (
+        "allow.auto.create.topics",
+        "rowferry creates its topics itself with the layout [topics] and [offsets] ask for; a topic the broker \
+         auto-creates gets the broker's num.partitions and no compaction",
+    ),
 ];
 
 fn invalid(key: &str, problem: impl Into<String>) -> ConfigError {

@@ -147,10 +147,14 @@ pub fn produce_failure(e: &KafkaError) -> String {
     }
 }
 
-/// Client settings: bootstrap servers plus the `kafka.librdkafka` pass-through.
+/// Client settings: bootstrap servers plus the `kafka.librdkafka` pass-through. No client of
+/// rowferry's lets the broker auto-create a topic: librdkafka's producers (and admin clients)
+/// allow it by default, and Apache Kafka's brokers default to `auto.create.topics.enable=true`,
+/// so the metadata request that checks whether a topic exists would create it with the broker's
+/// `num.partitions` and no compaction before rowferry could create it as configured.
 pub fn client_config(kafka: &KafkaSettings) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &kafka.bootstrap_servers);
+    c.set("bootstrap.servers", &kafka.bootstrap_servers).set("allow.auto.create.topics", "false");
     for (k, v) in &kafka.librdkafka {
         c.set(k, v);
     }
