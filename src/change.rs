@@ -97,3 +97,25 @@ pub struct RowChange {
     pub before: Option<Vec<Value>>,
     pub after: Option<Vec<Value>>,
 }
+
+impl Value {
+    /// About how many bytes the value holds (inline and on the heap), for memory bounds.
+    pub fn approx_bytes(&self) -> usize {
+        let heap = match self {
+            Value::Decimal(s) | Value::Text(s) | Value::Enum(s) | Value::Json(s) => s.len(),
+            Value::Bytes(b) | Value::Geometry { wkb: b, .. } => b.len(),
+            Value::Set(members) => members.iter().map(|m| m.len() + 24).sum(),
+            Value::Vector(v) => v.len() * 4,
+            _ => 0,
+        };
+        std::mem::size_of::<Value>() + heap
+    }
+}
+
+impl RowChange {
+    /// About how many bytes the change holds, for memory bounds.
+    pub fn approx_bytes(&self) -> usize {
+        let image = |i: &Option<Vec<Value>>| i.as_ref().map_or(0, |v| v.iter().map(Value::approx_bytes).sum::<usize>());
+        64 + image(&self.before) + image(&self.after)
+    }
+}

@@ -111,7 +111,16 @@ async fn stock_client_reads_what_rowferry_writes(server: &str) {
     // The stock client, pointed at the embedded registry's REST API.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, rowferry::registry::http::router(registry)).await });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            rowferry::registry::http::router(
+                registry,
+                rowferry::ops::http::Gate::new(None, ([127, 0, 0, 1], 0).into()),
+            ),
+        )
+        .await
+    });
     let python = env("ROWFERRY_TEST_PYTHON");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_avro.py");
     let args = [script.to_string(), env(KAFKA), format!("http://{addr}"), topic.clone(), "4".to_string()];

@@ -129,4 +129,20 @@ fn guards_refuse_unsafe_values() {
     }
     let out = render(None, &["--set", "config.source.server_id=0"]);
     assert!(!out.status.success(), "server_id 0 is refused by the values schema");
+    let out = render(None, &["--set", "extraVolume[0].name=x"]);
+    assert!(!out.status.success(), "a misspelt top-level key is refused, not ignored");
+}
+
+#[test]
+fn hardened_values_mount_volumes_salt_from_the_secret_and_fence_the_port() {
+    let path = Path::new(CHART).join("ci/hardened.yaml");
+    let manifests = ok(&render(Some(&path), &[]), "helm template");
+    assert!(manifests.contains("kind: NetworkPolicy"), "{manifests}");
+    assert!(manifests.contains("mountPath: /etc/rowferry-tls"), "{manifests}");
+    assert!(manifests.contains("secretName: mysql-ca"), "{manifests}");
+    assert!(manifests.contains("name: ROWFERRY__COLUMNS__HASH_SALT"), "{manifests}");
+    assert!(manifests.contains("hash-salt: \"pepper\""), "the Secret carries the salt: {manifests}");
+    assert!(!config_toml(&manifests).contains("pepper"), "never in the ConfigMap");
+    let defaults = ok(&render(None, &[]), "helm template");
+    assert!(!defaults.contains("kind: NetworkPolicy"), "off by default");
 }

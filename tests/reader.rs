@@ -569,6 +569,7 @@ async fn dead_links_lose_nothing(server: &str) {
         // Small, so that a freeze can cut a transaction that is already streaming.
         buffer_rows: 2,
         tables: None,
+        budget: None,
     };
     let (mut rx, stats) = spawn_reader(settings, options, position_now(&url).await);
     let mut conn = mysql_async::Conn::from_url(url.as_str()).await.expect("writer connection");
@@ -652,6 +653,7 @@ async fn mysql_reader_displaced_by_one_with_the_same_server_id_stops_with_a_clea
         backoff_max: Duration::from_millis(400),
         buffer_rows: 100,
         tables: None,
+        budget: None,
     };
     let id = unique_server_id();
     let start = position_now(&url).await;

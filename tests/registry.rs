@@ -17,10 +17,21 @@ fn kafka() -> KafkaSettings {
 
 /// A minimal HTTP/1.1 client: (status, body).
 async fn http(addr: std::net::SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    http_as(addr, method, path, body, "").await
+}
+
+/// [`http`] with extra header lines (each ending in CRLF).
+async fn http_as(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &str,
+) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let body = body.unwrap_or("");
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.expect("write");
@@ -63,7 +74,13 @@ async fn rest_api_serves_what_deserializers_ask_for() {
         .expect("register");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, rowferry::registry::http::router(r)).await });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            rowferry::registry::http::router(r, rowferry::ops::http::Gate::new(None, ([127, 0, 0, 1], 0).into())),
+        )
+        .await
+    });
 
     let (status, body) = http(addr, "GET", &format!("/schemas/ids/{}", v.id), None).await;
     assert_eq!(status, 200);
@@ -83,6 +100,50 @@ async fn rest_api_serves_what_deserializers_ask_for() {
     assert_eq!((status, body.contains("40403")), (404, true));
 }
 
+/// The writes (register, set a level) pass the same gate as the control endpoints: with a token
+/// only with it; without one, not at all on a non-loopback address. Reads and lookups stay open.
+#[tokio::test]
+async fn rest_writes_need_the_http_token() {
+    let topic = unique("_schemas");
+    let subject = format!("{topic}-value");
+    let r = Arc::new(EmbeddedRegistry::open(&kafka(), &topic, -1).await.expect("open"));
+    let serve = |gate: rowferry::ops::http::Gate| {
+        let r = Arc::clone(&r);
+        async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let addr = listener.local_addr().expect("addr");
+            tokio::spawn(axum::serve(listener, rowferry::registry::http::router(r, gate)).into_future());
+            addr
+        }
+    };
+    let token = Some(rowferry::config::Secret::new("s3cret"));
+    let with_token = serve(rowferry::ops::http::Gate::new(token, ([127, 0, 0, 1], 0).into())).await;
+    let schema = serde_json::json!({"schema": r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#})
+        .to_string();
+    let register = format!("/subjects/{subject}/versions");
+    let level = format!("/config/{subject}");
+    let none = r#"{"compatibility": "NONE"}"#;
+    assert_eq!(http(with_token, "POST", &register, Some(&schema)).await.0, 401, "no token");
+    let wrong = "Authorization: Bearer nope\r\n";
+    assert_eq!(http_as(with_token, "POST", &register, Some(&schema), wrong).await.0, 401, "wrong token");
+    assert_eq!(http(with_token, "PUT", &level, Some(none)).await.0, 401);
+    let right = "Authorization: Bearer s3cret\r\n";
+    let (status, body) = http_as(with_token, "POST", &register, Some(&schema), right).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(http_as(with_token, "PUT", &level, Some(none), right).await.0, 200);
+    // Reads and lookups need nothing.
+    assert_eq!(http(with_token, "GET", &format!("/subjects/{subject}/versions"), None).await, (200, "[1]".into()));
+    assert_eq!(http(with_token, "POST", &format!("/subjects/{subject}"), Some(&schema)).await.0, 200);
+    assert_eq!(http(with_token, "GET", &level, None).await.0, 200);
+
+    // Listening on every address without a token: writes are refused outright.
+    let exposed = serve(rowferry::ops::http::Gate::new(None, ([0, 0, 0, 0], 0).into())).await;
+    let (status, body) = http(exposed, "PUT", &level, Some(none)).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("http.token"), "{body}");
+    assert_eq!(http(exposed, "GET", &format!("/subjects/{subject}/versions"), None).await.0, 200);
+}
+
 /// The write side of the REST API, driven by the stock Python client: register, idempotent
 /// re-register, the compatibility check, 409 on an incompatible schema, a per-subject level, and
 /// that level surviving a restart.
@@ -93,7 +154,16 @@ async fn stock_client_registers_checks_and_relaxes() {
     let r = Arc::new(EmbeddedRegistry::open(&kafka(), &topic, -1).await.expect("open"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(axum::serve(listener, rowferry::registry::http::router(Arc::clone(&r))).into_future());
+    tokio::spawn(
+        axum::serve(
+            listener,
+            rowferry::registry::http::router(
+                Arc::clone(&r),
+                rowferry::ops::http::Gate::new(None, ([127, 0, 0, 1], 0).into()),
+            ),
+        )
+        .into_future(),
+    );
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env("ROWFERRY_TEST_PYTHON"))
             .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/registry_client.py"))
@@ -128,8 +198,8 @@ async fn flaky_registry(failures: usize) -> (url::Url, Arc<std::sync::atomic::At
     let r = Arc::new(EmbeddedRegistry::open(&kafka(), &unique("_schemas"), -1).await.expect("open"));
     let seen = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&seen);
-    let app = rowferry::registry::http::router(r).layer(axum::middleware::from_fn(
-        move |request: axum::extract::Request, next: axum::middleware::Next| {
+    let app = rowferry::registry::http::router(r, rowferry::ops::http::Gate::new(None, ([127, 0, 0, 1], 0).into()))
+        .layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
             let n = counter.fetch_add(1, Ordering::SeqCst);
             async move {
                 if n < failures {
@@ -138,8 +208,7 @@ async fn flaky_registry(failures: usize) -> (url::Url, Arc<std::sync::atomic::At
                     next.run(request).await
                 }
             }
-        },
-    ));
+        }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(axum::serve(listener, app).into_future());

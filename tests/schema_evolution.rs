@@ -7,6 +7,9 @@
 //!   and rowferry restarted, it resumes at the stopped transaction with nothing lost;
 //! * a table rowferry cannot decode (a latin5 column): when it is not captured, it is not decoded
 //!   and stops nothing; when it is captured, it stops alone, like an incompatible change;
+//! * a row whose record is larger than the producer may send (2 MB against librdkafka's 1 MB
+//!   `message.max.bytes`) stops its table alone, with a message naming the table, the key, the
+//!   size, the limit and the fixes (it used to end the run, and every restart met it again);
 //! * with an external registry (a Confluent-compatible REST server behind basic auth) records
 //!   are registered there, and a wrong password stops rowferry with an error naming the keys.
 
@@ -154,6 +157,56 @@ async fn undecodable_tables_stop_only_themselves(server: &str) {
     admin(&url, &[format!("DROP DATABASE {db}"), format!("DROP DATABASE {other}")]).await;
 }
 
+async fn oversized_row_stops_its_table(server: &str) {
+    let url = env(server);
+    let db = unique("big");
+    admin(
+        &url,
+        &[
+            format!("CREATE DATABASE {db}"),
+            format!("CREATE TABLE {db}.big (id INT PRIMARY KEY, doc LONGTEXT)"),
+            format!("CREATE TABLE {db}.ok (id INT PRIMARY KEY, v INT)"),
+        ],
+    )
+    .await;
+    let connector = Connector::new(&url, &db);
+    let mut child = connector.start();
+    let start = position_now(&url).await.to_string();
+    offset_reaches(&connector, |g| covers(g, &start)).await;
+    admin(&url, &[format!("INSERT INTO {db}.ok VALUES (1, 1)"), format!("INSERT INTO {db}.big VALUES (1, 'small')")])
+        .await;
+    let before = position_now(&url).await.to_string();
+    offset_reaches(&connector, |g| covers(g, &before)).await;
+    admin(&url, &[format!("INSERT INTO {db}.big VALUES (7, REPEAT('x', 2000000))")]).await;
+    let stopped_at = position_now(&url).await.to_string();
+    admin(&url, &[format!("INSERT INTO {db}.ok VALUES (2, 2)")]).await;
+    let ok = consume(&connector, &format!("{db}.{db}.ok"), 2).await;
+    assert_eq!(ok.len(), 2, "the other table keeps streaming");
+    assert!(child.try_wait().expect("wait").is_none(), "rowferry keeps running:\n{}", connector.log());
+    let log = connector.log();
+    let stop_line = log.lines().find(|l| l.contains("table stopped")).unwrap_or_default();
+    for part in
+        [&format!("{db}.big"), "id=Int(7)", "message.max.bytes (1000000)", "columns.truncate", "columns.exclude"]
+    {
+        assert!(stop_line.contains(part), "the stop names {part}:\n{log}");
+    }
+    assert_eq!(stop(&mut child).await, Some(0), "{log}");
+    let stored = connector.offset().expect("offset")["gtid_set"].as_str().expect("set").to_string();
+    assert!(covers(&stored, &before), "{stored} covers what came before");
+    assert!(!covers(&stored, &stopped_at), "{stored} must stay before the oversized row {stopped_at}");
+    admin(&url, &[format!("DROP DATABASE {db}")]).await;
+}
+
+#[tokio::test]
+async fn mariadb_oversized_row_stops_its_table() {
+    oversized_row_stops_its_table(MARIADB).await;
+}
+
+#[tokio::test]
+async fn mysql_oversized_row_stops_its_table() {
+    oversized_row_stops_its_table(MYSQL).await;
+}
+
 #[tokio::test]
 async fn mariadb_undecodable_tables_stop_only_themselves() {
     undecodable_tables_stop_only_themselves(MARIADB).await;
@@ -180,17 +233,22 @@ async fn registry_server() -> String {
     let kafka =
         KafkaSettings { bootstrap_servers: env(KAFKA), topic_prefix: "x".into(), librdkafka: Default::default() };
     let registry = Arc::new(EmbeddedRegistry::open(&kafka, &unique("_schemas_ext"), -1).await.expect("registry"));
-    let app = rowferry::registry::http::router(registry).layer(axum::middleware::from_fn(
-        |request: axum::extract::Request, next: axum::middleware::Next| async move {
-            let authorised =
-                request.headers().get("authorization").and_then(|v| v.to_str().ok()) == Some("Basic cmY6czNjcmV0");
-            if authorised {
-                next.run(request).await
-            } else {
-                axum::response::IntoResponse::into_response((axum::http::StatusCode::UNAUTHORIZED, "unauthorised"))
-            }
-        },
-    ));
+    let app =
+        rowferry::registry::http::router(registry, rowferry::ops::http::Gate::new(None, ([127, 0, 0, 1], 0).into()))
+            .layer(axum::middleware::from_fn(
+                |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                    let authorised = request.headers().get("authorization").and_then(|v| v.to_str().ok())
+                        == Some("Basic cmY6czNjcmV0");
+                    if authorised {
+                        next.run(request).await
+                    } else {
+                        axum::response::IntoResponse::into_response((
+                            axum::http::StatusCode::UNAUTHORIZED,
+                            "unauthorised",
+                        ))
+                    }
+                },
+            ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(axum::serve(listener, app).into_future());

@@ -15,7 +15,7 @@
 //! the channel. On SIGTERM/SIGINT it stops taking events, waits for the records in flight (up to
 //! `shutdown_timeout_secs`), commits the final position and returns; a second signal exits at once.
 
-use crate::change::Op;
+use crate::change::{Op, RowChange};
 use crate::check::{PreflightError, PreflightFailure};
 use crate::committer::offsets::{OffsetError, OffsetStore};
 use crate::committer::stage::{CommitError, Committer};
@@ -46,8 +46,10 @@ mod snapshot;
 const MAX_INFLIGHT: usize = 50_000;
 /// ...and their key + value bytes at most.
 const MAX_INFLIGHT_BYTES: usize = 64 << 20;
-/// Events between the reader and the router.
+/// Events between the reader and the router...
 const CHANNEL: usize = 4096;
+/// ...and the bytes of their rows at most.
+const CHANNEL_BYTES: usize = 32 << 20;
 /// Events routed per wake-up of the loop at most (between checks of acks, ticks and signals).
 const EVENT_BATCH: usize = 512;
 
@@ -238,10 +240,11 @@ pub async fn run_with(settings: Settings, options: RunOptions) -> Result<(), Run
         .await
         .map_err(|e| RunError::Other(format!("http.listen {}: {e}", settings.http.listen)))?;
     let ops = Ops::new(&settings.name, settings.stall_timeout);
-    let mut http = crate::ops::http::router(Arc::clone(&ops), settings.http.token.clone(), settings.http.listen);
+    let gate = crate::ops::http::Gate::new(settings.http.token.clone(), settings.http.listen);
+    let mut http = crate::ops::http::router(Arc::clone(&ops), gate.clone());
     if let Registry::Embedded(embedded) = &registry {
         // The embedded registry's REST API is served for consumers; an external one serves itself.
-        http = http.merge(crate::registry::http::router(Arc::clone(embedded)));
+        http = http.merge(crate::registry::http::router(Arc::clone(embedded), gate));
     }
     tokio::spawn(async move { axum::serve(listener, http).await });
     let outcome = stream(&settings, (flavor, start), registry, offsets, signals, &ops, (plan, &options)).await;
@@ -275,7 +278,9 @@ async fn stream(
     // Snapshot chunks come into the loop before any binlog event is read, so no window can miss
     // a routed transaction; the copier's jobs are queued once the loop exists.
     let (chunk_tx, mut chunk_rx) = tokio::sync::mpsc::channel(2 * settings.snapshot.parallel + 2);
-    let (job_tx, job_rx) = tokio::sync::mpsc::channel(1024);
+    // Unbounded but small: at most one job per captured table waits (the copier drops a job for
+    // a table it is already copying or has queued), and a job is a name and a position.
+    let (job_tx, job_rx) = tokio::sync::mpsc::unbounded_channel();
     let copier = Copier::new(settings.source.clone(), flavor, settings.snapshot.clone(), Arc::clone(ops), chunk_tx);
     let mut copier_task = tokio::spawn(copier.run(job_rx));
     let mut copier_done = false;
@@ -289,7 +294,7 @@ async fn stream(
             exists
         });
         for job in snapshot::jobs(progress.kind, &progress.tables, &tables, &keyless) {
-            let _ = job_tx.try_send(job);
+            let _ = job_tx.send(job);
         }
         merger.mute(keyless.iter().map(|t| Arc::from(t.as_str())));
         st.committer.snapshot_resume(progress);
@@ -309,10 +314,12 @@ async fn stream(
     let (tx, mut rx) = tokio::sync::mpsc::channel(CHANNEL);
     // Heartbeats at least three times per stall bound; a dead link is noticed after three.
     let heartbeat = Duration::from_secs(5).min(settings.stall_timeout / 3);
+    let budget = crate::reader::EventBudget::new(CHANNEL_BYTES);
     let options = ReaderOptions {
         heartbeat,
         read_timeout: heartbeat * 3,
         tables: Some(settings.tables.clone()),
+        budget: Some(Arc::clone(&budget)),
         ..ReaderOptions::default()
     };
     let reader = Reader::new(settings.source.clone(), options);
@@ -326,7 +333,9 @@ async fn stream(
     let mut stalled = false;
 
     let mut shutdown = Box::pin(shutdown_signal(signals));
-    let mut tick = tokio::time::interval(settings.commit_interval);
+    // At least once a second: the tick is also the loop's heartbeat (`/healthz`); the committer
+    // stores the offset only once its interval has passed.
+    let mut tick = tokio::time::interval(settings.commit_interval.min(Duration::from_secs(1)));
     let mut route = Route {
         txn: None,
         gtid_id: None,
@@ -352,9 +361,11 @@ async fn stream(
             }
             _ = &mut shutdown => break false,
             _ = tick.tick() => {
-                if st.committer.commit(false).await? {
-                    ops.committed(st.committer.position().to_string());
-                }
+                ops.beat();
+                let stored = st.committer.commit(false).await?;
+                let caught_up = st.committer.caught_up(stored);
+                let (waiting, held) = st.committer.waiting();
+                ops.offset(st.committer.position().to_string(), caught_up, waiting, held);
                 if let Some(s) = st.committer.snapshot() {
                     for (table, p) in &s.tables {
                         if p.done {
@@ -419,14 +430,26 @@ async fn stream(
             event = rx.recv(), if st.publisher.has_capacity() && !*paused.borrow()
                 && !(route.txn.is_none() && route.merger.holds_stream()) => {
                 let Some(mut event) = event else { break true };
+                budget.give_back(&event);
                 let now_ms = crate::ops::now_ms() as i64;
                 let ctx = Ctx { settings, connector, server_id: settings.source.server_id.get(), ops, now_ms };
                 // A batch of what is already queued per wake-up, while there is room. An event is
                 // taken from the channel only when it is routed right away.
                 let mut routed = 0;
+                let mut interrupted = false;
                 loop {
                     ops.event();
-                    route_event(event, &mut route, &ctx, &mut st).await?;
+                    // A signal also ends an event that waits (a schema registry retried for a
+                    // minute, a full producer queue): its transaction is left unfinished, so the
+                    // final offset stays before it and a restart sends it again.
+                    tokio::select! {
+                        biased;
+                        routed = route_event(event, &mut route, &ctx, &mut st) => routed?,
+                        _ = &mut shutdown => {
+                            interrupted = true;
+                            break;
+                        }
+                    }
                     if route.txn.is_none() && !route.merger.is_idle() {
                         route.merger.between_transactions();
                         snapshot::emit_chunks(&mut route, &ctx, &mut st).await?;
@@ -441,9 +464,15 @@ async fn stream(
                         break;
                     }
                     match rx.try_recv() {
-                        Ok(next) => event = next,
+                        Ok(next) => {
+                            budget.give_back(&next);
+                            event = next;
+                        }
                         Err(_) => break,
                     }
+                }
+                if interrupted {
+                    break false;
                 }
             }
         }
@@ -584,7 +613,13 @@ async fn route_event(event: TxnEvent, route: &mut Route, ctx: &Ctx<'_>, st: &mut
             // A tombstone after a delete lets compaction drop the key.
             let tombstone = (ctx.settings.topics.tombstones && change.op == Op::Delete && encoded.key.is_some())
                 .then(|| (Arc::clone(&encoded.topic), encoded.key.clone(), None));
-            send(encoder_record(encoded), txn, &headers, publisher, committer, acks).await?;
+            match send(encoder_record(encoded), txn, &headers, publisher, committer, acks).await {
+                Err(RunError::Publish(e)) if e.class() == ErrorClass::PerTable => {
+                    let why = format!("{e} (the row's key: {})", key_text(&change));
+                    return stop_table(route, ctx, committer, txn, &table, &why);
+                }
+                other => other?,
+            }
             if let Some(tombstone) = tombstone {
                 send(tombstone, txn, &headers, publisher, committer, acks).await?;
             }
@@ -619,9 +654,110 @@ async fn route_event(event: TxnEvent, route: &mut Route, ctx: &Ctx<'_>, st: &mut
             committer.hold(txn)?;
         }
         TxnEvent::Heartbeat => ctx.ops.heartbeat(),
-        TxnEvent::Statement { .. } => route.merger.ddl(),
+        TxnEvent::Statement { db, sql } => {
+            route.merger.ddl();
+            if let Some((db, table)) = truncated_table(&db, &sql)
+                && ctx.settings.tables.captures(&db, &table)
+            {
+                ctx.ops.truncated();
+                tracing::warn!(
+                    table = %format!("{db}.{table}"),
+                    gtid = %route.gtid,
+                    "TRUNCATE TABLE: the binlog has no rows for it, so no record says the rows are gone; the topic \
+                     keeps their last records (a snapshot of the table, POST /snapshot, re-seeds it; delete the old \
+                     records with a retention or by hand)"
+                );
+            }
+        }
     }
     Ok(())
+}
+
+/// The table of a `TRUNCATE [TABLE] name` statement run in database `db`, as `(db, table)`.
+fn truncated_table(db: &str, sql: &str) -> Option<(String, String)> {
+    let mut rest = sql.trim_start();
+    // Leading comments (`/* … */`), as some clients and the server's own rewrites add them.
+    while let Some(after) = rest.strip_prefix("/*") {
+        rest = after.split_once("*/")?.1.trim_start();
+    }
+    let word = |s: &str, w: &str| {
+        s.get(..w.len()).is_some_and(|p| p.eq_ignore_ascii_case(w)).then(|| s[w.len()..].to_string())
+    };
+    let rest = word(rest, "truncate")?;
+    if !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let mut rest = rest.trim_start().to_string();
+    if let Some(after) = word(&rest, "table").filter(|a| a.starts_with(char::is_whitespace) || a.starts_with('`')) {
+        rest = after.trim_start().to_string();
+    }
+    // One identifier or two joined by a dot, each plain or in backticks (`` doubled inside).
+    let mut parts = Vec::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        let mut name = String::new();
+        if chars.peek() == Some(&'`') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '`' if chars.peek() == Some(&'`') => {
+                        chars.next();
+                        name.push('`');
+                    }
+                    '`' => break,
+                    c => name.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_alphanumeric() || c == '_' || c == '$' {
+                    name.push(c);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+        }
+        if name.is_empty() {
+            return None;
+        }
+        parts.push(name);
+        if chars.peek() == Some(&'.') && parts.len() == 1 {
+            chars.next();
+        } else {
+            break;
+        }
+    }
+    match parts.as_slice() {
+        [table] => Some((db.to_string(), table.clone())),
+        [db, table] => Some((db.clone(), table.clone())),
+        _ => None,
+    }
+}
+
+/// The primary key of a change's row as `col=value, …` (the whole row when it has none), for
+/// messages.
+fn key_text(change: &RowChange) -> String {
+    let Some(image) = change.after.as_ref().or(change.before.as_ref()) else { return "-".into() };
+    let columns = &change.table.columns;
+    let shown: Vec<usize> = if change.table.primary_key.is_empty() {
+        (0..columns.len().min(image.len())).collect()
+    } else {
+        change.table.primary_key.clone()
+    };
+    let text: Vec<String> = shown
+        .iter()
+        .filter_map(|&i| Some(format!("{}={}", columns.get(i)?.name, short(&format!("{:?}", image.get(i)?)))))
+        .collect();
+    text.join(", ")
+}
+
+/// At most 64 characters of `s`.
+fn short(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
+    }
 }
 
 /// Stops `table` for the rest of this run (`error` says why): its changes are not published and
@@ -686,6 +822,7 @@ async fn send(
     acks: &mut Vec<(RecordId, Result<(), String>)>,
 ) -> Result<(), RunError> {
     publisher.ensure_topic(&topic).await?;
+    publisher.check_size(&topic, key.as_deref(), value.as_deref(), headers)?;
     let record = committer.sent(txn)?;
     publisher.send(record, &topic, key.as_deref(), value.as_deref(), headers, acks).await?;
     Ok(())
@@ -720,4 +857,22 @@ async fn shutdown_signal(mut signals: Signals) {
         tracing::warn!("second signal: exiting without the final commit");
         std::process::exit(130);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncated_table;
+
+    #[test]
+    fn finds_the_table_of_a_truncate() {
+        let t = |db: &str, table: &str| Some((db.to_string(), table.to_string()));
+        assert_eq!(truncated_table("d", "TRUNCATE TABLE t"), t("d", "t"));
+        assert_eq!(truncated_table("d", "truncate t"), t("d", "t"));
+        assert_eq!(truncated_table("d", "  /* c */ TRUNCATE TABLE other.t2"), t("other", "t2"));
+        assert_eq!(truncated_table("d", "truncate table `we``ird`.`ta ble`"), t("we`ird", "ta ble"));
+        assert_eq!(truncated_table("d", "TRUNCATE `table`"), t("d", "table"));
+        assert_eq!(truncated_table("d", "TRUNCATE TABLE table_x"), t("d", "table_x"));
+        assert_eq!(truncated_table("d", "TRUNCATEX t"), None);
+        assert_eq!(truncated_table("d", "ALTER TABLE t ADD c INT"), None);
+    }
 }

@@ -67,7 +67,7 @@ pub(super) async fn request(
     tables: Vec<String>,
     captured: &mut Vec<(String, String)>,
     committer: &mut Committer,
-    jobs_tx: &tokio::sync::mpsc::Sender<Job>,
+    jobs_tx: &tokio::sync::mpsc::UnboundedSender<Job>,
 ) {
     match crate::source::connect(&settings.source).await {
         Ok(mut conn) => match crate::snapshot::describe::list_tables(&mut conn, &settings.tables).await {
@@ -88,9 +88,8 @@ pub(super) async fn request(
     let Some(progress) = committer.snapshot() else { return };
     let wanted = progress.tables.iter().filter(|(n, _)| tables.contains(n));
     for job in jobs(progress.kind, wanted, captured, &[]) {
-        if jobs_tx.try_send(job).is_err() {
-            tracing::warn!("too many snapshot jobs queued; request dropped");
-        }
+        // Fails only once the copier is gone (the run is ending).
+        let _ = jobs_tx.send(job);
     }
 }
 
@@ -142,7 +141,13 @@ pub(super) async fn emit_chunks(route: &mut Route, ctx: &Ctx<'_>, st: &mut Stage
                 break;
             }
             let headers = RecordHeaders { gtid: "", position: i as u64 + 1, table: &chunk.table, commit_us: 0 };
-            send(encoder_record(encoded), txn, &headers, publisher, committer, acks).await?;
+            match send(encoder_record(encoded), txn, &headers, publisher, committer, acks).await {
+                Err(RunError::Publish(e)) if e.class() == ErrorClass::PerTable => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+                other => other?,
+            }
             sent += 1;
         }
         committer.end(txn)?;

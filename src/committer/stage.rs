@@ -32,6 +32,8 @@ pub struct Committer {
     snapshot: Option<SnapshotProgress>,
     /// Chunk progress waiting for its pseudo-transaction to be released, in stream order.
     marks: VecDeque<(TxnId, String, TableProgress)>,
+    /// Transactions were released since [`Committer::caught_up`] last said yes.
+    progressed: bool,
 }
 
 /// Committer failures.
@@ -56,6 +58,7 @@ impl Committer {
             pending: None,
             snapshot: None,
             marks: VecDeque::new(),
+            progressed: false,
         }
     }
 
@@ -138,10 +141,13 @@ impl Committer {
     /// (see the module docs: only `force` waits for the write). Returns whether the stored offset
     /// is now up to date with everything released.
     pub async fn commit(&mut self, force: bool) -> Result<bool, CommitError> {
+        let before = self.tracker.released_before();
         for gtid in self.tracker.release()? {
             self.position.add(&gtid);
             self.dirty = true;
         }
+        // Snapshot chunks and voided transactions carry no GTID but move the stream on too.
+        self.progressed |= self.tracker.released_before() > before;
         for table in self.apply_marks() {
             tracing::info!(table = %table, "table snapshot complete");
         }
@@ -196,5 +202,65 @@ impl Committer {
 
     pub fn position(&self) -> &Position {
         &self.position
+    }
+
+    /// Whether the stored offset (`stored`: up to date with everything released, as
+    /// [`Committer::commit`] said) moved since the last call that said yes, or has nothing
+    /// waiting behind it. A stuck offset — an unacknowledged record, a held table — says no
+    /// however often it is stored.
+    pub fn caught_up(&mut self, stored: bool) -> bool {
+        let nothing_waits = self.tracker.pending() == 0 && self.tracker.held().is_none();
+        let yes = stored && (self.progressed || nothing_waits);
+        if yes {
+            self.progressed = false;
+        }
+        yes
+    }
+
+    /// Transactions not yet covered by the stored offset, and whether a held table stops it.
+    pub fn waiting(&self) -> (usize, bool) {
+        (self.tracker.pending(), self.tracker.held().is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::position::{MariaDbGtid, MariaDbPosition};
+
+    fn gtid(seq: u64) -> Option<Gtid> {
+        Some(Gtid::MariaDb(MariaDbGtid { domain: 0, server: 1, seq }))
+    }
+
+    #[tokio::test]
+    async fn a_stuck_offset_is_not_caught_up_however_often_it_is_stored() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = OffsetStore::File { path: dir.path().join("offset.json") };
+        let start = Position::MariaDb(MariaDbPosition::parse("0-1-10").expect("position"));
+        let mut c = Committer::new(start, store, "t", Duration::ZERO);
+        let stored = c.commit(true).await.expect("commit");
+        assert!(c.caught_up(stored), "nothing waits");
+        // 11 is acknowledged; 12 has a record Kafka never acknowledges.
+        let t11 = c.begin(gtid(11));
+        let r11 = c.sent(t11).expect("sent");
+        c.delivered(r11, Ok(())).expect("ack");
+        c.end(t11).expect("end");
+        let t12 = c.begin(gtid(12));
+        let _r12 = c.sent(t12).expect("sent");
+        c.end(t12).expect("end");
+        let stored = c.commit(true).await.expect("commit");
+        assert!(c.caught_up(stored), "11 moved it");
+        for _ in 0..3 {
+            let stored = c.commit(true).await.expect("commit");
+            assert!(stored, "the position is stored");
+            assert!(!c.caught_up(stored), "but 12 waits behind it");
+        }
+        assert_eq!(c.waiting(), (1, false));
+        // A held table: nothing moves after it either.
+        let t13 = c.begin(gtid(13));
+        c.hold(t13).expect("hold");
+        let stored = c.commit(true).await.expect("commit");
+        assert!(!c.caught_up(stored));
+        assert_eq!(c.waiting(), (1, true));
     }
 }

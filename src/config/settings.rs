@@ -82,12 +82,35 @@ pub struct SourceSettings {
     pub tls: TlsSettings,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KafkaSettings {
     pub bootstrap_servers: String,
     pub topic_prefix: String,
-    /// Extra librdkafka properties, keys normalised (`linger_ms` → `linger.ms`).
+    /// Extra librdkafka properties, keys normalised (`linger_ms` → `linger.ms`). Some are secrets
+    /// ([`secret_librdkafka_key`]): `Debug` prints them as `***`.
     pub librdkafka: BTreeMap<String, String>,
+}
+
+/// Whether a librdkafka property holds a secret (a password, a private key, a token).
+pub fn secret_librdkafka_key(key: &str) -> bool {
+    ["password", "secret", "token", "key.pem", "ssl.key", "oauthbearer.config", "sasl.jaas"]
+        .iter()
+        .any(|part| key.contains(part))
+}
+
+impl std::fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let librdkafka: BTreeMap<&str, &str> = self
+            .librdkafka
+            .iter()
+            .map(|(k, v)| (k.as_str(), if secret_librdkafka_key(k) { "***" } else { v.as_str() }))
+            .collect();
+        f.debug_struct("KafkaSettings")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("librdkafka", &librdkafka)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -404,15 +427,30 @@ fn registry(raw: RawRegistry) -> Result<RegistrySettings, ConfigError> {
         Some("external") => {
             let text =
                 raw.url.ok_or_else(|| invalid("registry.url", "missing: external mode needs the registry's URL"))?;
-            let url =
-                url::Url::parse(&text).map_err(|e| invalid("registry.url", format!("{text:?} is not a URL: {e}")))?;
+            let mut url = url::Url::parse(&text)
+                .map_err(|e| invalid("registry.url", format!("{:?} is not a URL: {e}", without_userinfo(&text))))?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(invalid("registry.url", "must be http:// or https://"));
+            }
+            // `https://user:pass@host`: the credentials move out of the URL, which is printed in
+            // messages, into the username and the (never printed) password.
+            let (mut username, mut password) = (raw.username, raw.password);
+            if !url.username().is_empty() || url.password().is_some() {
+                if username.is_some() || password.is_some() {
+                    return Err(invalid(
+                        "registry.url",
+                        "carries user:password@ and registry.username/password are set too: keep one",
+                    ));
+                }
+                username = Some(decode_url_part(url.username(), "registry.url")?);
+                password = url.password().map(|p| decode_url_part(p, "registry.url").map(Secret::new)).transpose()?;
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
             }
             if raw.topic.is_some() {
                 return Err(invalid("registry.topic", "set only with registry.mode = \"embedded\""));
             }
-            if raw.password.is_some() && raw.username.is_none() {
+            if password.is_some() && username.is_none() {
                 return Err(invalid("registry.username", "missing: registry.password is set without a user"));
             }
             if raw.compatibility.is_some() {
@@ -421,9 +459,19 @@ fn registry(raw: RawRegistry) -> Result<RegistrySettings, ConfigError> {
                     "set only with registry.mode = \"embedded\"; an external registry applies its own levels",
                 ));
             }
-            Ok(RegistrySettings::External { url, username: raw.username, password: raw.password, ca_file: raw.ca_file })
+            Ok(RegistrySettings::External { url, username, password, ca_file: raw.ca_file })
         }
         Some(other) => Err(invalid("registry.mode", format!("{other:?} is not one of embedded, external"))),
+    }
+}
+
+/// `text` with whatever stands between `://` and `@` (a user and password) replaced by `***`.
+fn without_userinfo(text: &str) -> String {
+    let Some(start) = text.find("://").map(|i| i + 3) else { return text.to_string() };
+    let host_end = text[start..].find('/').map_or(text.len(), |i| start + i);
+    match text[start..host_end].rfind('@') {
+        Some(at) => format!("{}***{}", &text[..start], &text[start + at..]),
+        None => text.to_string(),
     }
 }
 

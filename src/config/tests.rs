@@ -146,3 +146,34 @@ fn a_missing_file_is_named() {
         .expect_err("missing file");
     assert!(e.to_string().contains("/nonexistent/rowferry.toml"), "{e}");
 }
+
+#[test]
+fn secrets_never_print() {
+    let text = format!(
+        "{MINIMAL}\n[kafka]\nlibrdkafka = {{ \"sasl.password\" = \"kpass1\", \"ssl.key.password\" = \"kpass2\", \
+         \"linger.ms\" = \"7\" }}\n[registry]\nmode = \"external\"\nurl = \"https://alice:r%40pass3@registry.example:8081/x\"\n"
+    );
+    let s = load_text(&text, &[]).expect("valid");
+    let printed = format!("{s:?}");
+    for secret in ["secret", "kpass1", "kpass2", "r@pass3", "r%40pass3"] {
+        assert!(!printed.contains(secret), "{secret} printed: {printed}");
+    }
+    assert!(printed.contains("\"linger.ms\": \"7\""), "other properties stay readable: {printed}");
+    match &s.registry {
+        RegistrySettings::External { url, username, password, .. } => {
+            assert_eq!(url.as_str(), "https://registry.example:8081/x", "the URL carries no credentials");
+            assert_eq!(username.as_deref(), Some("alice"));
+            assert_eq!(password.as_ref().map(Secret::expose), Some("r@pass3"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A URL that does not parse is quoted without its user and password.
+    let bad = format!("{MINIMAL}\n[registry]\nmode = \"external\"\nurl = \"https://bob:pw9@[bad\"\n");
+    let e = err_text(&bad, &[]);
+    assert!(!e.contains("pw9") && e.contains("https://***@[bad"), "{e}");
+    // Both ways at once is ambiguous.
+    let both = format!(
+        "{MINIMAL}\n[registry]\nmode = \"external\"\nurl = \"https://a:b@r.example\"\nusername = \"c\"\npassword = \"d\"\n"
+    );
+    assert!(err_text(&both, &[]).contains("keep one"));
+}

@@ -1,7 +1,7 @@
 //! The operations endpoints, merged with the embedded registry's into one server on
 //! `http.listen`:
 //!
-//! * `GET /healthz` — 200 while the process answers (liveness);
+//! * `GET /healthz` — 200 while the stream loop turns (liveness; see `ops`), else 503 and why;
 //! * `GET /readyz` — 200 when ready, else 503, with the reasons as JSON;
 //! * `GET /metrics` — Prometheus text ([`super::metrics`]);
 //! * `GET /status` — the state as JSON (what `rowferry status` prints);
@@ -12,7 +12,8 @@
 //!
 //! Control endpoints need `Authorization: Bearer <http.token>` when `http.token` is set, and are
 //! refused (403) on a non-loopback listen address without a token: anyone who can reach the
-//! port could otherwise pause the connector.
+//! port could otherwise pause the connector. The same [`Gate`] guards the embedded registry's
+//! writes (registering a schema, setting a compatibility level).
 
 use super::Ops;
 use crate::config::Secret;
@@ -24,23 +25,75 @@ use axum::routing::{get, post};
 use serde_json::json;
 use std::sync::Arc;
 
-#[derive(Clone)]
-struct Control {
-    ops: Arc<Ops>,
+/// Who may use the endpoints that change something: with `http.token`, whoever sends it as a
+/// bearer token; without one, anyone on a loopback listen address and no one otherwise.
+#[derive(Debug, Clone)]
+pub struct Gate {
     token: Option<Secret>,
     loopback: bool,
 }
 
-/// The operations routes for `ops`; `listen` decides whether control needs a token.
-pub fn router(ops: Arc<Ops>, token: Option<Secret>, listen: std::net::SocketAddr) -> Router {
-    let control = Control { ops: Arc::clone(&ops), token, loopback: listen.ip().is_loopback() };
+impl Gate {
+    /// The gate for `http.token` = `token` on `http.listen` = `listen`.
+    pub fn new(token: Option<Secret>, listen: std::net::SocketAddr) -> Gate {
+        Gate { token, loopback: listen.ip().is_loopback() }
+    }
+
+    /// `None` when the request may pass, else the refusal.
+    pub fn refuse(&self, headers: &HeaderMap) -> Option<Response> {
+        let forbidden = |message: &str| Some(json_reply(StatusCode::FORBIDDEN, json!({"error": message})));
+        match &self.token {
+            None if self.loopback => None,
+            None => forbidden(
+                "this endpoint changes rowferry's state; on a non-loopback address it needs http.token (then send it \
+                 as a bearer token)",
+            ),
+            Some(token) => {
+                let sent = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                let expected = format!("Bearer {}", token.expose());
+                // Constant-time comparison: the token is a secret.
+                let same = sent.is_some_and(|s| {
+                    s.len() == expected.len()
+                        && s.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+                });
+                if same {
+                    None
+                } else {
+                    Some(json_reply(StatusCode::UNAUTHORIZED, json!({"error": "missing or wrong bearer token"})))
+                }
+            }
+        }
+    }
+}
+
+/// Middleware: a request the gate refuses gets the refusal, the others go on.
+pub async fn guard(
+    State(gate): State<Gate>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match gate.refuse(request.headers()) {
+        Some(refusal) => refusal,
+        None => next.run(request).await,
+    }
+}
+
+#[derive(Clone)]
+struct Control {
+    ops: Arc<Ops>,
+    gate: Gate,
+}
+
+/// The operations routes for `ops`; `gate` decides who may use the control endpoints.
+pub fn router(ops: Arc<Ops>, gate: Gate) -> Router {
+    let control = Control { ops: Arc::clone(&ops), gate };
     let control_routes = Router::new()
         .route("/pause", post(pause))
         .route("/resume", post(resume))
         .route("/snapshot", post(snapshot))
         .with_state(control);
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/status", get(status))
@@ -50,6 +103,13 @@ pub fn router(ops: Arc<Ops>, token: Option<Secret>, listen: std::net::SocketAddr
 
 fn json_reply(status: StatusCode, body: serde_json::Value) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], format!("{body:#}\n")).into_response()
+}
+
+async fn healthz(State(ops): State<Arc<Ops>>) -> Response {
+    match ops.liveness() {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+    }
 }
 
 async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
@@ -68,26 +128,7 @@ async fn status(State(ops): State<Arc<Ops>>) -> Response {
 
 /// `None` when the request may use control endpoints, else the refusal.
 fn refuse(c: &Control, headers: &HeaderMap) -> Option<Response> {
-    let forbidden = |message: &str| Some(json_reply(StatusCode::FORBIDDEN, json!({"error": message})));
-    match &c.token {
-        None if c.loopback => None,
-        None => {
-            forbidden("control endpoints on a non-loopback address need http.token (then send it as a bearer token)")
-        }
-        Some(token) => {
-            let sent = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-            let expected = format!("Bearer {}", token.expose());
-            // Constant-time comparison: the token is a secret.
-            let same = sent.is_some_and(|s| {
-                s.len() == expected.len() && s.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
-            });
-            if same {
-                None
-            } else {
-                Some(json_reply(StatusCode::UNAUTHORIZED, json!({"error": "missing or wrong bearer token"})))
-            }
-        }
-    }
+    c.gate.refuse(headers)
 }
 
 async fn pause(State(c): State<Control>, headers: HeaderMap) -> Response {
@@ -203,7 +244,10 @@ mod tests {
     use super::*;
 
     fn control(token: Option<&str>, loopback: bool) -> Control {
-        Control { ops: Ops::new("c", std::time::Duration::from_secs(60)), token: token.map(Secret::new), loopback }
+        Control {
+            ops: Ops::new("c", std::time::Duration::from_secs(60)),
+            gate: Gate { token: token.map(Secret::new), loopback },
+        }
     }
 
     fn bearer(value: &str) -> HeaderMap {

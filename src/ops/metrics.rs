@@ -1,7 +1,7 @@
 //! `/metrics` in the Prometheus text format (version 0.0.4). Every metric is declared once in
 //! [`METRICS`] (name, type, help) and rendered from [`super::Ops`]; labels: `table` (bounded,
-//! see the module docs of `ops`), `op` (`c`, `u`, `d`), and the committed GTID set on one info
-//! series.
+//! see the module docs of `ops`) and `op` (`c`, `u`, `d`). No label carries a position: a GTID
+//! set as a label makes a new series on every commit (it is in `/status`).
 
 use super::{Ops, now_ms};
 use std::fmt::Write;
@@ -46,7 +46,17 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "gauge",
         "Seconds since the stored offset was last up to date with every acknowledged transaction.",
     ),
-    ("rowferry_committed_position_info", "gauge", "The last stored GTID position, as the gtid_set label (value 1)."),
+    (
+        "rowferry_offset_waiting_transactions",
+        "gauge",
+        "Transactions read but not yet covered by the stored offset (the stored GTID set is in /status).",
+    ),
+    ("rowferry_offset_held", "gauge", "1 while a table stopped by an error holds the stored offset."),
+    (
+        "rowferry_truncates_total",
+        "counter",
+        "TRUNCATE TABLE statements on captured tables: no record says their rows are gone (see the log).",
+    ),
     ("rowferry_reconnects_total", "counter", "Binlog connections re-established."),
     ("rowferry_stalls_total", "counter", "Times the watchdog found the source silent and reconnected it."),
     ("rowferry_tables_stopped", "gauge", "Tables stopped by a per-table error (see /status)."),
@@ -129,11 +139,9 @@ pub fn render(ops: &Ops) -> String {
                     sample("", age(*at));
                 }
             }
-            "rowferry_committed_position_info" => {
-                if let Some((set, _)) = &committed {
-                    sample(&format!("{{gtid_set=\"{}\"}}", escape(set)), 1.0);
-                }
-            }
+            "rowferry_offset_waiting_transactions" => sample("", ops.offset_waiting().0 as f64),
+            "rowferry_offset_held" => sample("", if ops.offset_waiting().1 { 1.0 } else { 0.0 }),
+            "rowferry_truncates_total" => sample("", ops.truncates() as f64),
             "rowferry_reconnects_total" => {
                 sample("", reader.map_or(0, |r| r.reconnects.load(Ordering::Relaxed)) as f64)
             }
@@ -177,7 +185,8 @@ mod tests {
         }
         assert!(text.contains("rowferry_rows_total{table=\"shop.orders\",op=\"c\"} 1\n"), "{text}");
         assert!(text.contains("rowferry_rows_total{table=\"shop.\\\"odd\\\"\",op=\"d\"} 1\n"), "{text}");
-        assert!(text.contains("rowferry_committed_position_info{gtid_set=\"0-1-5\"} 1\n"));
+        assert!(!text.contains("0-1-5"), "no label carries the GTID set (one series per commit)");
+        assert!(text.contains("rowferry_offset_waiting_transactions 0\n"), "{text}");
         assert!(text.contains("rowferry_ready 0\n"), "starting is not ready");
         let names: std::collections::HashSet<_> = METRICS.iter().map(|m| m.0).collect();
         assert_eq!(names.len(), METRICS.len(), "declared once");

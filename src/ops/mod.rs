@@ -11,7 +11,13 @@
 //! Readiness: ready when the source connection is up and neither side is stalled — no event or
 //! heartbeat from the source for `stall_timeout` (unless rowferry itself is not taking events:
 //! paused, or waiting for Kafka), or records in flight and no ack for `stall_timeout` — and the
-//! run has not failed. A paused connector is ready (it is healthy, and on purpose idle).
+//! run has not failed. A paused connector is ready (it is healthy, and on purpose idle). Nor is it
+//! ready when the stored offset has not moved for `stall_timeout` while transactions wait behind
+//! it (an unacknowledged record, a table stopped by an error): the age of the stored offset
+//! resets only when it moves or has nothing waiting behind it.
+//!
+//! Liveness: `/healthz` fails once the stream loop, which beats on every tick, has not beaten for
+//! `stall_timeout` (a wedged loop); before the loop's first beat and while stopping it passes.
 
 pub mod histogram;
 pub mod http;
@@ -83,7 +89,16 @@ pub struct Ops {
     /// rowferry is waiting for Kafka (the publisher is full): source silence is then expected.
     backpressured: AtomicBool,
     tables: Mutex<BTreeMap<String, TableCounts>>,
+    /// The stored position, and when it last moved or was up to date with everything.
     committed: Mutex<Option<(String, u64)>>,
+    /// Transactions registered but not yet covered by the stored offset.
+    offset_waiting: AtomicU64,
+    /// A table stopped by an error holds the stored offset.
+    offset_held: AtomicBool,
+    /// The stream loop's last tick, ms since the epoch (0: not yet).
+    loop_beat_ms: AtomicU64,
+    /// TRUNCATE TABLE statements of captured tables.
+    truncates: AtomicU64,
     last_error: Mutex<Option<String>>,
     stalls: AtomicU64,
     /// Snapshot progress per table (`db.table`).
@@ -139,6 +154,10 @@ impl Ops {
             backpressured: AtomicBool::new(false),
             tables: Mutex::new(BTreeMap::new()),
             committed: Mutex::new(None),
+            offset_waiting: AtomicU64::new(0),
+            offset_held: AtomicBool::new(false),
+            loop_beat_ms: AtomicU64::new(0),
+            truncates: AtomicU64::new(0),
             last_error: Mutex::new(None),
             stalls: AtomicU64::new(0),
             snapshot: Mutex::new(BTreeMap::new()),
@@ -182,6 +201,15 @@ impl Ops {
         self.events.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A captured table was truncated (no rows in the binlog say so; see the log).
+    pub fn truncated(&self) {
+        self.truncates.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn truncates(&self) -> u64 {
+        self.truncates.load(Ordering::Relaxed)
+    }
+
     /// A row of `table` (`op` is `c`, `u` or `d`) committed at `commit_ms` was processed at `now`.
     pub fn row(&self, table: &str, op: &str, commit_ms: i64, now: i64) {
         self.behind_ms.store(if commit_ms > 0 { (now - commit_ms).max(0) } else { 0 }, Ordering::Relaxed);
@@ -217,10 +245,47 @@ impl Ops {
         self.backpressured.store(full, Ordering::Relaxed);
     }
 
-    pub fn committed(&self, gtid_set: String) {
+    /// The stored offset is `gtid_set`; `caught_up`: it moved since the last report, or has
+    /// nothing waiting behind it (its age restarts); `waiting` transactions are not yet covered
+    /// by it, `held`: a stopped table holds it.
+    pub fn offset(&self, gtid_set: String, caught_up: bool, waiting: usize, held: bool) {
         if let Ok(mut c) = self.committed.lock() {
-            *c = Some((gtid_set, now_ms()));
+            let at = match c.take() {
+                Some((_, at)) if !caught_up => at,
+                _ => now_ms(),
+            };
+            *c = Some((gtid_set, at));
         }
+        self.offset_waiting.store(waiting as u64, Ordering::Relaxed);
+        self.offset_held.store(held, Ordering::Relaxed);
+    }
+
+    /// The stored offset is `gtid_set` and up to date.
+    pub fn committed(&self, gtid_set: String) {
+        self.offset(gtid_set, true, 0, false);
+    }
+
+    /// The stream loop turned.
+    pub fn beat(&self) {
+        self.loop_beat_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// `Err(why)` when the stream loop has not turned for `stall_timeout` (see the module docs).
+    pub fn liveness(&self) -> Result<(), String> {
+        let beat = self.loop_beat_ms.load(Ordering::Relaxed);
+        if beat == 0 || matches!(self.state(), State::Stopping | State::Stopped | State::Failed) {
+            return Ok(());
+        }
+        let silent = Ops::age_secs(beat);
+        if silent > self.stall_timeout.as_secs_f64() {
+            return Err(format!("the stream loop has not turned for {silent:.0} s"));
+        }
+        Ok(())
+    }
+
+    /// Transactions not yet covered by the stored offset, and whether a stopped table holds it.
+    pub fn offset_waiting(&self) -> (u64, bool) {
+        (self.offset_waiting.load(Ordering::Relaxed), self.offset_held.load(Ordering::Relaxed))
     }
 
     pub fn table_stopped(&self, table: &str, why: &str) {
@@ -333,6 +398,18 @@ impl Ops {
         if inflight > 0 && since_ack > limit {
             reasons.push(format!("no Kafka acknowledgement for {since_ack:.0} s with {inflight} records in flight"));
         }
+        let (waiting, held) = self.offset_waiting();
+        let offset_age = self.committed.lock().ok().and_then(|c| c.as_ref().map(|(_, at)| Ops::age_secs(*at)));
+        if let Some(age) = offset_age
+            && age > limit
+            && (waiting > 0 || held)
+        {
+            reasons.push(if held {
+                format!("the stored offset has not moved for {age:.0} s: a stopped table holds it (see /status)")
+            } else {
+                format!("the stored offset has not moved for {age:.0} s with {waiting} transactions waiting behind it")
+            });
+        }
         Readiness { ready: reasons.is_empty(), reasons, source_stalled }
     }
 
@@ -383,11 +460,67 @@ impl Ops {
             "committed": committed.map(|(gtid_set, at)| serde_json::json!({
                 "gtid_set": gtid_set,
                 "age_secs": Ops::age_secs(at),
+                "waiting_transactions": self.offset_waiting.load(Ordering::Relaxed),
+                "held": self.offset_held.load(Ordering::Relaxed),
             })),
             "tables": tables,
             "snapshot": self.snapshot_tables(),
             "stalls": self.stalls.load(Ordering::Relaxed),
             "last_error": self.last_error.lock().ok().and_then(|e| e.clone()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ops() -> Arc<Ops> {
+        let ops = Ops::new("c", Duration::from_secs(60));
+        ops.set_state(State::Streaming);
+        ops
+    }
+
+    /// Pretends the stored offset last moved, and the loop last turned, `secs` ago.
+    fn age(ops: &Ops, secs: u64) {
+        if let Ok(mut c) = ops.committed.lock()
+            && let Some((_, at)) = c.as_mut()
+        {
+            *at = now_ms() - secs * 1000;
+        }
+        ops.loop_beat_ms.store(now_ms() - secs * 1000, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn a_stuck_offset_with_work_waiting_makes_rowferry_unready() {
+        let ops = ops();
+        ops.offset("0-1-5".into(), true, 3, false);
+        age(&ops, 120);
+        let r = ops.readiness();
+        assert!(!r.ready && r.reasons.iter().any(|r| r.contains("3 transactions waiting")), "{r:?}");
+        // Stored again without moving: the age does not restart.
+        ops.offset("0-1-5".into(), false, 3, false);
+        assert!(!ops.readiness().ready);
+        ops.offset("0-1-5".into(), false, 0, true);
+        assert!(ops.readiness().reasons.iter().any(|r| r.contains("a stopped table holds it")));
+        // Moved: ready again.
+        ops.offset("0-1-6".into(), true, 3, false);
+        assert!(ops.readiness().ready, "{:?}", ops.readiness());
+        // Old but with nothing waiting (an idle source): ready.
+        ops.offset("0-1-6".into(), true, 0, false);
+        age(&ops, 120);
+        assert!(ops.readiness().ready);
+    }
+
+    #[test]
+    fn health_follows_the_stream_loop() {
+        let ops = ops();
+        assert!(ops.liveness().is_ok(), "before the loop's first beat");
+        ops.beat();
+        assert!(ops.liveness().is_ok());
+        age(&ops, 120);
+        assert!(ops.liveness().is_err_and(|e| e.contains("has not turned for 120 s")), "{:?}", ops.liveness());
+        ops.set_state(State::Stopping);
+        assert!(ops.liveness().is_ok(), "draining on shutdown is not a wedge");
     }
 }

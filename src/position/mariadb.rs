@@ -80,9 +80,21 @@ impl MariaDbPosition {
         self.domains.insert(gtid.domain, (gtid.server, gtid.seq));
     }
 
-    /// Whether `gtid` is at or before this position in its domain.
+    /// Whether `gtid` is at or before this position in its domain (by sequence number: with
+    /// gtid_strict_mode they grow within a domain whichever server writes; see
+    /// [`MariaDbPosition::diverged_from`] for the one case the server tells apart).
     pub fn contains(&self, gtid: &MariaDbGtid) -> bool {
         self.domains.get(&gtid.domain).is_some_and(|&(_, seq)| gtid.seq <= seq)
+    }
+
+    /// The GTIDs of this position that `other` has at the same sequence number from another
+    /// server: another transaction under the same number (histories that diverged, e.g. a
+    /// failover without gtid_strict_mode). Sequence-number comparison alone would take them as
+    /// the same.
+    pub fn diverged_from(&self, other: &MariaDbPosition) -> Vec<MariaDbGtid> {
+        self.gtids()
+            .filter(|g| other.domains.get(&g.domain).is_some_and(|&(server, seq)| seq == g.seq && server != g.server))
+            .collect()
     }
 
     /// The later of the two positions, domain by domain.
@@ -128,6 +140,14 @@ impl std::str::FromStr for MariaDbPosition {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_same_sequence_number_from_another_server_is_another_transaction() {
+        let stored = pos("0-1-100,1-1-5");
+        assert_eq!(stored.diverged_from(&pos("0-2-100,1-1-9")), [MariaDbGtid { domain: 0, server: 1, seq: 100 }]);
+        assert!(stored.diverged_from(&pos("0-2-101,1-1-5")).is_empty(), "later numbers: by sequence");
+        assert!(stored.diverged_from(&stored).is_empty());
+    }
     use proptest::prelude::*;
 
     fn pos(text: &str) -> MariaDbPosition {

@@ -30,11 +30,21 @@ pub enum PublishError {
     Kafka(String),
     #[error("topic {topic}: {detail}")]
     Topic { topic: String, detail: String },
+    /// One record is larger than the producer may send (`message.max.bytes`): its table stops.
+    #[error(
+        "a record for topic {topic} is {size} bytes, over the producer's message.max.bytes ({limit}); fixes: raise \
+         kafka.librdkafka.\"message.max.bytes\" and the topic's max.message.bytes (topics.config) above it, or cut \
+         the large column (columns.truncate) or leave it out (columns.exclude)"
+    )]
+    TooLarge { topic: String, size: usize, limit: usize },
 }
 
 impl PublishError {
     pub fn class(&self) -> ErrorClass {
-        ErrorClass::Fatal
+        match self {
+            PublishError::TooLarge { .. } => ErrorClass::PerTable,
+            _ => ErrorClass::Fatal,
+        }
     }
 }
 
@@ -108,7 +118,12 @@ pub struct Publisher {
     /// Key + value bytes of the records in flight, and their bound.
     inflight_bytes: usize,
     max_inflight_bytes: usize,
+    /// librdkafka's `message.max.bytes`: a larger record is refused before it is sent.
+    max_message_bytes: usize,
 }
+
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -144,6 +159,8 @@ impl Publisher {
         let acks = Arc::clone(producer.context());
         let admin =
             crate::kafka::create(&config).map(Arc::new).map_err(|e: KafkaError| PublishError::Kafka(e.to_string()))?;
+        let max_message_bytes =
+            kafka.librdkafka.get("message.max.bytes").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
         Ok(Publisher {
             producer,
             acks,
@@ -155,6 +172,7 @@ impl Publisher {
             max_inflight,
             inflight_bytes: 0,
             max_inflight_bytes,
+            max_message_bytes,
         })
     }
 
@@ -205,6 +223,29 @@ impl Publisher {
 
     /// Enqueues a record (a tombstone when `value` is `None`). Waits while librdkafka's queue is
     /// full, collecting delivery reports meanwhile into `acks`.
+    /// Refuses a record librdkafka would refuse for its size (`message.max.bytes` counts key,
+    /// value and headers): checked before the record is registered anywhere, so its table can
+    /// stop alone. The headers are counted generously (their framing is a few bytes each).
+    pub fn check_size(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &RecordHeaders<'_>,
+    ) -> Result<(), PublishError> {
+        const HEADER_FRAMING: usize = 3 * 16 + 20;
+        let size = key.map_or(0, <[u8]>::len)
+            + value.map_or(0, <[u8]>::len)
+            + "rowferry.gtidrowferry.positionrowferry.table".len()
+            + headers.gtid.len()
+            + headers.table.len()
+            + HEADER_FRAMING;
+        if size > self.max_message_bytes {
+            return Err(PublishError::TooLarge { topic: topic.to_string(), size, limit: self.max_message_bytes });
+        }
+        Ok(())
+    }
+
     pub async fn send(
         &mut self,
         id: RecordId,

@@ -3,7 +3,8 @@
 //! A transaction starts at its GTID event (MySQL: GTID then `BEGIN`, or GTID then one DDL
 //! statement; MariaDB: a GTID event that is itself the BEGIN, or a *standalone* one for DDL) and
 //! ends at XID/`COMMIT`, or right after the DDL statement. Rows are held back until the commit,
-//! up to `buffer_rows`; a larger transaction is streamed as it is decoded (bounded memory), and
+//! up to `buffer_rows` rows and `buffer_bytes` bytes; a larger transaction is streamed as it is
+//! decoded (bounded memory), and
 //! then a `ROLLBACK` or a reconnect in its middle emits [`TxnEvent::Abort`]: everything since its
 //! `Begin` is void (rolled back, or about to be sent again from its start). Smaller rolled-back
 //! groups are dropped without a trace. The committed [`Position`] moves only at `Commit`.
@@ -73,8 +74,9 @@ struct Open {
     began: bool,
     /// Already included in the position (seen before a reconnect): drop its rows.
     skip: bool,
-    /// Rows and statements held back until the commit.
+    /// Rows and statements held back until the commit, and about how many bytes they hold.
     pending: Vec<TxnEvent>,
+    pending_bytes: usize,
     /// Begin and rows already emitted.
     streaming: bool,
 }
@@ -85,11 +87,21 @@ pub struct Assembler {
     position: Position,
     open: Option<Open>,
     buffer_rows: usize,
+    buffer_bytes: usize,
 }
+
+/// The held-back rows' bytes at most, unless [`Assembler::with_buffer_bytes`] says otherwise.
+pub const BUFFER_BYTES: usize = 16 << 20;
 
 impl Assembler {
     pub fn new(position: Position, buffer_rows: usize) -> Self {
-        Assembler { position, open: None, buffer_rows }
+        Assembler { position, open: None, buffer_rows, buffer_bytes: BUFFER_BYTES }
+    }
+
+    /// Streams a transaction once its held-back rows hold more than `bytes`.
+    pub fn with_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.buffer_bytes = bytes;
+        self
     }
 
     /// Everything up to the last committed transaction.
@@ -165,7 +177,8 @@ impl Assembler {
             )));
         }
         let skip = gtid.as_ref().is_some_and(|g| self.position.contains(g));
-        self.open = Some(Open { gtid, commit_us, began, skip, pending: Vec::new(), streaming: false });
+        self.open =
+            Some(Open { gtid, commit_us, began, skip, pending: Vec::new(), pending_bytes: 0, streaming: false });
         Ok(())
     }
 
@@ -187,8 +200,11 @@ impl Assembler {
             out(event);
             return;
         }
+        if let TxnEvent::Row(row) = &event {
+            open.pending_bytes += row.approx_bytes();
+        }
         open.pending.push(event);
-        if open.pending.len() > self.buffer_rows {
+        if open.pending.len() > self.buffer_rows || open.pending_bytes > self.buffer_bytes {
             out(TxnEvent::Begin { gtid: open.gtid.clone(), commit_us: open.commit_us });
             for event in open.pending.drain(..) {
                 out(event);
@@ -263,7 +279,7 @@ fn first_keyword(sql: &str) -> String {
 
 impl Open {
     fn anonymous(began: bool) -> Open {
-        Open { gtid: None, commit_us: 0, began, skip: false, pending: Vec::new(), streaming: false }
+        Open { gtid: None, commit_us: 0, began, skip: false, pending: Vec::new(), pending_bytes: 0, streaming: false }
     }
 }
 
@@ -317,6 +333,28 @@ mod tests {
 
     fn start() -> Assembler {
         Assembler::new(Position::MariaDb(crate::position::MariaDbPosition::parse("0-1-10").expect("position")), 2)
+    }
+
+    #[test]
+    fn a_transaction_streams_once_its_rows_hold_too_many_bytes() {
+        // Room for a thousand rows, but only a few hundred bytes.
+        let position = start().position().clone();
+        let mut by_rows = Assembler::new(position.clone(), 1000);
+        let held = feed(&mut by_rows, vec![gtid(11), row(1), row(2), row(3)]).expect("ok");
+        assert!(held.is_empty(), "by rows alone all three are held: {held:?}");
+        let mut a = Assembler::new(position, 1000).with_buffer_bytes(3 * row_bytes() - 1);
+        let events = feed(&mut a, vec![gtid(11), row(1), row(2)]).expect("ok");
+        assert!(events.is_empty(), "two rows fit: {events:?}");
+        let events = feed(&mut a, vec![row(3)]).expect("ok");
+        assert_eq!(events, ["begin 0-1-11", "row Some(Int(1))", "row Some(Int(2))", "row Some(Int(3))"]);
+        assert_eq!(feed(&mut a, vec![Item::Commit { header: header() }]).expect("ok"), ["commit"]);
+    }
+
+    fn row_bytes() -> usize {
+        match row(1) {
+            Item::Row(r) => r.approx_bytes(),
+            _ => unreachable!(),
+        }
     }
 
     #[test]

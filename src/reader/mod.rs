@@ -34,6 +34,7 @@ use crate::source::{self, Flavor, SourceError, query_one, query_text};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
@@ -51,6 +52,50 @@ pub struct ReaderOptions {
     pub buffer_rows: usize,
     /// The captured tables: the others are not decoded (`None`: every table).
     pub tables: Option<crate::config::TableFilter>,
+    /// Bytes of rows handed over and not yet taken back by the consumer ([`EventBudget`]);
+    /// `None`: the channel's length is the only bound.
+    pub budget: Option<Arc<EventBudget>>,
+}
+
+/// A bound in bytes on the rows between the reader and its consumer: the reader takes an
+/// event's bytes before sending it, the consumer gives them back once it has taken the event on
+/// (the channel's length alone would let 100 KB rows pile up by the thousand). A row larger than
+/// the whole budget takes all of it.
+#[derive(Debug)]
+pub struct EventBudget {
+    kib: tokio::sync::Semaphore,
+    total_kib: u32,
+}
+
+impl EventBudget {
+    pub fn new(bytes: usize) -> Arc<EventBudget> {
+        let total_kib = u32::try_from(bytes / 1024).unwrap_or(u32::MAX).max(1);
+        Arc::new(EventBudget { kib: tokio::sync::Semaphore::new(total_kib as usize), total_kib })
+    }
+
+    fn cost(&self, event: &TxnEvent) -> u32 {
+        match event {
+            TxnEvent::Row(row) => {
+                u32::try_from(row.approx_bytes().div_ceil(1024)).unwrap_or(u32::MAX).min(self.total_kib)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Waits until `event` fits.
+    pub async fn take(&self, event: &TxnEvent) {
+        let cost = self.cost(event);
+        if cost > 0
+            && let Ok(permits) = self.kib.acquire_many(cost).await
+        {
+            permits.forget();
+        }
+    }
+
+    /// The consumer has taken `event` on.
+    pub fn give_back(&self, event: &TxnEvent) {
+        self.kib.add_permits(self.cost(event) as usize);
+    }
 }
 
 impl Default for ReaderOptions {
@@ -62,6 +107,7 @@ impl Default for ReaderOptions {
             backoff_max: Duration::from_secs(30),
             buffer_rows: 10_000,
             tables: None,
+            budget: None,
         }
     }
 }
@@ -170,6 +216,11 @@ pub async fn current_position(conn: &mut Conn, flavor: Flavor) -> Result<Positio
 /// Refuses a start position the server cannot continue from: one it never had (diverged or
 /// behind), or one whose continuation it purged (MySQL: `gtid_purged`; MariaDB: the GTID state
 /// its oldest binlog starts from is past the position in some domain).
+/// The server_id of `position`'s last GTID in `domain` (0 when it has none).
+fn server_at(position: &MariaDbPosition, domain: u32) -> u32 {
+    position.gtids().find(|g| g.domain == domain).map_or(0, |g| g.server)
+}
+
 pub async fn check_start(conn: &mut Conn, start: &Position) -> Result<(), ReaderError> {
     let start = match start {
         Position::MySql(set) => set,
@@ -190,6 +241,16 @@ pub async fn check_start(conn: &mut Conn, start: &Position) -> Result<(), Reader
                     })
                     .collect();
                 return Err(ReaderError::Diverged { missing: missing.join(", ") });
+            }
+            let other: Vec<String> = pos
+                .diverged_from(&server)
+                .iter()
+                .map(|g| {
+                    format!("{g} (the server has {}-{}-{} instead)", g.domain, server_at(&server, g.domain), g.seq)
+                })
+                .collect();
+            if !other.is_empty() {
+                return Err(ReaderError::Diverged { missing: other.join(", ") });
             }
             return mariadb_check_purged(conn, pos).await;
         }
@@ -376,7 +437,7 @@ impl Reader {
             let mut voided = Vec::new();
             assembler.reset(&mut |e| voided.push(e));
             for event in voided {
-                if tx.send(event).await.is_err() {
+                if self.send(&tx, event).await.is_err() {
                     return Ok(());
                 }
             }
@@ -395,6 +456,14 @@ impl Reader {
             delay = (delay * 2).min(self.options.backoff_max);
             self.stats.reconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    /// Sends `event` once the budget has room for it.
+    async fn send(&self, tx: &mpsc::Sender<TxnEvent>, event: TxnEvent) -> Result<(), ()> {
+        if let Some(budget) = &self.options.budget {
+            budget.take(&event).await;
+        }
+        tx.send(event).await.map_err(|_| ())
     }
 
     async fn session(
@@ -468,7 +537,7 @@ impl Reader {
                 decoder.set_all_extras(extras);
             }
             for event in out.drain(..) {
-                if tx.send(event).await.is_err() {
+                if self.send(tx, event).await.is_err() {
                     // Downstream is gone: stop reading (nothing is lost: the position did not move).
                     return Ok(());
                 }
@@ -498,18 +567,28 @@ impl Reader {
                 BinlogStreamRequest::new(server_id).with_filename(b"").with_pos(4)
             }
             (Flavor::MySql, Position::MySql(set)) => {
-                let sids = set.groups().map(|(uuid, tag, intervals)| {
+                let mut sids = Vec::new();
+                for (uuid, tag, intervals) in set.groups() {
                     let mut sid = mysql_async::Sid::new(uuid.0).with_intervals(
                         intervals.iter().map(|&(s, e)| mysql_async::GnoInterval::new(s, e + 1)).collect(),
                     );
-                    if !tag.is_empty()
-                        && let Ok(t) = mysql_common::packets::Tag::new(tag.to_string())
-                    {
+                    if !tag.is_empty() {
+                        // Never sent untagged: the source would then stream the tagged
+                        // transactions again (or skip untagged ones).
+                        let t = mysql_common::packets::Tag::new(tag.to_string()).map_err(|e| {
+                            ReaderError::Source(SourceError::Unexpected {
+                                query: "start position".into(),
+                                detail: format!(
+                                    "the GTID tag {tag:?} of the start position cannot be sent to the source ({e:?}); \
+                                     check the stored offset"
+                                ),
+                            })
+                        })?;
                         sid = sid.with_tag(t);
                     }
-                    sid
-                });
-                BinlogStreamRequest::new(server_id).with_gtid().with_gtid_set(sids.collect::<Vec<_>>())
+                    sids.push(sid);
+                }
+                BinlogStreamRequest::new(server_id).with_gtid().with_gtid_set(sids)
             }
             (flavor, _) => {
                 return Err(ReaderError::Source(SourceError::Unexpected {

@@ -4,17 +4,22 @@
 //! incompatible), check (`POST /compatibility/subjects/{s}/versions/{v}`), and compatibility
 //! levels (`GET /config`, `GET`/`PUT /config/{s}`), kept as CONFIG records in the schema topic.
 //! Errors use Confluent's shape: `{"error_code": 40403, "message": "Schema not found"}`.
+//!
+//! The writes (registering, setting a level) pass the HTTP [`Gate`] as the control endpoints do:
+//! on a reachable port, anyone could otherwise register a schema under rowferry's subjects or
+//! relax a level. Reads, lookups and compatibility checks stay open for consumers.
 
 use super::RegistryError;
 use super::compat::Level;
 use super::embedded::EmbeddedRegistry;
 use super::store::Version;
+use crate::ops::http::{Gate, guard};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -33,17 +38,17 @@ fn version_body(v: &Version) -> serde_json::Value {
 }
 
 /// The registry routes, to be merged into rowferry's HTTP server.
-pub fn router(registry: Arc<EmbeddedRegistry>) -> Router {
+pub fn router(registry: Arc<EmbeddedRegistry>, gate: Gate) -> Router {
+    let gated = axum::middleware::from_fn_with_state(gate, guard);
     Router::new()
         .route("/schemas/ids/{id}", get(schema_by_id))
         .route("/subjects", get(subjects))
-        .route("/subjects/{subject}/versions", get(versions))
+        .route("/subjects/{subject}/versions", post(register).route_layer(gated.clone()).get(versions))
         .route("/subjects/{subject}/versions/{version}", get(version))
         .route("/subjects/{subject}", post(lookup))
-        .route("/subjects/{subject}/versions", post(register))
         .route("/compatibility/subjects/{subject}/versions/{version}", post(compatibility))
         .route("/config", get(global_config))
-        .route("/config/{subject}", get(subject_config).put(set_subject_config))
+        .route("/config/{subject}", put(set_subject_config).route_layer(gated).get(subject_config))
         .with_state(registry)
 }
 

@@ -88,9 +88,12 @@ impl Copier {
 
     /// Copies jobs as they come, `parallel` at a time, until `jobs` closes and all are done.
     /// A table that fails is reported (log, status) and the others go on.
-    pub async fn run(self: Arc<Self>, mut jobs: mpsc::Receiver<Job>) {
+    /// Copies the jobs as they come, `snapshot.parallel` at a time; a job for a table already
+    /// queued or being copied is dropped (its copy covers the request).
+    pub async fn run(self: Arc<Self>, mut jobs: mpsc::UnboundedReceiver<Job>) {
         let mut running = tokio::task::JoinSet::new();
         let mut queue = std::collections::VecDeque::<Job>::new();
+        let mut active = std::collections::HashSet::<String>::new();
         let mut open = true;
         loop {
             while running.len() < self.settings.parallel
@@ -108,15 +111,23 @@ impl Copier {
             }
             tokio::select! {
                 job = jobs.recv(), if open => match job {
-                    Some(job) => queue.push_back(job),
+                    Some(job) => {
+                        if active.insert(format!("{}.{}", job.db, job.table)) {
+                            queue.push_back(job);
+                        } else {
+                            tracing::info!(table = %format!("{}.{}", job.db, job.table), "snapshot already queued or running for the table");
+                        }
+                    }
                     None => open = false,
                 },
                 Some(done) = running.join_next() => match done {
-                    Ok((name, Err(e))) => {
-                        tracing::error!(table = %name, error = %e, "snapshot of the table failed; the other tables go on");
-                        self.ops.snapshot_failed(&name, &e.to_string());
+                    Ok((name, outcome)) => {
+                        active.remove(&name);
+                        if let Err(e) = outcome {
+                            tracing::error!(table = %name, error = %e, "snapshot of the table failed; the other tables go on");
+                            self.ops.snapshot_failed(&name, &e.to_string());
+                        }
                     }
-                    Ok((_, Ok(()))) => {}
                     Err(e) => tracing::error!(error = %e, "snapshot task ended abnormally"),
                 },
             }
