@@ -444,7 +444,7 @@ async fn stream(
                     // final offset stays before it and a restart sends it again.
                     tokio::select! {
                         biased;
-                        routed = route_event(event, &mut route, &ctx, &mut st) => routed?,
+                        outcome = route_event(event, &mut route, &ctx, &mut st) => outcome?,
                         _ = &mut shutdown => {
                             interrupted = true;
                             break;

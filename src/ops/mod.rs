@@ -12,9 +12,9 @@
 //! heartbeat from the source for `stall_timeout` (unless rowferry itself is not taking events:
 //! paused, or waiting for Kafka), or records in flight and no ack for `stall_timeout` — and the
 //! run has not failed. A paused connector is ready (it is healthy, and on purpose idle). Nor is it
-//! ready when the stored offset has not moved for `stall_timeout` while transactions wait behind
-//! it (an unacknowledged record, a table stopped by an error): the age of the stored offset
-//! resets only when it moves or has nothing waiting behind it.
+//! ready when the stored offset has not moved for `stall_timeout` while a table stopped by an
+//! error holds it, or while transactions wait behind it and Kafka acknowledges nothing: the age
+//! of the stored offset resets only when it moves or has nothing waiting behind it.
 //!
 //! Liveness: `/healthz` fails once the stream loop, which beats on every tick, has not beaten for
 //! `stall_timeout` (a wedged loop); before the loop's first beat and while stopping it passes.
@@ -398,17 +398,21 @@ impl Ops {
         if inflight > 0 && since_ack > limit {
             reasons.push(format!("no Kafka acknowledgement for {since_ack:.0} s with {inflight} records in flight"));
         }
+        // A stuck offset: held by a stopped table, or with transactions waiting and no Kafka
+        // acknowledgement either (a long transaction whose records keep being acknowledged is
+        // progress, though the offset moves only at its end).
         let (waiting, held) = self.offset_waiting();
         let offset_age = self.committed.lock().ok().and_then(|c| c.as_ref().map(|(_, at)| Ops::age_secs(*at)));
-        if let Some(age) = offset_age
-            && age > limit
-            && (waiting > 0 || held)
-        {
-            reasons.push(if held {
-                format!("the stored offset has not moved for {age:.0} s: a stopped table holds it (see /status)")
-            } else {
-                format!("the stored offset has not moved for {age:.0} s with {waiting} transactions waiting behind it")
-            });
+        if let Some(age) = offset_age.filter(|age| *age > limit) {
+            if held {
+                reasons.push(format!(
+                    "the stored offset has not moved for {age:.0} s: a stopped table holds it (see /status)"
+                ));
+            } else if waiting > 0 && since_ack > limit {
+                reasons.push(format!(
+                    "the stored offset has not moved for {age:.0} s with {waiting} transactions waiting behind it"
+                ));
+            }
         }
         Readiness { ready: reasons.is_empty(), reasons, source_stalled }
     }
@@ -481,7 +485,8 @@ mod tests {
         ops
     }
 
-    /// Pretends the stored offset last moved, and the loop last turned, `secs` ago.
+    /// Pretends the stored offset last moved, the loop last turned and Kafka last acknowledged
+    /// `secs` ago.
     fn age(ops: &Ops, secs: u64) {
         if let Ok(mut c) = ops.committed.lock()
             && let Some((_, at)) = c.as_mut()
@@ -489,6 +494,7 @@ mod tests {
             *at = now_ms() - secs * 1000;
         }
         ops.loop_beat_ms.store(now_ms() - secs * 1000, Ordering::Relaxed);
+        ops.last_ack_ms.store(now_ms() - secs * 1000, Ordering::Relaxed);
     }
 
     #[test]
@@ -503,6 +509,10 @@ mod tests {
         assert!(!ops.readiness().ready);
         ops.offset("0-1-5".into(), false, 0, true);
         assert!(ops.readiness().reasons.iter().any(|r| r.contains("a stopped table holds it")));
+        // A long transaction whose records Kafka keeps acknowledging: not stuck.
+        ops.acked(true);
+        ops.offset("0-1-5".into(), false, 1, false);
+        assert!(ops.readiness().ready, "{:?}", ops.readiness());
         // Moved: ready again.
         ops.offset("0-1-6".into(), true, 3, false);
         assert!(ops.readiness().ready, "{:?}", ops.readiness());
