@@ -801,6 +801,8 @@ impl Stages {
             ops.acked(result.is_ok());
             self.committer.delivered(record, result)?;
         }
+        // With the records' count, so the two figures always agree.
+        ops.published_bytes(self.publisher.acked_bytes());
         Ok(())
     }
 }

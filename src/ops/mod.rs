@@ -238,6 +238,11 @@ impl Ops {
         }
     }
 
+    /// Key + value bytes Kafka acknowledged so far.
+    pub fn published_bytes(&self, acked_bytes: u64) {
+        self.published_bytes.store(acked_bytes, Ordering::Relaxed);
+    }
+
     pub fn inflight(&self, records: usize, bytes: usize, full: bool, acked_bytes: u64) {
         self.published_bytes.store(acked_bytes, Ordering::Relaxed);
         self.inflight_records.store(records as u64, Ordering::Relaxed);
