@@ -15,6 +15,7 @@
 //! the channel. On SIGTERM/SIGINT it stops taking events, waits for the records in flight (up to
 //! `shutdown_timeout_secs`), commits the final position and returns; a second signal exits at once.
 
+use crate::binlog::events::Xid;
 use crate::change::{Op, RowChange};
 use crate::check::{PreflightError, PreflightFailure};
 use crate::committer::offsets::{OffsetError, OffsetStore};
@@ -126,6 +127,30 @@ struct Route {
     stopped: std::collections::HashMap<String, String>,
     /// Where snapshot chunks join the stream.
     merger: Merger,
+    /// XA transactions prepared and not yet decided: their tracker registration waits open (the
+    /// offset stays before them) until the assembler resumes them at XA COMMIT/ROLLBACK.
+    prepared: std::collections::HashMap<Xid, Parked>,
+}
+
+/// A prepared XA transaction's place in the tracker and its records so far.
+#[derive(Debug)]
+struct Parked {
+    txn: TxnId,
+    index: u64,
+    tables: Vec<(Arc<str>, u64)>,
+}
+
+impl Route {
+    /// The transaction whose events follow: registered as `txn`.
+    fn start(&mut self, gtid: Option<Gtid>, commit_us: u64, txn: TxnId) {
+        self.gtid = gtid.as_ref().map(Gtid::to_string).unwrap_or_default();
+        self.gtid_id = gtid;
+        self.commit_ms = (commit_us / 1000) as i64;
+        self.commit_us = commit_us;
+        self.index = 0;
+        self.tables.clear();
+        self.txn = Some(txn);
+    }
 }
 
 /// What `run` is asked to do besides streaming.
@@ -347,6 +372,7 @@ async fn stream(
         last_table: None,
         stopped: Default::default(),
         merger,
+        prepared: Default::default(),
     };
     let connector = match flavor {
         Flavor::MySql => "mysql",
@@ -529,13 +555,23 @@ async fn route_event(event: TxnEvent, route: &mut Route, ctx: &Ctx<'_>, st: &mut
     let Stages { encoder, publisher, committer, acks } = st;
     match event {
         TxnEvent::Begin { gtid, commit_us } => {
-            route.gtid = gtid.as_ref().map(Gtid::to_string).unwrap_or_default();
-            route.gtid_id = gtid.clone();
-            route.commit_ms = (commit_us / 1000) as i64;
-            route.commit_us = commit_us;
-            route.index = 0;
-            route.tables.clear();
-            route.txn = Some(committer.begin(gtid));
+            let txn = committer.begin(gtid.clone());
+            route.start(gtid, commit_us, txn);
+        }
+        TxnEvent::Prepared { xid } => {
+            // Not ended: the tracker holds the offset before it until its outcome is published.
+            let txn = route.txn.take().ok_or_else(|| RunError::Other("XA PREPARE outside a transaction".into()))?;
+            let parked = Parked { txn, index: route.index, tables: std::mem::take(&mut route.tables) };
+            route.prepared.insert(xid, parked);
+        }
+        TxnEvent::Resume { xid, gtid, commit_us } => {
+            let parked = route
+                .prepared
+                .remove(&xid)
+                .ok_or_else(|| RunError::Other(format!("XA transaction {xid} resumed but never prepared")))?;
+            route.start(gtid, commit_us, parked.txn);
+            route.index = parked.index;
+            route.tables = parked.tables;
         }
         TxnEvent::Row(change) => {
             let txn = route.txn.ok_or_else(|| RunError::Other("row outside a transaction".into()))?;

@@ -1,5 +1,5 @@
 //! Bodies of the control events: GTIDs (MySQL untagged and tagged, MariaDB), GTID lists, XID,
-//! QUERY (and MariaDB's compressed QUERY), ROTATE and HEARTBEAT.
+//! XA_PREPARE, QUERY (and MariaDB's compressed QUERY), ROTATE and HEARTBEAT.
 //!
 //! Each parser takes the event body as framed by [`super::EventReader`] (post-header and payload,
 //! no checksum) and returns an owned value or a [`BinlogError`].
@@ -146,6 +146,69 @@ pub fn xid(body: &[u8]) -> Result<u64, BinlogError> {
     Cursor::new(body, "XID event").u64()
 }
 
+/// An XA transaction's identifier, as the server writes it in the binlog: `X'gtrid',X'bqual',formatID`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Xid {
+    pub format_id: i64,
+    pub gtrid: Vec<u8>,
+    pub bqual: Vec<u8>,
+}
+
+impl std::fmt::Display for Xid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        write!(f, "X'{}',X'{}',{}", hex(&self.gtrid), hex(&self.bqual), self.format_id)
+    }
+}
+
+/// Longest gtrid or bqual the XA standard (and both servers) allow.
+const XID_PART_MAX: usize = 64;
+
+impl Xid {
+    /// Parses the identifier the server writes after `XA COMMIT` / `XA ROLLBACK` in a QUERY event
+    /// (`X'6131',X'',1`; hex digits in either case, spaces around the commas tolerated). `None`
+    /// when the text has another shape.
+    pub fn parse_sql(text: &str) -> Option<Xid> {
+        let mut parts = text.trim().trim_end_matches(';').split(',').map(str::trim);
+        let hex = |part: &str| -> Option<Vec<u8>> {
+            let digits = part.strip_prefix(['X', 'x'])?.strip_prefix('\'')?.strip_suffix('\'')?;
+            if digits.len() % 2 != 0 || digits.len() > 2 * XID_PART_MAX {
+                return None;
+            }
+            (0..digits.len()).step_by(2).map(|i| u8::from_str_radix(digits.get(i..i + 2)?, 16).ok()).collect()
+        };
+        let gtrid = hex(parts.next()?)?;
+        let bqual = hex(parts.next()?)?;
+        let format_id = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some(Xid { format_id, gtrid, bqual })
+    }
+}
+
+/// XA_PREPARE (38, MySQL and MariaDB): the end of an XA transaction's group. `one_phase`: it was
+/// `XA COMMIT … ONE PHASE` and is committed here; otherwise it is prepared, and a later group's
+/// `XA COMMIT` or `XA ROLLBACK` decides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XaPrepare {
+    pub one_phase: bool,
+    pub xid: Xid,
+}
+
+/// Parses XA_PREPARE: one_phase (1), formatID (4), gtrid length (4), bqual length (4), data.
+pub fn xa_prepare(body: &[u8]) -> Result<XaPrepare, BinlogError> {
+    const WHAT: &str = "XA_PREPARE event";
+    let mut c = Cursor::new(body, WHAT);
+    let one_phase = c.u8()? != 0;
+    let format_id = i64::from(c.u32()? as i32);
+    let gtrid_len = c.u32()? as usize;
+    let bqual_len = c.u32()? as usize;
+    if gtrid_len > XID_PART_MAX || bqual_len > XID_PART_MAX {
+        return Err(BinlogError::malformed(WHAT, format!("XID part lengths {gtrid_len}/{bqual_len} exceed 64")));
+    }
+    let gtrid = c.bytes(gtrid_len)?.to_vec();
+    let bqual = c.bytes(bqual_len)?.to_vec();
+    Ok(XaPrepare { one_phase, xid: Xid { format_id, gtrid, bqual } })
+}
+
 /// A QUERY event: BEGIN/COMMIT/ROLLBACK markers and DDL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query<'a> {
@@ -178,6 +241,27 @@ pub fn query<'a>(event_type: u8, body: &'a [u8], fde: &FormatDescription) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xa_prepare_and_its_xid_in_sql() {
+        // As MariaDB 10.11 wrote it for XA PREPARE 'a1'.
+        let body = [0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, b'a', b'1'];
+        let p = xa_prepare(&body).expect("xa prepare");
+        assert!(!p.one_phase);
+        assert_eq!(p.xid.to_string(), "X'6131',X'',1");
+        assert_eq!(Xid::parse_sql("X'6131',X'',1"), Some(p.xid.clone()));
+        assert_eq!(
+            Xid::parse_sql(" x'6A32' , X'71' ,7 "),
+            Some(Xid { format_id: 7, gtrid: b"j2".to_vec(), bqual: b"q".to_vec() })
+        );
+        for bad in ["'a1'", "X'613',X'',1", "X'61',X'',one", "X'61',X''", "X'61',X'',1,2"] {
+            assert_eq!(Xid::parse_sql(bad), None, "{bad}");
+        }
+        assert!(xa_prepare(&body[..14]).is_err(), "data cut short");
+        let mut lying = body.to_vec();
+        lying[5] = 200;
+        assert!(xa_prepare(&lying).is_err(), "a gtrid longer than 64 bytes");
+    }
 
     #[test]
     fn mariadb_gtid_and_list() {

@@ -16,7 +16,7 @@
 //! the others go on.
 
 use super::{DecodeError, parse_rows};
-use crate::binlog::events::{self, MySqlGtidEvent};
+use crate::binlog::events::{self, MySqlGtidEvent, XaPrepare};
 use crate::binlog::payload::{PayloadEvents, payload_header};
 use crate::binlog::{BinlogError, EventHeader, EventReader, event_type as et};
 use crate::change::RowChange;
@@ -40,6 +40,8 @@ pub enum Item {
     Begin,
     /// XID or `COMMIT`: the transaction is durable on the server.
     Commit { header: EventHeader },
+    /// XA_PREPARE: the end of an XA transaction's group (committed if `one_phase`, else prepared).
+    XaPrepare(XaPrepare),
     /// `ROLLBACK`: the group's changes did not happen.
     Rollback,
     /// A statement other than BEGIN/COMMIT/ROLLBACK: DDL (CREATE, ALTER, DROP, RENAME, ...).
@@ -136,6 +138,7 @@ impl StreamDecoder {
                 out(Item::MariaDbGtid { gtid: g.gtid, standalone: g.standalone, header });
             }
             et::MARIADB_GTID_LIST => out(Item::MariaDbGtidList(events::mariadb_gtid_list(body)?)),
+            et::XA_PREPARE => out(Item::XaPrepare(events::xa_prepare(body)?)),
             et::XID => {
                 events::xid(body)?;
                 out(Item::Commit { header });

@@ -11,11 +11,29 @@
 //!
 //! Statement-based DML (a session that set binlog_format=STATEMENT) carries no rows: it is an
 //! error, not something to skip.
+//!
+//! **XA transactions.** An XA transaction's group (MySQL: GTID, `XA START`; MariaDB: a GTID event
+//! flagged as a prepared XA) ends at XA_PREPARE. With `one_phase` it is committed there, like any
+//! other. Otherwise it is *prepared*: a later group (its own GTID) holds `XA COMMIT xid` or
+//! `XA ROLLBACK xid`, with any number of other transactions in between. A prepared group emits
+//! `Begin` and [`TxnEvent::Prepared`] (no `Commit`): the commit tracker keeps the transaction open,
+//! so the stored offset stays before it until its outcome is published — a restart reads it again.
+//! Its rows wait here, keyed by XID, and are emitted at `XA COMMIT` after
+//! [`TxnEvent::Resume`] and before that transaction's `Commit`; an `XA ROLLBACK` emits `Resume`
+//! and `Commit` with no rows. Then the deciding group follows as an empty transaction. The read
+//! position includes a prepared group at once (a reconnect does not need it again: its rows are
+//! here). Prepared rows count against the same byte budget as held-back rows; past it, a prepared
+//! transaction's rows are emitted at PREPARE (published before they are committed: an
+//! `XA ROLLBACK` of such a transaction is logged as an error, its records stay in Kafka). An
+//! `XA COMMIT` of an XID that was never seen prepared (prepared before the start position, or
+//! already published before a restart) has nothing to emit.
 
+use crate::binlog::events::{XaPrepare, Xid};
 use crate::change::RowChange;
 use crate::decoder::Item;
 use crate::error::ErrorClass;
 use crate::position::{Gtid, Position};
+use std::collections::HashMap;
 
 /// What the assembler emits.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +60,18 @@ pub enum TxnEvent {
     Commit {
         gtid: Option<Gtid>,
     },
+    /// The transaction since the last `Begin` is an XA transaction, prepared and not yet decided:
+    /// no `Commit` comes for it now; its outcome comes after [`TxnEvent::Resume`] with this XID.
+    Prepared {
+        xid: Xid,
+    },
+    /// The prepared transaction `xid` is decided: its rows (if committed) and its `Commit` follow.
+    /// `commit_us`: when the deciding `XA COMMIT`/`XA ROLLBACK` was written.
+    Resume {
+        xid: Xid,
+        gtid: Option<Gtid>,
+        commit_us: u64,
+    },
     /// Everything since the last `Begin` is void.
     Abort,
     /// The source is alive (heartbeat while idle).
@@ -58,6 +88,8 @@ pub enum AssemblerError {
     StatementDml { sql: String },
     #[error("binlog structure: {0}")]
     Structure(String),
+    #[error("an XA statement rowferry cannot read ({sql:.120}): expected XA COMMIT/ROLLBACK X'…',X'…',formatID")]
+    XaStatement { sql: String },
 }
 
 impl AssemblerError {
@@ -81,6 +113,16 @@ struct Open {
     streaming: bool,
 }
 
+/// An XA transaction prepared and not yet decided.
+#[derive(Debug)]
+struct Prepared {
+    gtid: Option<Gtid>,
+    /// Its rows, unless they were emitted at PREPARE.
+    pending: Vec<TxnEvent>,
+    pending_bytes: usize,
+    streamed: bool,
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub struct Assembler {
@@ -88,6 +130,9 @@ pub struct Assembler {
     open: Option<Open>,
     buffer_rows: usize,
     buffer_bytes: usize,
+    /// XA transactions prepared and not yet decided, and the bytes their rows hold.
+    prepared: HashMap<Xid, Prepared>,
+    prepared_bytes: usize,
 }
 
 /// The held-back rows' bytes at most, unless [`Assembler::with_buffer_bytes`] says otherwise.
@@ -95,7 +140,14 @@ pub const BUFFER_BYTES: usize = 16 << 20;
 
 impl Assembler {
     pub fn new(position: Position, buffer_rows: usize) -> Self {
-        Assembler { position, open: None, buffer_rows, buffer_bytes: BUFFER_BYTES }
+        Assembler {
+            position,
+            open: None,
+            buffer_rows,
+            buffer_bytes: BUFFER_BYTES,
+            prepared: HashMap::new(),
+            prepared_bytes: 0,
+        }
     }
 
     /// Streams a transaction once its held-back rows hold more than `bytes`.
@@ -109,7 +161,13 @@ impl Assembler {
         &self.position
     }
 
+    /// XA transactions prepared and not yet decided.
+    pub fn prepared(&self) -> usize {
+        self.prepared.len()
+    }
+
     /// The link dropped: forget the open transaction (it will be sent again from its start).
+    /// Prepared XA transactions stay: their groups are in the position and will not come again.
     pub fn reset(&mut self, out: &mut dyn FnMut(TxnEvent)) {
         if let Some(open) = self.open.take()
             && open.streaming
@@ -147,6 +205,7 @@ impl Assembler {
                 }
                 self.finish(out, true);
             }
+            Item::XaPrepare(xa) => self.xa_prepare(xa, out)?,
             Item::Rollback => {
                 if let Some(open) = self.open.as_ref()
                     && open.streaming
@@ -215,6 +274,9 @@ impl Assembler {
 
     fn statement(&mut self, db: String, sql: String, out: &mut dyn FnMut(TxnEvent)) -> Result<(), AssemblerError> {
         let first = first_keyword(&sql);
+        if first == "XA" {
+            return self.xa_statement(&sql, out);
+        }
         // A binlogged statement starting with WITH is a data change (WITH ... UPDATE/DELETE):
         // a WITH ... SELECT is not binlogged.
         if matches!(first.as_str(), "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "LOAD" | "WITH") {
@@ -234,6 +296,104 @@ impl Assembler {
             self.finish(out, true);
         }
         Ok(())
+    }
+
+    /// XA_PREPARE ends the open group: committed if one-phase, else prepared (see the module docs).
+    fn xa_prepare(&mut self, xa: XaPrepare, out: &mut dyn FnMut(TxnEvent)) -> Result<(), AssemblerError> {
+        if !self.open.as_ref().is_some_and(|open| open.began) {
+            return Err(AssemblerError::Structure(format!("XA_PREPARE of {} outside a transaction", xa.xid)));
+        }
+        if xa.one_phase {
+            self.finish(out, true);
+            return Ok(());
+        }
+        let Some(mut open) = self.open.take() else { return Ok(()) };
+        if let Some(gtid) = &open.gtid {
+            self.position.add(gtid);
+        }
+        if open.skip {
+            return Ok(());
+        }
+        if !open.streaming {
+            out(TxnEvent::Begin { gtid: open.gtid.clone(), commit_us: open.commit_us });
+            if self.prepared_bytes + open.pending_bytes > self.buffer_bytes {
+                for event in open.pending.drain(..) {
+                    out(event);
+                }
+                open.pending_bytes = 0;
+                open.streaming = true;
+            }
+        }
+        out(TxnEvent::Prepared { xid: xa.xid.clone() });
+        self.prepared_bytes += open.pending_bytes;
+        let prepared = Prepared {
+            gtid: open.gtid,
+            pending: open.pending,
+            pending_bytes: open.pending_bytes,
+            streamed: open.streaming,
+        };
+        if let Some(earlier) = self.prepared.insert(xa.xid.clone(), prepared) {
+            // The server refuses a second XA START of a prepared XID; a binlog that has one anyway
+            // must not lose the first one's rows silently.
+            return Err(AssemblerError::Structure(format!(
+                "XA transaction {} prepared twice (first in {})",
+                xa.xid,
+                earlier.gtid.as_ref().map_or("(anonymous)".into(), |g| g.to_string())
+            )));
+        }
+        Ok(())
+    }
+
+    /// `XA START` opens the group (MySQL), `XA END` is structure, `XA COMMIT`/`XA ROLLBACK`
+    /// decide a prepared transaction and are the whole of their own group.
+    fn xa_statement(&mut self, sql: &str, out: &mut dyn FnMut(TxnEvent)) -> Result<(), AssemblerError> {
+        let bad = || AssemblerError::XaStatement { sql: sql.to_string() };
+        let rest = sql.trim_start().get(2..).ok_or_else(bad)?.trim_start();
+        let verb = rest.split(|c: char| !c.is_ascii_alphabetic()).next().unwrap_or_default().to_ascii_uppercase();
+        match verb.as_str() {
+            "START" | "BEGIN" => match &mut self.open {
+                Some(open) if !open.began => open.began = true,
+                Some(_) => return Err(AssemblerError::Structure("XA START inside a transaction".into())),
+                None => self.open = Some(Open::anonymous(true)),
+            },
+            "END" => {}
+            "COMMIT" | "ROLLBACK" => {
+                let xid = Xid::parse_sql(&rest[verb.len()..]).ok_or_else(bad)?;
+                let open = self.open.take().unwrap_or_else(|| Open::anonymous(false));
+                if !open.skip {
+                    self.decide(&xid, verb == "COMMIT", open.commit_us, out);
+                }
+                // The deciding group itself: an empty transaction.
+                self.open = Some(open);
+                self.finish(out, true);
+            }
+            _ => return Err(bad()),
+        }
+        Ok(())
+    }
+
+    /// Emits the outcome of prepared transaction `xid`, if it was seen prepared.
+    fn decide(&mut self, xid: &Xid, commit: bool, commit_us: u64, out: &mut dyn FnMut(TxnEvent)) {
+        let Some(mut prepared) = self.prepared.remove(xid) else {
+            tracing::debug!(%xid, commit, "XA outcome of a transaction not seen prepared: nothing to emit");
+            return;
+        };
+        self.prepared_bytes -= prepared.pending_bytes;
+        let gtid = prepared.gtid.clone();
+        out(TxnEvent::Resume { xid: xid.clone(), gtid: gtid.clone(), commit_us });
+        if commit {
+            for event in prepared.pending.drain(..) {
+                out(event);
+            }
+        } else if prepared.streamed {
+            tracing::error!(
+                %xid,
+                gtid = %gtid.as_ref().map_or("(anonymous)".into(), |g| g.to_string()),
+                "XA ROLLBACK of a transaction whose rows were published at its PREPARE (it was larger than the \
+                 buffer): its records stay in Kafka although the rows never existed; re-snapshot the tables it touched"
+            );
+        }
+        out(TxnEvent::Commit { gtid });
     }
 
     /// Ends the open transaction: emits it (unless skipped) and moves the position.
@@ -257,7 +417,7 @@ impl Assembler {
 /// The statement's first keyword, upper-cased, after whitespace and comments (`/* */`, `-- `,
 /// `#`): clients prefix statements with tracing comments, which the binlog keeps. The text of an
 /// executable comment (`/*!80000 ...*/`) counts as the statement.
-fn first_keyword(sql: &str) -> String {
+pub(crate) fn first_keyword(sql: &str) -> String {
     let mut rest = sql;
     loop {
         rest = rest.trim_start();
@@ -326,6 +486,10 @@ mod tests {
             TxnEvent::Statement { sql, .. } => format!("stmt {sql}"),
             TxnEvent::TableError { table, .. } => format!("error {table}"),
             TxnEvent::Commit { .. } => "commit".into(),
+            TxnEvent::Prepared { xid } => format!("prepared {xid}"),
+            TxnEvent::Resume { xid, gtid, .. } => {
+                format!("resume {xid} {}", gtid.as_ref().map_or("-".into(), |g| g.to_string()))
+            }
             TxnEvent::Abort => "abort".into(),
             TxnEvent::Heartbeat => "heartbeat".into(),
         }
@@ -415,6 +579,81 @@ mod tests {
             let err = feed(&mut a, vec![gtid(11), statement(sql)]).expect_err(sql);
             assert!(matches!(err, AssemblerError::StatementDml { .. }), "{sql}: {err}");
         }
+    }
+
+    fn xid(name: &str) -> Xid {
+        Xid { format_id: 1, gtrid: name.as_bytes().to_vec(), bqual: Vec::new() }
+    }
+
+    fn prepare(name: &str, one_phase: bool) -> Item {
+        Item::XaPrepare(XaPrepare { one_phase, xid: xid(name) })
+    }
+
+    /// A standalone group holding one statement (how both servers log XA COMMIT/ROLLBACK).
+    fn standalone(seq: u64, sql: &str) -> Vec<Item> {
+        let gtid = MariaDbGtid { domain: 0, server: 1, seq };
+        vec![Item::MariaDbGtid { gtid, standalone: true, header: header() }, statement(sql)]
+    }
+
+    #[test]
+    fn a_prepared_xa_transaction_is_emitted_at_its_xa_commit() {
+        let mut a = start();
+        // MariaDB: the GTID event is the XA START; XA END is a statement inside the group.
+        let events = feed(&mut a, vec![gtid(11), row(1), statement("XA END X'6131',X'',1"), prepare("a1", false)]);
+        assert_eq!(events.expect("ok"), ["begin 0-1-11", "prepared X'6131',X'',1"]);
+        assert_eq!(a.position().to_string(), "0-1-11", "the read position includes the prepared group");
+        // Another transaction in between is emitted as usual.
+        let events = feed(&mut a, vec![gtid(12), row(2), Item::Commit { header: header() }]).expect("ok");
+        assert_eq!(events, ["begin 0-1-12", "row Some(Int(2))", "commit"]);
+        // A reconnect does not lose the prepared rows: the group will not come again.
+        a.reset(&mut |e| panic!("nothing to void: {e:?}"));
+        assert_eq!(a.prepared(), 1);
+        let events = feed(&mut a, standalone(13, "XA COMMIT X'6131',X'',1")).expect("ok");
+        assert_eq!(
+            events,
+            ["resume X'6131',X'',1 0-1-11", "row Some(Int(1))", "commit", "begin 0-1-13", "commit"],
+            "the rows under their own transaction, then the deciding group, empty"
+        );
+        assert_eq!(a.prepared(), 0);
+        assert_eq!(a.position().to_string(), "0-1-13");
+    }
+
+    #[test]
+    fn an_xa_rollback_emits_no_rows_and_one_phase_commits_at_once() {
+        let mut a = start();
+        let events = feed(&mut a, vec![gtid(11), row(1), prepare("r", false)]).expect("ok");
+        assert_eq!(events, ["begin 0-1-11", "prepared X'72',X'',1"]);
+        let events = feed(&mut a, standalone(12, "XA ROLLBACK X'72',X'',1")).expect("ok");
+        assert_eq!(events, ["resume X'72',X'',1 0-1-11", "commit", "begin 0-1-12", "commit"]);
+        // MySQL: GTID, XA START, rows, XA END, XA_PREPARE with one_phase.
+        let gtid13 = MariaDbGtid { domain: 0, server: 1, seq: 13 };
+        let items = vec![
+            Item::MariaDbGtid { gtid: gtid13, standalone: true, header: header() },
+            statement("XA START X'6f',X'',1"),
+            row(3),
+            statement("XA END X'6f',X'',1"),
+            prepare("o", true),
+        ];
+        assert_eq!(feed(&mut a, items).expect("ok"), ["begin 0-1-13", "row Some(Int(3))", "commit"]);
+        // The outcome of an XID never seen prepared (before the start position): nothing to emit.
+        let events = feed(&mut a, standalone(14, "XA COMMIT X'7a',X'',1")).expect("ok");
+        assert_eq!(events, ["begin 0-1-14", "commit"]);
+        let err = feed(&mut a, standalone(15, "XA COMMIT 'z'")).expect_err("not the server's form");
+        assert!(matches!(err, AssemblerError::XaStatement { .. }), "{err}");
+    }
+
+    #[test]
+    fn prepared_rows_beyond_the_byte_budget_are_emitted_at_prepare() {
+        let mut a = Assembler::new(start().position().clone(), 1000).with_buffer_bytes(2 * row_bytes());
+        let events = feed(&mut a, vec![gtid(11), row(1), prepare("a", false)]).expect("ok");
+        assert_eq!(events, ["begin 0-1-11", "prepared X'61',X'',1"]);
+        let events = feed(&mut a, vec![gtid(12), row(2), row(3), prepare("b", false)]).expect("ok");
+        assert_eq!(events, ["begin 0-1-12", "row Some(Int(2))", "row Some(Int(3))", "prepared X'62',X'',1"]);
+        let events = feed(&mut a, standalone(13, "XA COMMIT X'62',X'',1")).expect("ok");
+        assert_eq!(events, ["resume X'62',X'',1 0-1-12", "commit", "begin 0-1-13", "commit"]);
+        let events = feed(&mut a, standalone(14, "XA COMMIT X'61',X'',1")).expect("ok");
+        assert_eq!(events, ["resume X'61',X'',1 0-1-11", "row Some(Int(1))", "commit", "begin 0-1-14", "commit"]);
+        assert_eq!(a.prepared_bytes, 0);
     }
 
     #[test]

@@ -526,7 +526,7 @@ impl Reader {
                 // Every dump starts with a rotate (and MariaDB a GTID list), also one the server
                 // ends right after with an error: only what follows resets the reconnect backoff.
                 *progressed |= !matches!(item, Item::Rotate { .. } | Item::MariaDbGtidList(_));
-                ddl |= matches!(item, Item::Statement { .. });
+                ddl |= matches!(&item, Item::Statement { sql, .. } if assembler::first_keyword(sql) != "XA");
                 assembler.push(item, &mut |e| out.push(e))?;
             }
             if ddl && let Some(conn) = metadata.as_mut() {

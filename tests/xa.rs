@@ -1,0 +1,87 @@
+//! XA transactions through `rowferry run`, on both servers, read back with the stock Python client.
+//!
+//! A two-phase XA transaction's rows are published at its `XA COMMIT`, after the transactions
+//! that committed between its PREPARE and its COMMIT; an `XA ROLLBACK` publishes nothing; a
+//! one-phase `XA COMMIT … ONE PHASE` is an ordinary transaction. While a transaction is prepared,
+//! the stored offset stays before it: a stop, an `XA COMMIT` while rowferry is down, and a
+//! restart still publish its rows (the transactions after the PREPARE come again: at least once).
+
+mod common;
+
+use common::connector::{Connector, consume, covers, offset_reaches, stop};
+use common::{MARIADB, MYSQL, admin, env, position_now, unique};
+
+fn ids(records: &[serde_json::Value]) -> Vec<i64> {
+    records.iter().filter_map(|r| r["value"]["after"]["id"].as_i64()).collect()
+}
+
+fn xa(name: &str, db: &str, ids: &[i64], end: &str) -> Vec<String> {
+    let mut statements = vec![format!("XA START '{name}'")];
+    statements.extend(ids.iter().map(|id| format!("INSERT INTO {db}.t VALUES ({id}, {id})")));
+    statements.push(format!("XA END '{name}'"));
+    statements.push(end.replace("{name}", name));
+    statements
+}
+
+async fn xa_transactions_are_published_at_their_commit(server: &str) {
+    let url = env(server);
+    let db = unique("xa");
+    admin(&url, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)")]).await;
+    // Names unique per run: prepared XA transactions outlive sessions and are server-wide.
+    let name = |n: &str| format!("{db}_{n}");
+    let topic = format!("{db}.{db}.t");
+    let connector = Connector::new(&url, &db);
+    let mut child = connector.start();
+    let start = position_now(&url).await.to_string();
+    offset_reaches(&connector, |g| covers(g, &start)).await;
+
+    // Prepared, then another transaction commits: only that one is published.
+    admin(&url, &xa(&name("p1"), &db, &[1, 2], "XA PREPARE '{name}'")).await;
+    let prepared_at = position_now(&url).await.to_string();
+    admin(&url, &[format!("INSERT INTO {db}.t VALUES (10, 10)")]).await;
+    let after = position_now(&url).await.to_string();
+    assert_eq!(ids(&consume(&connector, &topic, 1).await), [10], "the prepared rows are not published yet");
+    assert_eq!(stop(&mut child).await, Some(0), "{}", connector.log());
+    let stored = connector.offset().expect("offset")["gtid_set"].as_str().expect("set").to_string();
+    assert!(covers(&stored, &start), "{stored} covers what came before");
+    assert!(
+        !covers(&stored, &prepared_at) && !covers(&stored, &after),
+        "{stored} must stay before the prepared transaction ({prepared_at}) while it is undecided"
+    );
+
+    // Decided while rowferry is down; the restart reads the PREPARE again and publishes it.
+    admin(&url, &[format!("XA COMMIT '{}'", name("p1"))]).await;
+    let mut child = connector.start();
+    // While it runs: a rollback, a one-phase commit, and a commit with a transaction in between.
+    admin(&url, &xa(&name("r1"), &db, &[20], "XA PREPARE '{name}'")).await;
+    admin(&url, &[format!("XA ROLLBACK '{}'", name("r1"))]).await;
+    admin(&url, &xa(&name("o1"), &db, &[30], "XA COMMIT '{name}' ONE PHASE")).await;
+    admin(&url, &xa(&name("p2"), &db, &[40], "XA PREPARE '{name}'")).await;
+    admin(&url, &[format!("INSERT INTO {db}.t VALUES (41, 41)")]).await;
+    admin(&url, &[format!("XA COMMIT '{}'", name("p2")), format!("INSERT INTO {db}.t VALUES (99, 99)")]).await;
+    let end = position_now(&url).await.to_string();
+
+    let records = consume(&connector, &topic, 8).await;
+    assert_eq!(
+        ids(&records),
+        [10, 10, 1, 2, 30, 41, 40, 99],
+        "10 once more (the restart began before the PREPARE), then each XA transaction at its commit, \
+         the rolled-back one nowhere:\n{}",
+        connector.log()
+    );
+    let gtids: Vec<&str> = records.iter().filter_map(|r| r["value"]["source"]["gtid"].as_str()).collect();
+    assert_eq!(gtids[2], gtids[3], "the rows of one XA transaction carry one GTID: {gtids:?}");
+    offset_reaches(&connector, |g| covers(g, &end)).await;
+    assert_eq!(stop(&mut child).await, Some(0), "{}", connector.log());
+    admin(&url, &[format!("DROP DATABASE {db}")]).await;
+}
+
+#[tokio::test]
+async fn mariadb_xa_transactions_are_published_at_their_commit() {
+    xa_transactions_are_published_at_their_commit(MARIADB).await;
+}
+
+#[tokio::test]
+async fn mysql_xa_transactions_are_published_at_their_commit() {
+    xa_transactions_are_published_at_their_commit(MYSQL).await;
+}
