@@ -359,6 +359,10 @@ impl Assembler {
             "END" => {}
             "COMMIT" | "ROLLBACK" => {
                 let xid = Xid::parse_sql(&rest[verb.len()..]).ok_or_else(bad)?;
+                // The whole of its own group, never inside another transaction.
+                if self.open.as_ref().is_some_and(|open| open.began || open.streaming || !open.pending.is_empty()) {
+                    return Err(AssemblerError::Structure(format!("XA {verb} inside a transaction")));
+                }
                 let open = self.open.take().unwrap_or_else(|| Open::anonymous(false));
                 if !open.skip {
                     self.decide(&xid, verb == "COMMIT", open.commit_us, out);
@@ -640,6 +644,14 @@ mod tests {
         assert_eq!(events, ["begin 0-1-14", "commit"]);
         let err = feed(&mut a, standalone(15, "XA COMMIT 'z'")).expect_err("not the server's form");
         assert!(matches!(err, AssemblerError::XaStatement { .. }), "{err}");
+        // Found by the fuzzer: an XA outcome after rows of an open group resumed a transaction
+        // inside it. It is the whole of its own group, or an error.
+        let mut a = start();
+        let mut items = standalone(16, "");
+        items.truncate(1);
+        items.extend([row(1), row(2), row(3), statement("XA COMMIT X'7a',X'',1")]);
+        let err = feed(&mut a, items).expect_err("inside a transaction");
+        assert!(matches!(err, AssemblerError::Structure(_)), "{err}");
     }
 
     #[test]
