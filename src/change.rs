@@ -87,6 +87,8 @@ pub enum Op {
     Delete,
     /// A row read by a snapshot (Debezium's `r`): the row's state at the record's position.
     Read,
+    /// The table was truncated (Debezium's `t`): no key, no row images.
+    Truncate,
 }
 
 /// One row changed by one rows event.

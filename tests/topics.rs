@@ -3,7 +3,8 @@
 //! from the records, hashed ones carry the salted SHA-256, truncated ones are cut; tombstones can
 //! be switched off; with transaction metadata on, BEGIN/END records with per-table counts frame
 //! each transaction on `<prefix>.transaction` and every record carries its `transaction` block.
-//! The stage does not depend on the server flavor, so one server (MySQL) runs it.
+//! The stage does not depend on the server flavor, so one server (MySQL) runs it; the TRUNCATE
+//! record (`topics.truncate_records`) comes from each server's own statement, so both run that.
 
 mod common;
 
@@ -118,4 +119,45 @@ async fn routes_masks_and_frames_transactions() {
     let last_shard = shards.iter().find(|r| r["value"]["after"]["v"] == 21).expect("shard_2 id 2");
     assert_eq!(last_shard["value"]["transaction"], json!({"id": gtid, "total_order": 4, "data_collection_order": 2}));
     admin(&url, &[format!("DROP DATABASE {db}")]).await;
+}
+
+/// With `topics.truncate_records`, a TRUNCATE of a captured table is Debezium's `op = "t"` record:
+/// no key, no row images, in the table's topic between the changes around it. Without it (the
+/// default), it is a warning and a counter (tests/ops.rs).
+async fn truncate_is_an_op_t_record(server: &str) {
+    let url = env(server);
+    let db = unique("trunc");
+    admin(&url, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)")]).await;
+    let connector = Connector::new(&url, &db).with_extra("[topics]\ntruncate_records = true\n");
+    let mut child = connector.start();
+    let start = position_now(&url).await.to_string();
+    offset_reaches(&connector, |g| covers(g, &start)).await;
+    admin(
+        &url,
+        &[
+            format!("INSERT INTO {db}.t VALUES (1, 1), (2, 2)"),
+            format!("TRUNCATE TABLE {db}.t"),
+            format!("INSERT INTO {db}.t VALUES (3, 3)"),
+        ],
+    )
+    .await;
+    let records = consume(&connector, &format!("{db}.{db}.t"), 4).await;
+    let ops: Vec<&str> = records.iter().filter_map(|r| r["value"]["op"].as_str()).collect();
+    assert_eq!(ops, ["c", "c", "t", "c"], "{records:?}");
+    let t = &records[2];
+    assert_eq!((&t["key"], &t["value"]["before"], &t["value"]["after"]), (&Value::Null, &Value::Null, &Value::Null));
+    assert_eq!(t["value"]["source"]["table"], json!("t"), "{t}");
+    assert!(connector.log().contains("op \"t\" record sent"), "{}", connector.log());
+    assert_eq!(stop(&mut child).await, Some(0), "{}", connector.log());
+    admin(&url, &[format!("DROP DATABASE {db}")]).await;
+}
+
+#[tokio::test]
+async fn mariadb_truncate_is_an_op_t_record() {
+    truncate_is_an_op_t_record(common::MARIADB).await;
+}
+
+#[tokio::test]
+async fn mysql_truncate_is_an_op_t_record() {
+    truncate_is_an_op_t_record(MYSQL).await;
 }

@@ -696,13 +696,43 @@ async fn route_event(event: TxnEvent, route: &mut Route, ctx: &Ctx<'_>, st: &mut
                 && ctx.settings.tables.captures(&db, &table)
             {
                 ctx.ops.truncated();
-                tracing::warn!(
-                    table = %format!("{db}.{table}"),
-                    gtid = %route.gtid,
-                    "TRUNCATE TABLE: the binlog has no rows for it, so no record says the rows are gone; the topic \
-                     keeps their last records (a snapshot of the table, POST /snapshot, re-seeds it; delete the old \
-                     records with a retention or by hand)"
-                );
+                let name = format!("{db}.{table}");
+                let schema = encoder.known(&db, &table);
+                match (ctx.settings.topics.truncate_records, route.txn, schema) {
+                    (true, Some(txn), Some(schema)) if !route.stopped.contains_key(&name) => {
+                        let change = RowChange { op: Op::Truncate, table: schema, before: None, after: None };
+                        let source = SourceInfo {
+                            connector: ctx.connector,
+                            name: &ctx.settings.name,
+                            ts_ms: route.commit_ms,
+                            snapshot: "false",
+                            server_id: ctx.server_id,
+                            gtid: Some(&route.gtid),
+                            file: "",
+                            pos: 0,
+                            row: 0,
+                        };
+                        let encoded = encoder.encode(&change, &source, None, ctx.now_ms).await?;
+                        let headers =
+                            RecordHeaders { gtid: &route.gtid, position: 0, table: &name, commit_us: route.commit_us };
+                        send(encoder_record(encoded), txn, &headers, publisher, committer, acks).await?;
+                        tracing::info!(table = %name, gtid = %route.gtid, "TRUNCATE TABLE: op \"t\" record sent");
+                    }
+                    (true, _, None) => tracing::warn!(
+                        table = %name,
+                        gtid = %route.gtid,
+                        "TRUNCATE TABLE of a table with no rows read since rowferry started: its shape is not known, so \
+                         no op \"t\" record was sent; the topic keeps the old rows' records (POST /snapshot re-seeds it)"
+                    ),
+                    _ => tracing::warn!(
+                        table = %name,
+                        gtid = %route.gtid,
+                        "TRUNCATE TABLE: the binlog has no rows for it, so no record says the rows are gone; the topic \
+                         keeps their last records (a snapshot of the table, POST /snapshot, re-seeds it; delete the old \
+                         records with a retention or by hand; topics.truncate_records = true sends Debezium's op \"t\" \
+                         record)"
+                    ),
+                }
             }
         }
     }

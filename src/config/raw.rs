@@ -175,6 +175,9 @@ pub struct RawTopics {
     pub config: BTreeMap<String, String>,
     /// A tombstone (null value) after each delete, for compaction. Default true.
     pub tombstones: Option<bool>,
+    /// A record with `op = "t"` (no key, no row images) for each TRUNCATE of a captured table,
+    /// as Debezium's `skipped.operations = none`. Default false (Debezium's default too).
+    pub truncate_records: Option<bool>,
     /// BEGIN/END records on `<prefix>.transaction` and a `transaction` block in every record, as
     /// Debezium's `provide.transaction.metadata`. Default false.
     pub transaction_metadata: Option<bool>,

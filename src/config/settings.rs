@@ -216,7 +216,8 @@ impl Settings {
                 raw.topics.config,
                 raw.topics.tombstones,
                 raw.topics.transaction_metadata,
-            )?,
+            )?
+            .with_truncate_records(raw.topics.truncate_records),
             columns: ColumnRules::new(
                 raw.columns.exclude.unwrap_or_default(),
                 raw.columns.hash.unwrap_or_default(),

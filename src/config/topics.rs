@@ -38,6 +38,8 @@ pub struct TopicSettings {
     pub tombstones: bool,
     /// BEGIN/END records on `<prefix>.transaction` and the `transaction` block in each record.
     pub transaction_metadata: bool,
+    /// An `op = "t"` record for each TRUNCATE of a captured table.
+    pub truncate_records: bool,
 }
 
 impl TopicSettings {
@@ -95,7 +97,14 @@ impl TopicSettings {
             config,
             tombstones: tombstones.unwrap_or(true),
             transaction_metadata: transaction_metadata.unwrap_or(false),
+            truncate_records: false,
         })
+    }
+
+    /// With `op = "t"` records for TRUNCATE (default: none).
+    pub fn with_truncate_records(mut self, on: Option<bool>) -> Self {
+        self.truncate_records = on.unwrap_or(false);
+        self
     }
 
     /// The topic of `db.table`; an error names the route that made an invalid name.

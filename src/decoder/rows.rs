@@ -120,8 +120,8 @@ impl RowsIter<'_> {
         let e = self.event;
         let start = self.cursor.position();
         let (before, after) = match e.op {
-            // Rows events never carry snapshot reads.
-            Op::Insert | Op::Read => (None, Some(self.image(e.present)?)),
+            // Rows events never carry snapshot reads or truncates.
+            Op::Insert | Op::Read | Op::Truncate => (None, Some(self.image(e.present)?)),
             Op::Delete => (Some(self.image(e.present)?), None),
             Op::Update => (Some(self.image(e.present)?), Some(self.image(e.present_after)?)),
         };

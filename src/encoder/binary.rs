@@ -185,7 +185,7 @@ pub fn row(out: &mut Vec<u8>, table: &TableSchema, values: &[Value]) -> Result<(
 /// The key record (primary-key columns, not nullable); `false` for a table without a key.
 pub fn key(out: &mut Vec<u8>, change: &RowChange) -> Result<bool, EncodeError> {
     let table = &change.table;
-    if table.primary_key.is_empty() {
+    if table.primary_key.is_empty() || change.op == crate::change::Op::Truncate {
         return Ok(false);
     }
     let image = change

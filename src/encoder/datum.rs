@@ -50,6 +50,7 @@ pub fn op_code(op: Op) -> &'static str {
         Op::Update => "u",
         Op::Delete => "d",
         Op::Read => "r",
+        Op::Truncate => "t",
     }
 }
 

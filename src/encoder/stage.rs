@@ -71,6 +71,12 @@ impl Encoder {
     }
 
     /// The index in `prepared` of `table`'s current shape, planning and registering it if new.
+    /// The latest shape of `db`.`table` this encoder has prepared, if any.
+    pub fn known(&self, db: &str, table: &str) -> Option<Arc<TableSchema>> {
+        let i = *self.tables.get(&(db.to_string(), table.to_string()))?;
+        Some(Arc::clone(&self.prepared[i].table))
+    }
+
     async fn prepare(&mut self, table: &Arc<TableSchema>) -> Result<usize, EncodeError> {
         if let Some(i) = self.last
             && Arc::ptr_eq(&self.prepared[i].table, table)
