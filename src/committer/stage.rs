@@ -8,7 +8,7 @@
 //! commit at shutdown waits for its write.
 
 use super::offsets::{OffsetError, OffsetStore, Pending, StoredOffset};
-use super::tracker::{RecordId, Tracker, TrackerError, TxnId};
+use super::tracker::{RecordId, Released, Tracker, TrackerError, TxnId};
 use crate::error::ErrorClass;
 use crate::position::{Gtid, Position};
 use crate::snapshot::progress::{SnapshotKind, SnapshotProgress, TableProgress};
@@ -142,8 +142,11 @@ impl Committer {
     /// is now up to date with everything released.
     pub async fn commit(&mut self, force: bool) -> Result<bool, CommitError> {
         let before = self.tracker.released_before();
-        for gtid in self.tracker.release()? {
-            self.position.add(&gtid);
+        for released in self.tracker.release()? {
+            match released {
+                Released::Gtid(gtid) => self.position.add(&gtid),
+                Released::Set(set) => self.position.union(&set),
+            }
             self.dirty = true;
         }
         // Snapshot chunks and voided transactions carry no GTID but move the stream on too.

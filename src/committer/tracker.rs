@@ -12,9 +12,14 @@
 //! released by this process, nor is anything after it: the stored position stays before it, so a
 //! restart after the fix reads it again. Behind a hold nothing is tracked (memory stays bounded
 //! while the other tables keep streaming); only delivery failures still count.
+//!
+//! Memory stays bounded behind a stuck transaction too (an unacked record, an undecided XA
+//! PREPARE): consecutive durable transactions waiting behind it are merged into one entry that
+//! keeps their GTIDs as a set (an interval per source for MySQL, one per domain for MariaDB), so
+//! a million filtered-out transactions behind one slow record cost one entry, not a million.
 
 use crate::error::ErrorClass;
-use crate::position::Gtid;
+use crate::position::{Gtid, MariaDbPosition, MySqlGtidSet, Position};
 use std::collections::VecDeque;
 
 /// Identifies a transaction inside the tracker (stream order).
@@ -43,10 +48,56 @@ impl TrackerError {
 #[derive(Debug)]
 struct Txn {
     id: TxnId,
+    /// The last transaction this entry stands for (`id` unless durable ones were merged in).
+    last: TxnId,
     gtid: Option<Gtid>,
+    /// The GTIDs of the transactions merged in (all durable).
+    merged: Option<Position>,
     unacked: u64,
     ended: bool,
     void: bool,
+}
+
+impl Txn {
+    fn durable(&self) -> bool {
+        self.ended && self.unacked == 0
+    }
+
+    /// Takes `next` (durable, right after this durable entry) into this one.
+    fn absorb(&mut self, next: Txn) {
+        if self.void {
+            // A void transaction's own GTID is never released; the merged ones are.
+            self.gtid = None;
+            self.void = false;
+        }
+        self.last = next.last;
+        let add = |set: &mut Option<Position>, gtid: &Gtid| {
+            let set = set.get_or_insert_with(|| match gtid {
+                Gtid::MySql(_) => Position::MySql(MySqlGtidSet::new()),
+                Gtid::MariaDb(_) => Position::MariaDb(MariaDbPosition::new()),
+            });
+            set.add(gtid);
+        };
+        if !next.void
+            && let Some(g) = &next.gtid
+        {
+            add(&mut self.merged, g);
+        }
+        if let Some(other) = next.merged {
+            match &mut self.merged {
+                Some(mine) => mine.union(&other),
+                None => self.merged = Some(other),
+            }
+        }
+    }
+}
+
+/// What [`Tracker::release`] hands out, in stream order: a transaction's GTID, or the GTIDs of
+/// merged durable transactions as a set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Released {
+    Gtid(Gtid),
+    Set(Position),
 }
 
 /// See the module docs.
@@ -69,9 +120,25 @@ impl Tracker {
         let id = self.next_id;
         self.next_id += 1;
         if self.held.is_none() {
-            self.open.push_back(Txn { id, gtid, unacked: 0, ended: false, void: false });
+            self.coalesce();
+            self.open.push_back(Txn { id, last: id, gtid, merged: None, unacked: 0, ended: false, void: false });
         }
         id
+    }
+
+    /// Merges durable entries at the back that wait behind an earlier, unreleased one.
+    fn coalesce(&mut self) {
+        while self.open.len() >= 3 {
+            let n = self.open.len();
+            if !(self.open[n - 1].durable() && self.open[n - 2].durable()) {
+                break;
+            }
+            if let Some(next) = self.open.pop_back()
+                && let Some(back) = self.open.back_mut()
+            {
+                back.absorb(next);
+            }
+        }
     }
 
     /// Whether `id` is at or after the hold.
@@ -84,9 +151,12 @@ impl Tracker {
         if self.behind_hold(txn) {
             return Ok(());
         }
-        self.txn(txn)?;
+        // A transaction already merged into a durable run holds from the run's start (earlier:
+        // never past what it asks).
+        let at = self.entry(txn)?;
+        let txn = self.open[at].id;
         self.held = Some(txn);
-        self.open.retain(|t| t.id < txn);
+        self.open.truncate(at);
         Ok(())
     }
 
@@ -100,15 +170,30 @@ impl Tracker {
         self.held
     }
 
-    fn txn(&mut self, id: TxnId) -> Result<&mut Txn, TrackerError> {
+    /// The index of the entry that stands for transaction `id`.
+    fn entry(&self, id: TxnId) -> Result<usize, TrackerError> {
         let front = self
             .open
             .front()
             .map(|t| t.id)
             .ok_or_else(|| TrackerError::Misuse(format!("transaction {id} is not open")))?;
-        let index =
-            id.checked_sub(front).ok_or_else(|| TrackerError::Misuse(format!("transaction {id} was released")))?;
-        self.open.get_mut(index as usize).ok_or_else(|| TrackerError::Misuse(format!("transaction {id} is unknown")))
+        if id < front {
+            return Err(TrackerError::Misuse(format!("transaction {id} was released")));
+        }
+        let at = self.open.partition_point(|t| t.last < id);
+        match self.open.get(at) {
+            Some(t) if t.id <= id => Ok(at),
+            _ => Err(TrackerError::Misuse(format!("transaction {id} is unknown"))),
+        }
+    }
+
+    fn txn(&mut self, id: TxnId) -> Result<&mut Txn, TrackerError> {
+        let at = self.entry(id)?;
+        let t = &mut self.open[at];
+        if t.id != t.last {
+            return Err(TrackerError::Misuse(format!("transaction {id} is durable and merged")));
+        }
+        Ok(t)
     }
 
     /// Registers a record sent to Kafka for transaction `txn`.
@@ -168,17 +253,20 @@ impl Tracker {
 
     /// Releases the durable prefix of the stream: the GTIDs that may now be added to the stored
     /// position, in order. Errors once a delivery failed.
-    pub fn release(&mut self) -> Result<Vec<Gtid>, TrackerError> {
+    pub fn release(&mut self) -> Result<Vec<Released>, TrackerError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
         let mut out = Vec::new();
-        while self.open.front().is_some_and(|t| t.ended && t.unacked == 0) {
-            if let Some(t) = self.open.pop_front()
-                && !t.void
+        while self.open.front().is_some_and(Txn::durable) {
+            let Some(t) = self.open.pop_front() else { break };
+            if !t.void
                 && let Some(g) = t.gtid
             {
-                out.push(g);
+                out.push(Released::Gtid(g));
+            }
+            if let Some(set) = t.merged {
+                out.push(Released::Set(set));
             }
         }
         Ok(out)
@@ -186,6 +274,11 @@ impl Tracker {
 
     /// Transactions registered and not yet released.
     pub fn pending(&self) -> usize {
+        self.open.iter().map(|t| (t.last - t.id + 1) as usize).sum()
+    }
+
+    /// Entries kept for them (what memory the tracker holds).
+    pub fn entries(&self) -> usize {
         self.open.len()
     }
 }
@@ -200,6 +293,67 @@ mod tests {
         Gtid::MariaDb(MariaDbGtid { domain: 0, server: 1, seq })
     }
 
+    fn rel(seq: u64) -> Released {
+        Released::Gtid(g(seq))
+    }
+
+    /// The last sequence number a release covers (0 for none).
+    fn upto(released: &[Released]) -> u64 {
+        released
+            .iter()
+            .filter_map(|r| match r {
+                Released::Gtid(Gtid::MariaDb(m)) => Some(m.seq),
+                Released::Set(Position::MariaDb(p)) => p.gtids().map(|m| m.seq).max(),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn durable_transactions_behind_a_stuck_one_cost_one_entry() {
+        let mut t = Tracker::new();
+        let stuck = t.begin(Some(g(1)));
+        let record = t.sent(stuck).expect("sent");
+        t.end(stuck).expect("end");
+        let voided = t.begin(Some(g(2)));
+        t.void(voided).expect("void");
+        for seq in 3..100_003 {
+            let id = t.begin(Some(g(seq)));
+            t.end(id).expect("end");
+        }
+        assert_eq!(t.pending(), 100_002);
+        assert!(t.entries() <= 3, "{} entries behind one unacked record", t.entries());
+        assert_eq!(t.release(), Ok(vec![]));
+        t.acked(record).expect("ack");
+        let released = t.release().expect("release");
+        assert_eq!(released[0], rel(1));
+        assert_eq!(upto(&released), 100_002, "{released:?}");
+        assert_eq!(t.pending(), 0);
+        // A MySQL run of GTIDs stays one interval.
+        let mut t = Tracker::new();
+        let sid = |gno| {
+            let uuid = crate::position::Uuid::parse("3e11fa47-71ca-11e1-9e33-c80aa9429562").expect("uuid");
+            Gtid::MySql(crate::position::MySqlGtid { uuid, tag: String::new(), gno })
+        };
+        let stuck = t.begin(Some(sid(1)));
+        let record = t.sent(stuck).expect("sent");
+        t.end(stuck).expect("end");
+        for gno in 2..1000 {
+            let id = t.begin(Some(sid(gno)));
+            t.end(id).expect("end");
+        }
+        t.acked(record).expect("ack");
+        let mut position = Position::MySql(MySqlGtidSet::new());
+        for released in t.release().expect("release") {
+            match released {
+                Released::Gtid(g) => position.add(&g),
+                Released::Set(s) => position.union(&s),
+            }
+        }
+        assert_eq!(position.to_string(), "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-999");
+    }
+
     #[test]
     fn releases_in_order_only_when_durable() {
         let mut t = Tracker::new();
@@ -210,7 +364,7 @@ mod tests {
         t.end(b).expect("end"); // no records: durable at once, but after a
         assert_eq!(t.release(), Ok(vec![]));
         t.acked(ra).expect("ack");
-        assert_eq!(t.release(), Ok(vec![g(1), g(2)]));
+        assert_eq!(t.release(), Ok(vec![rel(1), rel(2)]));
         assert_eq!(t.pending(), 0);
     }
 
@@ -235,7 +389,7 @@ mod tests {
         t.end(b).expect("end");
         assert_eq!(t.release(), Ok(vec![]));
         t.acked(r).expect("ack");
-        assert_eq!(t.release(), Ok(vec![g(1)]));
+        assert_eq!(t.release(), Ok(vec![rel(1)]));
     }
 
     #[test]
@@ -269,7 +423,7 @@ mod tests {
         t.acked(rb).expect("ack of a held record");
         assert_eq!(t.release(), Ok(vec![]));
         t.acked(ra).expect("ack");
-        assert_eq!(t.release(), Ok(vec![g(1)]), "what precedes the hold is still released");
+        assert_eq!(t.release(), Ok(vec![rel(1)]), "what precedes the hold is still released");
         assert_eq!(t.release(), Ok(vec![]));
         assert_eq!(t.held(), Some(b));
         t.hold(a).expect_err("a released transaction cannot be held");
@@ -305,7 +459,7 @@ mod tests {
             let mut t = Tracker::new();
             let mut outstanding: Vec<(RecordId, u64)> = Vec::new(); // (record, txn seq)
             let mut acked_all_of: Vec<u64> = Vec::new(); // per txn: records still unacked
-            let mut committed: Vec<u64> = Vec::new();
+            let mut committed: u64 = 0; // everything up to this seq is released
             let mut failed = false;
             let mut held: Option<u64> = None; // seq of the first held transaction
             let mut seq = 0u64;
@@ -330,31 +484,34 @@ mod tests {
                         t.failed(r, "boom").expect("fail");
                         failed = true;
                     }
-                    Step::Hold(i) if seq > committed.len() as u64 => {
-                        let first = committed.len() as u64 + 1;
+                    Step::Hold(i) if seq > committed => {
+                        let first = committed + 1;
                         let target = first + (i as u64) % (seq - first + 1);
                         t.hold(target - 1).expect("hold");
                         held = Some(held.map_or(target, |h| h.min(target)));
                     }
                     Step::Release => match t.release() {
-                        Ok(gtids) => {
+                        Ok(released) => {
                             prop_assert!(!failed);
-                            for gtid in gtids {
-                                let Gtid::MariaDb(m) = gtid else { unreachable!() };
-                                committed.push(m.seq);
-                            }
+                            committed = committed.max(upto(&released));
+                            // Bounded: what waits is the unacked records' transactions and at
+                            // most one merged run after each.
+                            prop_assert!(
+                                t.entries() <= 2 * outstanding.len() + 1,
+                                "{} entries for {} outstanding records", t.entries(), outstanding.len()
+                            );
                         }
                         Err(_) => prop_assert!(failed),
                     },
                     _ => {}
                 }
-                // The invariant: committed is a prefix 1..=k of the stream, and every transaction
-                // in it has all records acked.
-                for (i, c) in committed.iter().enumerate() {
-                    prop_assert_eq!(*c, i as u64 + 1);
-                    prop_assert_eq!(acked_all_of[(*c - 1) as usize], 0);
-                    prop_assert!(held.is_none_or(|h| *c < h), "released {} at or after the hold {:?}", c, held);
+                // The invariant: what is released is a prefix 1..=k of the stream, every
+                // transaction in it has all records acked, and none is at or after a hold.
+                for c in 1..=committed {
+                    prop_assert_eq!(acked_all_of[(c - 1) as usize], 0);
+                    prop_assert!(held.is_none_or(|h| c < h), "released {} at or after the hold {:?}", c, held);
                 }
+
             }
             // Liveness: with every record acked and no failure, everything is released.
             if !failed {
@@ -362,8 +519,9 @@ mod tests {
                     t.acked(r).expect("ack");
                     acked_all_of[(s - 1) as usize] -= 1;
                 }
-                committed.extend(t.release().expect("release").into_iter().map(|g| match g { Gtid::MariaDb(m) => m.seq, Gtid::MySql(_) => 0 }));
-                prop_assert_eq!(committed.len() as u64, held.map_or(seq, |h| h - 1));
+                committed = committed.max(upto(&t.release().expect("release")));
+                // Everything before the hold (a merged run is held from its start) is released.
+                prop_assert_eq!(committed, t.held().map_or(seq, |h| h));
             }
         }
     }

@@ -65,6 +65,15 @@ impl Position {
         }
     }
 
+    /// Adds everything in `other` (nothing across flavors, as [`Position::add`]).
+    pub fn union(&mut self, other: &Position) {
+        match (self, other) {
+            (Position::MySql(a), Position::MySql(b)) => a.union(b),
+            (Position::MariaDb(a), Position::MariaDb(b)) => a.union(b),
+            _ => {}
+        }
+    }
+
     /// Whether everything in `self` is in `other` (false across flavors).
     pub fn is_subset(&self, other: &Position) -> bool {
         match (self, other) {
