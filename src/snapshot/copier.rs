@@ -308,21 +308,24 @@ impl Copier {
         }
         let (sql, params) = select(d, None, 0)?;
         let mut result = conn.exec_iter(sql.as_str(), params).await.map_err(|e| query_error(&sql, e))?;
-        let (mut rows_done, mut batch, mut bytes) = (0u64, Vec::new(), 0usize);
+        let mut rows_done = 0u64;
         let started = Instant::now();
         let mut next = result.next().await.map_err(|e| query_error(&sql, e))?;
-        while let Some(row) = next.take() {
-            let values = row.unwrap();
-            bytes += values.iter().map(value_bytes).sum::<usize>();
-            batch.push(values);
-            next = result.next().await.map_err(|e| query_error(&sql, e))?;
-            let last = next.is_none();
-            if !last && batch.len() < self.settings.chunk_rows.max(1) && bytes < MAX_BATCH_BYTES {
-                continue;
+        // One chunk per batch; the last one (empty for an empty table) marks the table done.
+        loop {
+            let (mut batch, mut bytes) = (Vec::new(), 0usize);
+            while let Some(row) = next.take() {
+                let values = row.unwrap();
+                bytes += values.iter().map(value_bytes).sum::<usize>();
+                batch.push(values);
+                next = result.next().await.map_err(|e| query_error(&sql, e))?;
+                if batch.len() >= self.settings.chunk_rows.max(1) || bytes >= MAX_BATCH_BYTES {
+                    break;
+                }
             }
-            let rows = convert_values(std::mem::take(&mut batch), d, name)?;
+            let last = next.is_none();
+            let rows = convert_values(batch, d, name)?;
             let n = rows.len() as u64;
-            bytes = 0;
             let chunk = Chunk {
                 table: Arc::clone(name),
                 schema: Arc::clone(&d.schema),
@@ -342,22 +345,8 @@ impl Copier {
                 Outcome::Failed(problem) => return Err(SnapshotError::Table { table: name.to_string(), problem }),
                 Outcome::Retry => return Ok(false),
             }
-        }
-        if rows_done == 0 {
-            // An empty table: its (empty) last batch marks it done.
-            let chunk = Chunk {
-                table: Arc::clone(name),
-                schema: Arc::clone(&d.schema),
-                key: Vec::new(),
-                rows: Vec::new(),
-                high,
-                progress: TableProgress { after: None, rows: 0, done: true },
-                kind,
-            };
-            let (reply, answer) = oneshot::channel();
-            self.tx.send(Msg::Rows { id, chunk, reply }).await.map_err(|_| SnapshotError::Stopped)?;
-            if let Outcome::Failed(problem) = answer.await.map_err(|_| SnapshotError::Stopped)? {
-                return Err(SnapshotError::Table { table: name.to_string(), problem });
+            if last {
+                break;
             }
         }
         tracing::info!(table = %name, rows = rows_done, secs = started.elapsed().as_secs_f64(), "table copied (one pass, stream held)");
