@@ -92,6 +92,11 @@ pub fn parse(key: &[u8], value: Option<&[u8]>) -> Result<LogRecord, String> {
             if value.subject != subject || value.version != version {
                 return Err(format!("key says {subject} v{version}, value says {} v{}", value.subject, value.version));
             }
+            // Confluent's ids and versions are Java ints; a larger one (which only a hand-written
+            // record can hold) would also leave no next id.
+            if value.id == 0 || value.id > i32::MAX as u32 || version == 0 || version > i32::MAX as u32 {
+                return Err(format!("id {} / version {version} outside 1..=2147483647", value.id));
+            }
             Ok(LogRecord::Schema(value))
         }
     }
@@ -121,6 +126,18 @@ mod tests {
             Ok(LogRecord::Tombstone { subject: "x-key".into(), version: 1 })
         );
         assert!(parse(b"not json", None).is_err());
+        // Ids a registry never hands out: the next id would overflow (found reading the fuzz
+        // target's store code: `max_id + 1` after a record with id u32::MAX).
+        let key = br#"{"keytype":"SCHEMA","subject":"x-key","version":1,"magic":1}"#;
+        for value in [
+            r#"{"subject":"x-key","version":1,"id":4294967295,"schema":"\"int\""}"#,
+            r#"{"subject":"x-key","version":1,"id":0,"schema":"\"int\""}"#,
+        ] {
+            assert!(parse(key, Some(value.as_bytes())).is_err(), "{value}");
+        }
+        let key = br#"{"keytype":"SCHEMA","subject":"x-key","version":4294967295,"magic":1}"#;
+        let value = br#"{"subject":"x-key","version":4294967295,"id":3,"schema":"\"int\""}"#;
+        assert!(parse(key, Some(value)).is_err(), "a version past Java's int");
         let (k, v) = config_record(Some("t-value"), "NONE");
         assert_eq!(
             parse(&k, Some(&v)),
