@@ -712,7 +712,13 @@ async fn route_event(event: TxnEvent, route: &mut Route, ctx: &Ctx<'_>, st: &mut
                             pos: 0,
                             row: 0,
                         };
-                        let encoded = encoder.encode(&change, &source, None, ctx.now_ms).await?;
+                        let encoded = match encoder.encode(&change, &source, None, ctx.now_ms).await {
+                            Ok(encoded) => encoded,
+                            Err(e) if e.class() == ErrorClass::PerTable => {
+                                return stop_table(route, ctx, committer, txn, &name, &e.to_string());
+                            }
+                            Err(e) => return Err(e.into()),
+                        };
                         let headers =
                             RecordHeaders { gtid: &route.gtid, position: 0, table: &name, commit_us: route.commit_us };
                         send(encoder_record(encoded), txn, &headers, publisher, committer, acks).await?;
