@@ -141,6 +141,8 @@ async fn truncate_is_an_op_t_record(server: &str) {
         ],
     )
     .await;
+    let end = position_now(&url).await.to_string();
+    offset_reaches(&connector, |g| covers(g, &end)).await;
     let records = consume(&connector, &format!("{db}.{db}.t"), 4).await;
     let ops: Vec<&str> = records.iter().filter_map(|r| r["value"]["op"].as_str()).collect();
     assert_eq!(ops, ["c", "c", "t", "c"], "{records:?}");

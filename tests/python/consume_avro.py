@@ -9,6 +9,7 @@ import datetime
 import decimal
 import json
 import sys
+import time
 import uuid
 
 from confluent_kafka import Consumer, TopicPartition
@@ -36,7 +37,17 @@ def main():
     registry = SchemaRegistryClient({"url": registry_url})
     deserialize = AvroDeserializer(registry)
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rowferry-python-check", "enable.auto.commit": False})
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    # The topic may not exist yet (rowferry creates it with its first record): wait for it, or
+    # an empty assignment would read nothing and report "0 of COUNT".
+    partitions = {}
+    for _ in range(100):
+        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        partitions = meta.partitions if meta is not None and meta.error is None else {}
+        if partitions:
+            break
+        time.sleep(0.2)
+    if not partitions:
+        raise SystemExit(f"topic {topic} does not exist")
     consumer.assign([TopicPartition(topic, p, 0) for p in sorted(partitions)])
     # COUNT 0: the partitions still to read, and where each ends now.
     ends = {}
