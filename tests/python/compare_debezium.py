@@ -13,6 +13,7 @@ import base64
 import decimal
 import json
 import sys
+import time
 from collections import OrderedDict
 
 from confluent_kafka import Consumer, TopicPartition
@@ -26,7 +27,13 @@ from consume_avro import plain  # noqa: E402
 
 def read(bootstrap, topic, count, decode):
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rowferry-compare", "enable.auto.commit": False})
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    partitions = {}
+    for _ in range(300):  # the connector may not have created it yet
+        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        partitions = meta.partitions if meta is not None and meta.error is None else {}
+        if partitions:
+            break
+        time.sleep(0.2)
     if len(partitions) != 1:
         raise SystemExit(f"{topic} has {len(partitions)} partitions: the pairing needs one")
     consumer.assign([TopicPartition(topic, 0, 0)])
@@ -64,7 +71,8 @@ def comparable(value, kind):
     raw = base64.b64decode(value)
     if kind[1] == "org.apache.kafka.connect.data.Decimal":
         unscaled = int.from_bytes(raw, "big", signed=True)
-        return str(decimal.Decimal(unscaled).scaleb(-int(kind[2].get("scale", "0"))))
+        exact = decimal.Context(prec=200)
+        return str(decimal.Decimal(unscaled).scaleb(-int(kind[2].get("scale", "0")), context=exact))
     return raw.hex()
 
 
