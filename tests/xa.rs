@@ -5,11 +5,14 @@
 //! one-phase `XA COMMIT … ONE PHASE` is an ordinary transaction. While a transaction is prepared,
 //! the stored offset stays before it: a stop, an `XA COMMIT` while rowferry is down, and a
 //! restart still publish its rows (the transactions after the PREPARE come again: at least once).
+//! A snapshot that starts while an XA transaction is prepared (whose rows it cannot see) warns,
+//! naming it.
 
 mod common;
 
-use common::connector::{Connector, consume, covers, offset_reaches, stop};
+use common::connector::{Connector, consume, covers, offset_reaches, snapshot_complete, stop};
 use common::{MARIADB, MYSQL, admin, env, position_now, unique};
+use std::time::Duration;
 
 fn ids(records: &[serde_json::Value]) -> Vec<i64> {
     records.iter().filter_map(|r| r["value"]["after"]["id"].as_i64()).collect()
@@ -84,4 +87,29 @@ async fn mariadb_xa_transactions_are_published_at_their_commit() {
 #[tokio::test]
 async fn mysql_xa_transactions_are_published_at_their_commit() {
     xa_transactions_are_published_at_their_commit(MYSQL).await;
+}
+
+async fn a_snapshot_warns_of_prepared_xa_transactions(server: &str) {
+    let url = env(server);
+    let db = unique("xasnap");
+    let name = format!("{db}_w");
+    admin(&url, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)")]).await;
+    admin(&url, &xa(&name, &db, &[1], "XA PREPARE '{name}'")).await;
+    let connector = Connector::new(&url, &db).with_snapshots();
+    let mut child = connector.start();
+    snapshot_complete(&connector, Duration::from_secs(60)).await;
+    let log = connector.log();
+    assert_eq!(stop(&mut child).await, Some(0), "{log}");
+    admin(&url, &[format!("XA ROLLBACK '{name}'"), format!("DROP DATABASE {db}")]).await;
+    assert!(log.contains("XA transactions are prepared on the source") && log.contains(&name), "{log}");
+}
+
+#[tokio::test]
+async fn mariadb_a_snapshot_warns_of_prepared_xa_transactions() {
+    a_snapshot_warns_of_prepared_xa_transactions(MARIADB).await;
+}
+
+#[tokio::test]
+async fn mysql_a_snapshot_warns_of_prepared_xa_transactions() {
+    a_snapshot_warns_of_prepared_xa_transactions(MYSQL).await;
 }

@@ -236,6 +236,15 @@ pub async fn run_with(settings: Settings, options: RunOptions) -> Result<(), Run
                 }
                 SnapshotKind::Incremental => Vec::new(),
             };
+            let prepared = crate::snapshot::describe::prepared_xa(&mut conn).await;
+            if !prepared.is_empty() {
+                tracing::warn!(
+                    xids = ?prepared,
+                    "XA transactions are prepared on the source and not decided: the snapshot cannot see their rows, \
+                     and if they were prepared before its position the stream does not carry them either; commit or \
+                     roll them back first (XA RECOVER lists them), or re-snapshot the tables they touched afterwards"
+                );
+            }
             Some(snapshot::SnapshotPlan { progress, captured, keyless })
         }
         None => None,
