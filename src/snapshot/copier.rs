@@ -139,6 +139,18 @@ impl Copier {
         let name: Arc<str> = format!("{}.{}", job.db, job.table).into();
         let mut conn = crate::source::connect(&self.source).await?;
         session(&mut conn, self.flavor).await?;
+        if job.kind == SnapshotKind::Incremental {
+            // (An initial snapshot warns once, at its plan.)
+            let prepared = super::describe::prepared_xa(&mut conn).await;
+            if !prepared.is_empty() {
+                tracing::warn!(
+                    table = %name,
+                    xids = ?prepared,
+                    "XA transactions are prepared on the source and not decided: this copy cannot see their rows; the \
+                     stream publishes them at their XA COMMIT unless they were prepared before rowferry's start position"
+                );
+            }
+        }
         let mut described = describe(&mut conn, &job.db, &job.table, self.flavor, &self.settings).await?;
         // A table planned as keyless has had its stream rows muted: it is copied held even if a
         // key appeared since (only its copy carries those rows).
