@@ -106,15 +106,7 @@ async fn metrics_status_and_control() {
     assert!(!password.is_empty() && !body.contains(&password), "the source password never appears: {body}");
 
     // `rowferry status` prints the same document.
-    let out = tokio::task::spawn_blocking({
-        let path = connector.config.path().to_path_buf();
-        move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_rowferry")).arg("status").arg("--config").arg(path).output()
-        }
-    })
-    .await
-    .expect("join")
-    .expect("rowferry status");
+    let out = connector.cli(&["status"]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(printed["connector"], db);
@@ -142,19 +134,7 @@ async fn metrics_status_and_control() {
     // --tables` finds the running connector and asks it; progress shows in /metrics.
     assert_eq!(post(&connector, "/snapshot", None).await, 401);
     assert_eq!(post(&connector, "/snapshot", Some("t0k")).await, 400, "no table list");
-    let out = tokio::task::spawn_blocking({
-        let path = connector.config.path().to_path_buf();
-        let table = table.clone();
-        move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_rowferry"))
-                .args(["snapshot", "--tables", &table, "--config"])
-                .arg(path)
-                .output()
-        }
-    })
-    .await
-    .expect("join")
-    .expect("rowferry snapshot");
+    let out = connector.cli(&["snapshot", "--tables", &table]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let done = format!("rowferry_snapshot_done{{table=\"{table}\"}}");
     let metrics = metrics_when(&connector, |m| sample(m, &done) == Some(1.0), Duration::from_secs(30)).await;

@@ -131,19 +131,7 @@ async fn an_incremental_snapshot_warns_of_prepared_xa_transactions(server: &str)
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     admin(&url, &xa(&name, &db, &[1], "XA PREPARE '{name}'")).await;
-    let out = tokio::task::spawn_blocking({
-        let path = connector.config.path().to_path_buf();
-        let table = format!("{db}.t");
-        move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_rowferry"))
-                .args(["snapshot", "--tables", &table, "--config"])
-                .arg(path)
-                .output()
-        }
-    })
-    .await
-    .expect("join")
-    .expect("rowferry snapshot");
+    let out = connector.cli(&["snapshot", "--tables", &format!("{db}.t")]).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !connector.log().contains("this copy cannot see their rows") && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -151,6 +151,21 @@ impl Route {
         self.tables.clear();
         self.txn = Some(txn);
     }
+
+    /// The `source` block of a streamed record of the open transaction (`row`: its index in it).
+    fn source<'a>(&'a self, ctx: &'a Ctx<'_>, row: i32) -> SourceInfo<'a> {
+        SourceInfo {
+            connector: ctx.connector,
+            name: &ctx.settings.name,
+            ts_ms: self.commit_ms,
+            snapshot: "false",
+            server_id: ctx.server_id,
+            gtid: Some(&self.gtid),
+            file: "",
+            pos: 0,
+            row,
+        }
+    }
 }
 
 /// What `run` is asked to do besides streaming.
@@ -634,17 +649,7 @@ async fn route_event(event: TxnEvent, route: &mut Route, ctx: &Ctx<'_>, st: &mut
                     data_collection_order: in_table as i64,
                 }
             });
-            let source = SourceInfo {
-                connector: ctx.connector,
-                name: &ctx.settings.name,
-                ts_ms: route.commit_ms,
-                snapshot: "false",
-                server_id: ctx.server_id,
-                gtid: Some(&route.gtid),
-                file: "",
-                pos: 0,
-                row: (route.index - 1) as i32,
-            };
+            let source = route.source(ctx, (route.index - 1) as i32);
             let encoded = match encoder.encode(&change, &source, txn_info.as_ref(), ctx.now_ms).await {
                 Ok(encoded) => encoded,
                 Err(e) if e.class() == ErrorClass::PerTable => {
@@ -710,17 +715,7 @@ async fn route_event(event: TxnEvent, route: &mut Route, ctx: &Ctx<'_>, st: &mut
                 match (ctx.settings.topics.truncate_records, route.txn, schema) {
                     (true, Some(txn), Some(schema)) if !route.stopped.contains_key(&name) => {
                         let change = RowChange { op: Op::Truncate, table: schema, before: None, after: None };
-                        let source = SourceInfo {
-                            connector: ctx.connector,
-                            name: &ctx.settings.name,
-                            ts_ms: route.commit_ms,
-                            snapshot: "false",
-                            server_id: ctx.server_id,
-                            gtid: Some(&route.gtid),
-                            file: "",
-                            pos: 0,
-                            row: 0,
-                        };
+                        let source = route.source(ctx, 0);
                         let encoded = match encoder.encode(&change, &source, None, ctx.now_ms).await {
                             Ok(encoded) => encoded,
                             Err(e) if e.class() == ErrorClass::PerTable => {

@@ -187,6 +187,14 @@ impl Connector {
             .expect("start rowferry run")
     }
 
+    /// Runs `rowferry ARGS --config <this config>` to its end (off the runtime: the connector
+    /// under test may be served by it).
+    pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rowferry"));
+        command.args(args).arg("--config").arg(self.config.path());
+        tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("rowferry")
+    }
+
     /// rowferry's log (appended by every start), shown when a wait fails.
     fn log_file(&self) -> Stdio {
         std::fs::OpenOptions::new()

@@ -13,7 +13,6 @@ import base64
 import decimal
 import json
 import sys
-import time
 from collections import OrderedDict
 
 from confluent_kafka import Consumer, TopicPartition
@@ -22,18 +21,12 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from consume_avro import plain  # noqa: E402
+from consume_avro import plain, topic_partitions  # noqa: E402
 
 
 def read(bootstrap, topic, count, decode):
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rowferry-compare", "enable.auto.commit": False})
-    partitions = {}
-    for _ in range(300):  # the connector may not have created it yet
-        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        partitions = meta.partitions if meta is not None and meta.error is None else {}
-        if partitions:
-            break
-        time.sleep(0.2)
+    partitions = topic_partitions(consumer, topic, 60)
     if len(partitions) != 1:
         raise SystemExit(f"{topic} has {len(partitions)} partitions: the pairing needs one")
     consumer.assign([TopicPartition(topic, 0, 0)])

@@ -32,22 +32,23 @@ def plain(v):
     return v
 
 
+def topic_partitions(consumer, topic, seconds):
+    """The topic's partitions, waiting up to SECONDS for it to exist: a connector creates it with
+    its first record, and an empty assignment would read nothing and report "0 of COUNT"."""
+    for _ in range(int(seconds * 5)):
+        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is not None and meta.error is None and meta.partitions:
+            return meta.partitions
+        time.sleep(0.2)
+    raise SystemExit(f"topic {topic} does not exist")
+
+
 def main():
     bootstrap, registry_url, topic, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     registry = SchemaRegistryClient({"url": registry_url})
     deserialize = AvroDeserializer(registry)
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rowferry-python-check", "enable.auto.commit": False})
-    # The topic may not exist yet (rowferry creates it with its first record): wait for it, or
-    # an empty assignment would read nothing and report "0 of COUNT".
-    partitions = {}
-    for _ in range(100):
-        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        partitions = meta.partitions if meta is not None and meta.error is None else {}
-        if partitions:
-            break
-        time.sleep(0.2)
-    if not partitions:
-        raise SystemExit(f"topic {topic} does not exist")
+    partitions = topic_partitions(consumer, topic, 20)
     consumer.assign([TopicPartition(topic, p, 0) for p in sorted(partitions)])
     # COUNT 0: the partitions still to read, and where each ends now.
     ends = {}
