@@ -98,6 +98,25 @@ pub struct RowChange {
     pub table: Arc<TableSchema>,
     pub before: Option<Vec<Value>>,
     pub after: Option<Vec<Value>>,
+    /// Where the change is in the source's binlog (default for snapshot rows).
+    pub at: RowAt,
+}
+
+/// Where a streamed row change was read: the `file`, `pos`, `row`, `server_id` and `thread` of
+/// the record's `source` block, as Debezium fills them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowAt {
+    /// The binlog file (`None` before the stream named one).
+    pub file: Option<Arc<str>>,
+    /// Start of the rows event in that file (0 inside a compressed transaction payload: the
+    /// payload's own position).
+    pub pos: u64,
+    /// Index of the row within its rows event.
+    pub row: u32,
+    /// The server that wrote the event (the origin, not the server rowferry reads from).
+    pub server_id: u32,
+    /// The thread of the transaction's `BEGIN` (MySQL; `None` when the binlog does not say).
+    pub thread: Option<u32>,
 }
 
 impl Value {

@@ -212,6 +212,7 @@ pub fn assemble(data: &[u8]) {
                 table: Arc::clone(&table),
                 before: None,
                 after: Some(vec![Value::Bytes(vec![0; usize::from(arg)])]),
+                at: Default::default(),
             }),
             6 => Item::Commit { header },
             7 => Item::Rollback,

@@ -1,6 +1,8 @@
 //! Rows read from the real servers, encoded as rowferry encodes them, registered in the embedded
 //! registry and produced to the broker, are decoded by the stock Python client (confluent-kafka's
 //! AvroDeserializer, fetching schemas from the embedded registry's REST API) to the same values.
+//! This is the `avro-native` format (Avro logical types); the `debezium` format is compared with
+//! Debezium itself in tests/debezium.rs.
 
 mod common;
 
@@ -14,6 +16,8 @@ use rowferry::reader::{ReaderOptions, TxnEvent};
 use rowferry::registry::embedded::EmbeddedRegistry;
 use std::sync::Arc;
 use std::time::Duration;
+
+const NATIVE: rowferry::encoder::Format = rowferry::encoder::Format::AvroNative;
 
 async fn stock_client_reads_what_rowferry_writes(server: &str) {
     let url = env(server);
@@ -76,7 +80,7 @@ async fn stock_client_reads_what_rowferry_writes(server: &str) {
     for (gtid, events) in &txns {
         for event in events {
             let TxnEvent::Row(change) = event else { continue };
-            let schemas = avro_schema::table_schemas(&change.table, &topic).expect("schemas");
+            let schemas = avro_schema::table_schemas(&change.table, &topic, NATIVE, connector).expect("schemas");
             let (key_text, key_schema) = schemas.key.clone().expect("primary key");
             let key_id = registry.register(&format!("{topic}-key"), &key_text).await.expect("key subject").id;
             let value_id =
@@ -85,21 +89,23 @@ async fn stock_client_reads_what_rowferry_writes(server: &str) {
                 connector,
                 name: "test",
                 ts_ms: 0,
+                ts_us: 0,
                 snapshot: "false",
                 server_id: 1,
                 gtid: Some(gtid),
                 file: "",
                 pos: 0,
                 row: 0,
+                thread: None,
             };
             let mut key = Vec::new();
             wire::frame_into(
                 key_id,
-                &datum::encode(&key_schema, datum::key(change).expect("key").expect("some")).expect("key"),
+                &datum::encode(&key_schema, datum::key(change, NATIVE).expect("key").expect("some")).expect("key"),
                 &mut key,
             );
             let mut value = Vec::new();
-            let envelope = datum::envelope(change, &source, None, 1).expect("envelope");
+            let envelope = datum::envelope(change, &source, None, 1, NATIVE).expect("envelope");
             wire::frame_into(value_id, &datum::encode(&schemas.value.1, envelope).expect("encode"), &mut value);
             producer
                 .send(FutureRecord::to(&topic).partition(0).key(&key).payload(&value), Duration::from_secs(10))

@@ -99,12 +99,18 @@ async fn kill_nine_loses_nothing(server: &str, store: Store) {
     assert_eq!(in_kafka, table, "latest record per key must equal the table");
 
     // 2. Duplicates only from the uncommitted tail at each kill.
-    let mut first_seen: HashMap<(String, i64, i64), i64> = HashMap::new();
+    let mut first_seen: HashMap<(String, i64, i64, i64), i64> = HashMap::new();
     let mut duplicates = 0;
     for r in records.iter().filter(|r| r["value"].is_object()) {
         let gtid = r["value"]["source"]["gtid"].as_str().expect("gtid").to_string();
-        let ident =
-            (gtid.clone(), r["value"]["source"]["row"].as_i64().unwrap_or(-1), r["key"]["id"].as_i64().unwrap_or(-1));
+        // A row change is its transaction, its rows event (pos) and its index in that event.
+        let source = &r["value"]["source"];
+        let ident = (
+            gtid.clone(),
+            source["pos"].as_i64().unwrap_or(-1),
+            source["row"].as_i64().unwrap_or(-1),
+            r["key"]["id"].as_i64().unwrap_or(-1),
+        );
         let offset = r["offset"].as_i64().expect("offset");
         if let Some(&earlier) = first_seen.get(&ident) {
             duplicates += 1;

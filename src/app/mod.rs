@@ -16,7 +16,7 @@
 //! `shutdown_timeout_secs`), commits the final position and returns; a second signal exits at once.
 
 use crate::binlog::events::Xid;
-use crate::change::{Op, RowChange};
+use crate::change::{Op, RowAt, RowChange};
 use crate::check::{PreflightError, PreflightFailure};
 use crate::committer::offsets::{OffsetError, OffsetStore};
 use crate::committer::stage::{CommitError, Committer};
@@ -152,18 +152,20 @@ impl Route {
         self.txn = Some(txn);
     }
 
-    /// The `source` block of a streamed record of the open transaction (`row`: its index in it).
-    fn source<'a>(&'a self, ctx: &'a Ctx<'_>, row: i32) -> SourceInfo<'a> {
+    /// The `source` block of a streamed record of the open transaction, read at `at`.
+    fn source<'a>(&'a self, ctx: &'a Ctx<'_>, at: &'a RowAt) -> SourceInfo<'a> {
         SourceInfo {
             connector: ctx.connector,
             name: &ctx.settings.name,
             ts_ms: self.commit_ms,
+            ts_us: self.commit_us as i64,
             snapshot: "false",
-            server_id: ctx.server_id,
+            server_id: at.server_id,
             gtid: Some(&self.gtid),
-            file: "",
-            pos: 0,
-            row,
+            file: at.file.as_deref().unwrap_or_default(),
+            pos: at.pos,
+            row: at.row as i32,
+            thread: at.thread,
         }
     }
 }
@@ -317,8 +319,18 @@ async fn stream(
     let publisher =
         Publisher::new(&settings.kafka, TopicSpec::data(&settings.topics), MAX_INFLIGHT, MAX_INFLIGHT_BYTES)?;
     ops.attach_latency(publisher.latency());
+    let connector = match flavor {
+        Flavor::MySql => "mysql",
+        Flavor::MariaDb => "mariadb",
+    };
     let mut st = Stages {
-        encoder: Encoder::new(registry, settings.topics.clone(), settings.columns.clone()),
+        encoder: Encoder::new(
+            registry,
+            settings.topics.clone(),
+            settings.columns.clone(),
+            settings.envelope,
+            connector,
+        ),
         publisher,
         committer: Committer::new(start.clone(), offsets, &settings.name, settings.commit_interval),
         acks: Vec::new(),
@@ -398,10 +410,6 @@ async fn stream(
         merger,
         prepared: Default::default(),
     };
-    let connector = match flavor {
-        Flavor::MySql => "mysql",
-        Flavor::MariaDb => "mariadb",
-    };
     let reader_ended = loop {
         tokio::select! {
             biased;
@@ -454,7 +462,7 @@ async fn stream(
                     route.merger.handle(msg);
                     if route.txn.is_none() {
                         route.merger.between_transactions();
-                        let ctx = Ctx { settings, connector, server_id: settings.source.server_id.get(), ops, now_ms: crate::ops::now_ms() as i64 };
+                        let ctx = Ctx { settings, connector, ops, now_ms: crate::ops::now_ms() as i64 };
                         snapshot::emit_chunks(&mut route, &ctx, &mut st).await?;
                         st.settle(ops)?;
                     }
@@ -482,7 +490,7 @@ async fn stream(
                 let Some(mut event) = event else { break true };
                 budget.give_back(&event);
                 let now_ms = crate::ops::now_ms() as i64;
-                let ctx = Ctx { settings, connector, server_id: settings.source.server_id.get(), ops, now_ms };
+                let ctx = Ctx { settings, connector, ops, now_ms };
                 // A batch of what is already queued per wake-up, while there is room. An event is
                 // taken from the channel only when it is routed right away.
                 let mut routed = 0;
@@ -568,7 +576,6 @@ async fn stream(
 struct Ctx<'a> {
     settings: &'a Settings,
     connector: &'a str,
-    server_id: u32,
     ops: &'a Ops,
     /// When this batch of events is processed (the records' `ts_ms`).
     now_ms: i64,
@@ -621,57 +628,14 @@ async fn route_event(event: TxnEvent, route: &mut Route, ctx: &Ctx<'_>, st: &mut
                 // A keyless table's copy carries this change (see `snapshot::merge`).
                 return Ok(());
             }
-            let metadata = ctx.settings.topics.transaction_metadata;
-            if metadata && route.index == 0 {
-                let begin = encoder.transaction_record(&route.gtid, None, route.commit_ms).await?;
-                // One partition: BEGIN and END of every transaction in commit order.
-                let spec = TopicSpec { partitions: 1, ..TopicSpec::data(&ctx.settings.topics) };
-                publisher.ensure_topic_as(&begin.topic, &spec).await?;
-                let headers = RecordHeaders { gtid: &route.gtid, position: 0, table: "", commit_us: route.commit_us };
-                send(encoder_record(begin), txn, &headers, publisher, committer, acks).await?;
-            }
-            route.index += 1;
-            // Per-table counts exist for transaction metadata only.
-            let txn_info = metadata.then(|| {
-                let in_table = match route.tables.iter_mut().find(|(t, _)| *t == table) {
-                    Some((_, n)) => {
-                        *n += 1;
-                        *n
-                    }
-                    None => {
-                        route.tables.push((Arc::clone(&table), 1));
-                        1
-                    }
-                };
-                TxnInfo {
-                    id: route.gtid.clone(),
-                    total_order: route.index as i64,
-                    data_collection_order: in_table as i64,
+            // A primary-key change is a delete of the old key and a create of the new one, as
+            // Debezium writes it: a compacted topic must lose the old key.
+            for change in split_key_change(change) {
+                if route.stopped.contains_key(&*table) {
+                    st.committer.hold(txn)?;
+                    return Ok(());
                 }
-            });
-            let source = route.source(ctx, (route.index - 1) as i32);
-            let encoded = match encoder.encode(&change, &source, txn_info.as_ref(), ctx.now_ms).await {
-                Ok(encoded) => encoded,
-                Err(e) if e.class() == ErrorClass::PerTable => {
-                    return stop_table(route, ctx, committer, txn, &table, &e.to_string());
-                }
-                Err(e) => return Err(e.into()),
-            };
-            ctx.ops.row(&table, crate::encoder::datum::op_code(change.op), route.commit_ms, ctx.now_ms);
-            let headers =
-                RecordHeaders { gtid: &route.gtid, position: route.index, table: &table, commit_us: route.commit_us };
-            // A tombstone after a delete lets compaction drop the key.
-            let tombstone = (ctx.settings.topics.tombstones && change.op == Op::Delete && encoded.key.is_some())
-                .then(|| (Arc::clone(&encoded.topic), encoded.key.clone(), None));
-            match send(encoder_record(encoded), txn, &headers, publisher, committer, acks).await {
-                Err(RunError::Publish(e)) if e.class() == ErrorClass::PerTable => {
-                    let why = format!("{e} (the row's key: {})", key_text(&change));
-                    return stop_table(route, ctx, committer, txn, &table, &why);
-                }
-                other => other?,
-            }
-            if let Some(tombstone) = tombstone {
-                send(tombstone, txn, &headers, publisher, committer, acks).await?;
+                publish_row(&change, &table, txn, route, ctx, st).await?;
             }
         }
         TxnEvent::Commit { .. } => {
@@ -714,8 +678,16 @@ async fn route_event(event: TxnEvent, route: &mut Route, ctx: &Ctx<'_>, st: &mut
                 let schema = encoder.known(&db, &table);
                 match (ctx.settings.topics.truncate_records, route.txn, schema) {
                     (true, Some(txn), Some(schema)) if !route.stopped.contains_key(&name) => {
-                        let change = RowChange { op: Op::Truncate, table: schema, before: None, after: None };
-                        let source = route.source(ctx, 0);
+                        let change = RowChange {
+                            op: Op::Truncate,
+                            table: schema,
+                            before: None,
+                            after: None,
+                            at: Default::default(),
+                        };
+                        // The statement's own position is not carried: an empty one.
+                        let at = RowAt::default();
+                        let source = route.source(ctx, &at);
                         let encoded = match encoder.encode(&change, &source, None, ctx.now_ms).await {
                             Ok(encoded) => encoded,
                             Err(e) if e.class() == ErrorClass::PerTable => {
@@ -836,6 +808,85 @@ fn short(s: &str) -> String {
     }
 }
 
+/// An UPDATE that changes the primary key, as a delete and a create; any other change as it is.
+fn split_key_change(change: RowChange) -> Vec<RowChange> {
+    let changed = change.op == Op::Update
+        && match (&change.before, &change.after) {
+            (Some(before), Some(after)) => change.table.primary_key.iter().any(|&i| before.get(i) != after.get(i)),
+            _ => false,
+        };
+    if !changed {
+        return vec![change];
+    }
+    let RowChange { table, before, after, at, .. } = change;
+    vec![
+        RowChange { op: Op::Delete, table: Arc::clone(&table), before, after: None, at: at.clone() },
+        RowChange { op: Op::Insert, table, before: None, after, at },
+    ]
+}
+
+/// Publishes one row change of captured, running table `table` in transaction `txn` (with the
+/// transaction's BEGIN record first, when transaction metadata is on, and a tombstone after a
+/// delete); a per-table failure stops the table.
+async fn publish_row(
+    change: &RowChange,
+    table: &Arc<str>,
+    txn: TxnId,
+    route: &mut Route,
+    ctx: &Ctx<'_>,
+    st: &mut Stages,
+) -> Result<(), RunError> {
+    let Stages { encoder, publisher, committer, acks } = st;
+    let metadata = ctx.settings.topics.transaction_metadata;
+    if metadata && route.index == 0 {
+        let begin = encoder.transaction_record(&route.gtid, None, route.commit_ms).await?;
+        // One partition: BEGIN and END of every transaction in commit order.
+        let spec = TopicSpec { partitions: 1, ..TopicSpec::data(&ctx.settings.topics) };
+        publisher.ensure_topic_as(&begin.topic, &spec).await?;
+        let headers = RecordHeaders { gtid: &route.gtid, position: 0, table: "", commit_us: route.commit_us };
+        send(encoder_record(begin), txn, &headers, publisher, committer, acks).await?;
+    }
+    route.index += 1;
+    // Per-table counts exist for transaction metadata only.
+    let txn_info = metadata.then(|| {
+        let in_table = match route.tables.iter_mut().find(|(t, _)| *t == *table) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                route.tables.push((Arc::clone(table), 1));
+                1
+            }
+        };
+        TxnInfo { id: route.gtid.clone(), total_order: route.index as i64, data_collection_order: in_table as i64 }
+    });
+    let source = route.source(ctx, &change.at);
+    let encoded = match encoder.encode(change, &source, txn_info.as_ref(), ctx.now_ms).await {
+        Ok(encoded) => encoded,
+        Err(e) if e.class() == ErrorClass::PerTable => {
+            return stop_table(route, ctx, committer, txn, table, &e.to_string());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    ctx.ops.row(table, crate::encoder::datum::op_code(change.op), route.commit_ms, ctx.now_ms);
+    let headers = RecordHeaders { gtid: &route.gtid, position: route.index, table, commit_us: route.commit_us };
+    // A tombstone after a delete lets compaction drop the key.
+    let tombstone = (ctx.settings.topics.tombstones && change.op == Op::Delete && encoded.key.is_some())
+        .then(|| (Arc::clone(&encoded.topic), encoded.key.clone(), None));
+    match send(encoder_record(encoded), txn, &headers, publisher, committer, acks).await {
+        Err(RunError::Publish(e)) if e.class() == ErrorClass::PerTable => {
+            let why = format!("{e} (the row's key: {})", key_text(change));
+            return stop_table(route, ctx, committer, txn, table, &why);
+        }
+        other => other?,
+    }
+    if let Some(tombstone) = tombstone {
+        send(tombstone, txn, &headers, publisher, committer, acks).await?;
+    }
+    Ok(())
+}
+
 /// Stops `table` for the rest of this run (`error` says why): its changes are not published and
 /// the commit tracker holds transaction `txn`, so the stored offset stays before it while the
 /// other tables keep streaming; a restart after the fix reads it again.
@@ -939,7 +990,7 @@ async fn shutdown_signal(mut signals: Signals) {
 
 #[cfg(test)]
 mod tests {
-    use super::truncated_table;
+    use super::*;
 
     #[test]
     fn finds_the_table_of_a_truncate() {
@@ -952,5 +1003,35 @@ mod tests {
         assert_eq!(truncated_table("d", "TRUNCATE TABLE table_x"), t("d", "table_x"));
         assert_eq!(truncated_table("d", "TRUNCATEX t"), None);
         assert_eq!(truncated_table("d", "ALTER TABLE t ADD c INT"), None);
+    }
+
+    #[test]
+    fn a_primary_key_change_is_a_delete_and_a_create() {
+        use crate::change::Value;
+        use crate::encoder::avro_schema::tests::{every_type, table};
+        let t = Arc::new(table(every_type()));
+        let row = |id: i64, ti: i64| {
+            let mut v: Vec<Value> = t.columns.iter().map(|_| Value::Null).collect();
+            v[0] = Value::Int(id);
+            v[1] = Value::Int(ti);
+            v
+        };
+        let at = RowAt { pos: 700, row: 2, server_id: 1, ..RowAt::default() };
+        let update = |before, after| RowChange {
+            op: Op::Update,
+            table: Arc::clone(&t),
+            before: Some(before),
+            after: Some(after),
+            at: at.clone(),
+        };
+        // Another column changed: one update, as it was.
+        let same_key = update(row(1, 5), row(1, 6));
+        assert_eq!(split_key_change(same_key.clone()), vec![same_key]);
+        // The key changed: the old key deleted, the new one created, both where the update was.
+        let split = split_key_change(update(row(1, 5), row(2, 5)));
+        let shape: Vec<_> = split.iter().map(|c| (c.op, c.before.is_some(), c.after.is_some(), c.at.pos)).collect();
+        assert_eq!(shape, [(Op::Delete, true, false, 700), (Op::Insert, false, true, 700)]);
+        assert_eq!(split[0].before, Some(row(1, 5)));
+        assert_eq!(split[1].after, Some(row(2, 5)));
     }
 }

@@ -113,17 +113,26 @@ pub(super) async fn emit_chunks(route: &mut Route, ctx: &Ctx<'_>, st: &mut Stage
             connector: ctx.connector,
             name: &ctx.settings.name,
             ts_ms: ctx.now_ms,
+            ts_us: ctx.now_ms.saturating_mul(1000),
             snapshot: chunk.kind.source_field(),
-            server_id: ctx.server_id,
+            // Read by a SELECT, not from the binlog: no server wrote these records' event.
+            server_id: 0,
             gtid: None,
             file: "",
             pos: 0,
             row: 0,
+            thread: None,
         };
         let mut failed = None;
         let mut sent = 0;
         for (i, row) in chunk.rows.into_iter().enumerate() {
-            let change = RowChange { op: Op::Read, table: Arc::clone(&chunk.schema), before: None, after: Some(row) };
+            let change = RowChange {
+                op: Op::Read,
+                table: Arc::clone(&chunk.schema),
+                before: None,
+                after: Some(row),
+                at: Default::default(),
+            };
             let encoded = match encoder.encode(&change, &source, None, ctx.now_ms).await {
                 Ok(encoded) => encoded,
                 Err(e) if e.class() == ErrorClass::PerTable => {

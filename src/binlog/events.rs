@@ -212,6 +212,8 @@ pub fn xa_prepare(body: &[u8]) -> Result<XaPrepare, BinlogError> {
 /// A QUERY event: BEGIN/COMMIT/ROLLBACK markers and DDL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query<'a> {
+    /// The session that ran the statement.
+    pub thread_id: u32,
     pub db: Cow<'a, str>,
     pub sql: Cow<'a, str>,
 }
@@ -221,7 +223,8 @@ pub fn query<'a>(event_type: u8, body: &'a [u8], fde: &FormatDescription) -> Res
     const WHAT: &str = "QUERY event";
     let post = usize::from(fde.post_header_len(event_type::QUERY).unwrap_or(13));
     let mut c = Cursor::new(body, WHAT);
-    c.skip(8)?; // thread id, exec time
+    let thread_id = c.u32()?;
+    c.skip(4)?; // exec time
     let db_len = usize::from(c.u8()?);
     c.skip(2)?; // error code
     let status_len = if post >= 13 { usize::from(c.u16()?) } else { 0 };
@@ -235,7 +238,7 @@ pub fn query<'a>(event_type: u8, body: &'a [u8], fde: &FormatDescription) -> Res
     } else {
         String::from_utf8_lossy(raw)
     };
-    Ok(Query { db: String::from_utf8_lossy(db), sql })
+    Ok(Query { thread_id, db: String::from_utf8_lossy(db), sql })
 }
 
 #[cfg(test)]

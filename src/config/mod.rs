@@ -18,8 +18,8 @@ mod topics;
 pub use columns::{ColumnAction, ColumnPattern, ColumnRules};
 pub use secret::Secret;
 pub use settings::{
-    FlavorSetting, HttpSettings, KafkaSettings, LogFormat, LogSettings, OffsetSettings, RegistrySettings, Settings,
-    SourceSettings, TlsMode, TlsSettings,
+    EnvelopeFormat, FlavorSetting, HttpSettings, KafkaSettings, LogFormat, LogSettings, OffsetSettings,
+    RegistrySettings, Settings, SourceSettings, TlsMode, TlsSettings,
 };
 pub use snapshot::{SnapshotMode, SnapshotSettings};
 pub use tables::{SYSTEM_SCHEMAS, TableFilter, TablePattern};

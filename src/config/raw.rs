@@ -42,6 +42,9 @@ pub struct RawConfig {
     /// Topic names, topic creation, tombstones, transaction metadata.
     #[serde(default)]
     pub topics: RawTopics,
+    /// What the records look like.
+    #[serde(default)]
+    pub envelope: RawEnvelope,
     /// Columns left out or masked.
     #[serde(default)]
     pub columns: RawColumns,
@@ -181,6 +184,16 @@ pub struct RawTopics {
     /// BEGIN/END records on `<prefix>.transaction` and a `transaction` block in every record, as
     /// Debezium's `provide.transaction.metadata`. Default false.
     pub transaction_metadata: Option<bool>,
+}
+
+/// `[envelope]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvelope {
+    /// `debezium` (default): every value, schema name and `source` field as Debezium 3.6's MySQL
+    /// connector writes them with its default settings; `avro-native`: Avro logical types
+    /// (date, timestamp-micros, decimal for BIGINT UNSIGNED), SET as an array, BIT(n) as a long.
+    pub format: Option<String>,
 }
 
 /// One `[[topics.routes]]` entry.

@@ -34,10 +34,32 @@ pub struct Settings {
     pub offsets: OffsetSettings,
     pub tables: TableFilter,
     pub topics: TopicSettings,
+    /// `envelope.format`.
+    pub envelope: EnvelopeFormat,
     pub columns: ColumnRules,
     pub http: HttpSettings,
     pub log: LogSettings,
     pub snapshot: SnapshotSettings,
+}
+
+/// How records represent values, schemas and `source` (`envelope.format`; docs/avro.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EnvelopeFormat {
+    /// What Debezium 3.6's MySQL connector writes with its default settings.
+    #[default]
+    Debezium,
+    /// Avro logical types; rowferry's own representation of SET and BIT(n).
+    AvroNative,
+}
+
+impl EnvelopeFormat {
+    fn parse(text: Option<&str>) -> Result<EnvelopeFormat, ConfigError> {
+        match text {
+            None | Some("debezium") => Ok(EnvelopeFormat::Debezium),
+            Some("avro-native") => Ok(EnvelopeFormat::AvroNative),
+            Some(other) => Err(invalid("envelope.format", format!("{other:?} is not \"debezium\" or \"avro-native\""))),
+        }
+    }
 }
 
 /// Which server family the source is.
@@ -218,6 +240,7 @@ impl Settings {
                 raw.topics.transaction_metadata,
             )?
             .with_truncate_records(raw.topics.truncate_records),
+            envelope: EnvelopeFormat::parse(raw.envelope.format.as_deref())?,
             columns: ColumnRules::new(
                 raw.columns.exclude.unwrap_or_default(),
                 raw.columns.hash.unwrap_or_default(),

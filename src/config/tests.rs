@@ -42,6 +42,9 @@ fn defaults_apply() {
     assert!(s.tables.captures("shop", "orders"));
     assert_eq!(s.http.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(s.log.format, LogFormat::Human);
+    assert_eq!(s.envelope, EnvelopeFormat::Debezium);
+    let native = load_text(MINIMAL, &[("ROWFERRY__ENVELOPE__FORMAT", "avro-native")]).expect("valid");
+    assert_eq!(native.envelope, EnvelopeFormat::AvroNative);
 }
 
 #[test]
@@ -121,6 +124,7 @@ fn every_bad_value_names_its_key() {
         (MINIMAL, &[("ROWFERRY__LOG__LEVEL", "infoo")], "`log.level`"),
         (MINIMAL, &[("ROWFERRY__SOURCE__TLS__MODE", "verify_ca")], "`source.tls.ca_file`: missing"),
         (MINIMAL, &[("ROWFERRY__SOURCE__TLS__MODE", "preferred")], "`source.tls.mode`"),
+        (MINIMAL, &[("ROWFERRY__ENVELOPE__FORMAT", "native")], "`envelope.format`: \"native\" is not"),
         (MINIMAL, &[("ROWFERRY__SOURCE__URL", "mysql://a:b@h:1")], "`source.url`: set either"),
         ("source = [1]\n", &[], "`source`"),
         ("[source\n", &[], "config file"),

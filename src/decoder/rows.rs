@@ -129,7 +129,7 @@ impl RowsIter<'_> {
         if self.cursor.position() == start {
             return Err(BinlogError::malformed(WHAT, "a row image with no columns").into());
         }
-        Ok(RowChange { op: e.op, table: Arc::clone(&self.schema), before, after })
+        Ok(RowChange { op: e.op, table: Arc::clone(&self.schema), before, after, at: Default::default() })
     }
 
     /// One row image: NULL bitmap over the present columns, then their non-NULL values.

@@ -19,7 +19,7 @@ use super::{DecodeError, parse_rows};
 use crate::binlog::events::{self, MySqlGtidEvent, XaPrepare};
 use crate::binlog::payload::{PayloadEvents, payload_header};
 use crate::binlog::{BinlogError, EventHeader, EventReader, event_type as et};
-use crate::change::RowChange;
+use crate::change::{RowAt, RowChange};
 use crate::config::TableFilter;
 use crate::position::{MariaDbGtid, MySqlGtid};
 use crate::schema::table_map;
@@ -68,6 +68,12 @@ pub struct StreamDecoder {
     tables: Option<TableFilter>,
     /// Reused buffer for events embedded in a TRANSACTION_PAYLOAD.
     embedded: Vec<u8>,
+    /// Where rows are read, for [`RowAt`]: the binlog file (from ROTATE), the thread of the
+    /// open transaction's BEGIN, and the position of the TRANSACTION_PAYLOAD being opened (its
+    /// embedded events have no position of their own).
+    file: Option<Arc<str>>,
+    thread: Option<u32>,
+    payload_pos: u64,
 }
 
 impl StreamDecoder {
@@ -80,6 +86,9 @@ impl StreamDecoder {
             extras: HashMap::new(),
             tables: None,
             embedded: Vec::new(),
+            file: None,
+            thread: None,
+            payload_pos: 0,
         }
     }
 
@@ -102,6 +111,7 @@ impl StreamDecoder {
     pub fn push(&mut self, bytes: &[u8], out: &mut dyn FnMut(Item)) -> Result<(), DecodeError> {
         let event = self.reader.read(bytes)?;
         if event.header.event_type == et::TRANSACTION_PAYLOAD {
+            self.payload_pos = u64::from(event.header.log_pos.saturating_sub(event.header.event_size));
             return self.payload(event.body, out);
         }
         self.dispatch(event.header, event.body, out)
@@ -131,10 +141,12 @@ impl StreamDecoder {
         match header.event_type {
             et::GTID | et::ANONYMOUS_GTID | et::GTID_TAGGED => {
                 let MySqlGtidEvent { gtid, immediate_commit_us } = events::mysql_gtid(header.event_type, body)?;
+                self.thread = None;
                 out(Item::MySqlGtid { gtid, commit_us: immediate_commit_us, header });
             }
             et::MARIADB_GTID => {
                 let g = events::mariadb_gtid(&header, body)?;
+                self.thread = None;
                 out(Item::MariaDbGtid { gtid: g.gtid, standalone: g.standalone, header });
             }
             et::MARIADB_GTID_LIST => out(Item::MariaDbGtidList(events::mariadb_gtid_list(body)?)),
@@ -147,6 +159,7 @@ impl StreamDecoder {
                 let q = events::query(header.event_type, body, fde)?;
                 let sql = q.sql.trim();
                 if sql.eq_ignore_ascii_case("BEGIN") || sql.eq_ignore_ascii_case("START TRANSACTION") {
+                    self.thread = Some(q.thread_id);
                     out(Item::Begin);
                 } else if sql.eq_ignore_ascii_case("COMMIT") {
                     out(Item::Commit { header });
@@ -158,6 +171,7 @@ impl StreamDecoder {
             }
             et::ROTATE => {
                 let r = events::rotate(body)?;
+                self.file = Some(Arc::from(r.next_file.as_str()));
                 out(Item::Rotate { file: r.next_file, position: r.position });
             }
             et::HEARTBEAT | et::HEARTBEAT_V2 => out(Item::Heartbeat { header }),
@@ -178,11 +192,24 @@ impl StreamDecoder {
                         };
                         // A row that cannot be read ends the event (the next row's offset is
                         // not known): the table stops, the stream goes on.
+                        let pos = match header.log_pos.checked_sub(header.event_size) {
+                            Some(start) if header.log_pos != 0 => u64::from(start),
+                            _ => self.payload_pos,
+                        };
                         match rows.rows(&schema) {
                             Ok(decoded) => {
-                                for row in decoded {
+                                for (i, row) in decoded.enumerate() {
                                     match row {
-                                        Ok(row) => out(Item::Row(row)),
+                                        Ok(mut row) => {
+                                            row.at = RowAt {
+                                                file: self.file.clone(),
+                                                pos,
+                                                row: i as u32,
+                                                server_id: header.server_id,
+                                                thread: self.thread,
+                                            };
+                                            out(Item::Row(row))
+                                        }
                                         Err(e) => {
                                             out(failed(e));
                                             break;

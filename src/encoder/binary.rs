@@ -7,9 +7,12 @@
 //! value rules are the same: zero dates and the zero TIMESTAMP are null, decimals are
 //! sign-extended to their fixed width, a value that does not fit its column is an error.
 
-use super::EncodeError;
-use super::avro_schema::decimal_width;
-use super::datum::{SourceInfo, TxnInfo, days_from_civil, op_code, unscaled_bytes};
+use super::avro_schema::{decimal_width, required_in_row};
+use super::datum::{
+    SourceInfo, Style, TxnInfo, bits_le, compact_json, days_from_civil, debezium_datetime, op_code, unscaled_bytes,
+    zoned_timestamp,
+};
+use super::{EncodeError, Format};
 use crate::change::{RowChange, Value};
 use crate::schema::{Charset, ColumnType, TableSchema};
 
@@ -32,10 +35,49 @@ fn string(out: &mut Vec<u8>, s: &str) {
     bytes(out, s.as_bytes());
 }
 
+/// One value in the `debezium` format where it differs from `avro-native` (see
+/// `datum::debezium_value`); `false` when it does not.
+fn debezium_value(out: &mut Vec<u8>, ty: &ColumnType, v: &Value, streamed: bool) -> bool {
+    use ColumnType as T;
+    match (ty, v) {
+        (T::BigInt { unsigned: true }, Value::UInt(u)) => long(out, *u as i64),
+        (T::Bit { width: 1 }, Value::Bit { value, .. }) => out.push(u8::from(*value != 0)),
+        (T::Bit { width }, Value::Bit { value, .. }) => bytes(out, &bits_le(*value, *width)),
+        (T::Date, Value::Date { year, month, day }) if *month != 0 && *day != 0 => {
+            long(out, days_from_civil(i64::from(*year), u32::from(*month), u32::from(*day)));
+        }
+        (T::DateTime { .. } | T::DateTimeV1, Value::DateTime { year, month, day, hour, minute, second, micros })
+            if *month != 0 && *day != 0 =>
+        {
+            let fsp = if let T::DateTime { fsp } = ty { *fsp } else { 0 };
+            let days = days_from_civil(i64::from(*year), u32::from(*month), u32::from(*day));
+            let second_of_day = i64::from(*hour) * 3600 + i64::from(*minute) * 60 + i64::from(*second);
+            long(out, debezium_datetime(fsp, days, second_of_day, *micros));
+        }
+        (T::Timestamp { .. } | T::TimestampV1, Value::Timestamp { seconds, micros })
+            if *seconds != 0 || *micros != 0 =>
+        {
+            let fsp = if let T::Timestamp { fsp } = ty { *fsp } else { 0 };
+            string(out, &zoned_timestamp(*seconds, *micros, fsp, streamed));
+        }
+        (T::Set { .. }, Value::Set(labels)) => string(out, &labels.join(",")),
+        (T::Json { .. }, Value::Json(text)) if streamed => string(out, &compact_json(text)),
+        (T::Geometry { .. }, Value::Geometry { srid: 0, wkb }) => {
+            bytes(out, wkb);
+            long(out, 0);
+        }
+        _ => return false,
+    }
+    true
+}
+
 /// One column value as its Avro type (no union); `Ok(false)` when the value is null in Avro
 /// (nothing written), for the caller to write the null branch instead.
-fn value(out: &mut Vec<u8>, ty: &ColumnType, v: &Value) -> Result<bool, String> {
+fn value(out: &mut Vec<u8>, ty: &ColumnType, v: &Value, style: Style) -> Result<bool, String> {
     use ColumnType as T;
+    if style.format == Format::Debezium && debezium_value(out, ty, v, style.streamed) {
+        return Ok(true);
+    }
     let mismatch = || format!("value {v:?} does not fit column type {ty:?}");
     let int = |out: &mut Vec<u8>, i: i64| -> Result<bool, String> {
         i32::try_from(i).map_err(|_| mismatch())?;
@@ -167,14 +209,20 @@ fn column_error(table: &TableSchema, column: &str, problem: String) -> EncodeErr
 }
 
 /// The row record: every column a `["null", T]` union.
-pub fn row(out: &mut Vec<u8>, table: &TableSchema, values: &[Value]) -> Result<(), EncodeError> {
+pub fn row(out: &mut Vec<u8>, table: &TableSchema, values: &[Value], style: Style) -> Result<(), EncodeError> {
     if values.len() != table.columns.len() {
         return Err(column_error(table, "", format!("{} values for {} columns", values.len(), table.columns.len())));
     }
-    for (column, v) in table.columns.iter().zip(values) {
+    for (i, (column, v)) in table.columns.iter().zip(values).enumerate() {
+        if required_in_row(table, i, style.format) {
+            if !value(out, &column.ty, v, style).map_err(|p| column_error(table, &column.name, p))? {
+                return Err(column_error(table, &column.name, "a primary-key value that is null in Avro".into()));
+            }
+            continue;
+        }
         let mark = out.len();
         out.push(2); // union branch 1 (zig-zag), replaced below when the value is null
-        if !value(out, &column.ty, v).map_err(|p| column_error(table, &column.name, p))? {
+        if !value(out, &column.ty, v, style).map_err(|p| column_error(table, &column.name, p))? {
             out.truncate(mark);
             out.push(0);
         }
@@ -183,7 +231,7 @@ pub fn row(out: &mut Vec<u8>, table: &TableSchema, values: &[Value]) -> Result<(
 }
 
 /// The key record (primary-key columns, not nullable); `false` for a table without a key.
-pub fn key(out: &mut Vec<u8>, change: &RowChange) -> Result<bool, EncodeError> {
+pub fn key(out: &mut Vec<u8>, change: &RowChange, format: Format) -> Result<bool, EncodeError> {
     let table = &change.table;
     if table.primary_key.is_empty() || change.op == crate::change::Op::Truncate {
         return Ok(false);
@@ -196,11 +244,21 @@ pub fn key(out: &mut Vec<u8>, change: &RowChange) -> Result<bool, EncodeError> {
     for &i in &table.primary_key {
         let column = &table.columns[i];
         let v = image.get(i).ok_or_else(|| column_error(table, &column.name, "missing from the image".into()))?;
-        if !value(out, &column.ty, v).map_err(|p| column_error(table, &column.name, p))? {
+        if !value(out, &column.ty, v, Style::of(format, change.op)).map_err(|p| column_error(table, &column.name, p))? {
             return Err(column_error(table, &column.name, "a primary-key value that is null in Avro".into()));
         }
     }
     Ok(true)
+}
+
+fn opt_long(out: &mut Vec<u8>, v: Option<i64>) {
+    match v {
+        Some(v) => {
+            long(out, 1);
+            long(out, v);
+        }
+        None => long(out, 0),
+    }
 }
 
 /// The envelope record of `change` (see `datum::envelope`, which this matches byte for byte).
@@ -210,12 +268,15 @@ pub fn envelope(
     source: &SourceInfo<'_>,
     txn: Option<&TxnInfo>,
     ts_ms: i64,
+    format: Format,
 ) -> Result<(), EncodeError> {
+    let style = Style::of(format, change.op);
+    let debezium = format == Format::Debezium;
     for image in [&change.before, &change.after] {
         match image {
             Some(values) => {
                 long(out, 1);
-                row(out, &change.table, values)?;
+                row(out, &change.table, values, style)?;
             }
             None => long(out, 0),
         }
@@ -227,6 +288,11 @@ pub fn envelope(
     long(out, 0);
     string(out, source.snapshot);
     string(out, &change.table.db);
+    if debezium {
+        long(out, 0); // sequence: null
+        opt_long(out, Some(source.ts_us));
+        opt_long(out, Some(source.ts_us.saturating_mul(1000)));
+    }
     long(out, 1);
     string(out, &change.table.table);
     long(out, i64::from(source.server_id));
@@ -240,12 +306,9 @@ pub fn envelope(
     string(out, source.file);
     long(out, source.pos as i64);
     long(out, i64::from(source.row));
-    long(out, 0); // thread: null
+    opt_long(out, if debezium { source.thread.map(i64::from) } else { None });
     long(out, 0); // query: null
-    string(out, op_code(change.op));
-    long(out, 1);
-    long(out, ts_ms);
-    match txn {
+    let transaction = |out: &mut Vec<u8>| match txn {
         Some(t) => {
             long(out, 1);
             string(out, &t.id);
@@ -253,6 +316,17 @@ pub fn envelope(
             long(out, t.data_collection_order);
         }
         None => long(out, 0),
+    };
+    if debezium {
+        transaction(out);
+    }
+    string(out, op_code(change.op));
+    opt_long(out, Some(ts_ms));
+    if debezium {
+        opt_long(out, Some(ts_ms.saturating_mul(1000)));
+        opt_long(out, Some(ts_ms.saturating_mul(1_000_000)));
+    } else {
+        transaction(out);
     }
     Ok(())
 }

@@ -22,10 +22,16 @@ pub mod wire;
 
 use crate::error::ErrorClass;
 
+/// `envelope.format`: which representation records use (docs/avro.md).
+pub use crate::config::EnvelopeFormat as Format;
+
 /// The fixed records, as shipped in `schemas/`.
 pub mod fixed {
     pub const SOURCE: &str = include_str!("../../schemas/source.avsc");
     pub const TRANSACTION: &str = include_str!("../../schemas/transaction.avsc");
+    /// The `debezium` format's source and transaction blocks.
+    pub const DEBEZIUM_SOURCE: &str = include_str!("../../schemas/debezium_source.avsc");
+    pub const DEBEZIUM_TRANSACTION: &str = include_str!("../../schemas/debezium_transaction.avsc");
     pub const OFFSET: &str = include_str!("../../schemas/offset.avsc");
     pub const HEARTBEAT: &str = include_str!("../../schemas/heartbeat.avsc");
     pub const TRANSACTION_METADATA_KEY: &str = include_str!("../../schemas/transaction_metadata_key.avsc");

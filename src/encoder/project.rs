@@ -141,6 +141,7 @@ impl Projection {
             table: Arc::clone(&self.table),
             before: change.before.as_ref().map(image),
             after: change.after.as_ref().map(image),
+            at: change.at.clone(),
         }
     }
 
@@ -234,7 +235,13 @@ mod tests {
             Value::Text("héllo".into()),
             Value::Bytes(vec![1, 2, 3]),
         ];
-        let change = RowChange { op: Op::Update, table: Arc::new(t), before: Some(row.clone()), after: Some(row) };
+        let change = RowChange {
+            op: Op::Update,
+            table: Arc::new(t),
+            before: Some(row.clone()),
+            after: Some(row),
+            at: Default::default(),
+        };
         let out = p.apply(&change);
         let after = out.after.expect("after");
         assert_eq!(after[0], Value::Text(sha256_hex(b"salt7")), "a masked key column is hashed like any other");

@@ -5,7 +5,7 @@
 
 use super::avro_schema::table_schemas;
 use super::project::{self, Projection};
-use super::{EncodeError, binary, datum, wire};
+use super::{EncodeError, Format, binary, datum, wire};
 use crate::change::RowChange;
 use crate::config::{ColumnRules, TopicSettings};
 use crate::registry::Registry;
@@ -41,6 +41,9 @@ pub struct Encoder {
     registry: Registry,
     topics: TopicSettings,
     columns: ColumnRules,
+    format: Format,
+    /// `mysql` or `mariadb` (names the `debezium` format's source record).
+    connector: &'static str,
     /// Prepared tables, and their index by (db, table).
     prepared: Vec<Prepared>,
     tables: HashMap<(String, String), usize>,
@@ -58,11 +61,19 @@ impl std::fmt::Debug for Encoder {
 }
 
 impl Encoder {
-    pub fn new(registry: Registry, topics: TopicSettings, columns: ColumnRules) -> Self {
+    pub fn new(
+        registry: Registry,
+        topics: TopicSettings,
+        columns: ColumnRules,
+        format: Format,
+        connector: &'static str,
+    ) -> Self {
         Encoder {
             registry,
             topics,
             columns,
+            format,
+            connector,
             prepared: Vec::new(),
             tables: HashMap::new(),
             last: None,
@@ -99,7 +110,7 @@ impl Encoder {
             .map_err(|problem| EncodeError::Schema { table: name_of(), problem })?;
         let projection = project::plan(&self.columns, table)?;
         let shown = projection.as_ref().map_or(table, |p| &p.table);
-        let schemas = table_schemas(shown, &topic)?;
+        let schemas = table_schemas(shown, &topic, self.format, self.connector)?;
         let reg = |e: crate::registry::RegistryError| EncodeError::Registry { table: name_of(), source: e };
         let key_id = match &schemas.key {
             Some((text, _)) => Some(self.registry.register(&format!("{topic}-key"), text).await.map_err(reg)?),
@@ -146,13 +157,13 @@ impl Encoder {
             Some(id) => {
                 let mut out = Vec::with_capacity(32);
                 wire::header_into(id, &mut out);
-                binary::key(&mut out, change)?.then_some(out)
+                binary::key(&mut out, change, self.format)?.then_some(out)
             }
             None => None,
         };
         let mut value = Vec::with_capacity(128 + 16 * change.table.columns.len());
         wire::header_into(prepared.value_id, &mut value);
-        binary::envelope(&mut value, change, source, txn, ts_ms)?;
+        binary::envelope(&mut value, change, source, txn, ts_ms, self.format)?;
         Ok(Encoded { topic: Arc::clone(&prepared.topic), table: Some(Arc::clone(&prepared.name)), key, value })
     }
 
@@ -190,7 +201,8 @@ impl Encoder {
             });
         }
         let change = &*project::shown(prepared.projection.as_ref(), change);
-        let expected = datum::encode(&prepared.value_schema, datum::envelope(change, source, None, ts_ms)?)?;
+        let expected =
+            datum::encode(&prepared.value_schema, datum::envelope(change, source, None, ts_ms, self.format)?)?;
         if expected != bytes {
             return Err(EncodeError::Schema {
                 table: table(),

@@ -467,7 +467,13 @@ mod tests {
     fn row(id: i64) -> Item {
         let table =
             Arc::new(TableSchema { db: "d".into(), table: "t".into(), columns: Vec::new(), primary_key: Vec::new() });
-        Item::Row(RowChange { op: Op::Insert, table, before: None, after: Some(vec![crate::change::Value::Int(id)]) })
+        Item::Row(RowChange {
+            op: Op::Insert,
+            table,
+            before: None,
+            after: Some(vec![crate::change::Value::Int(id)]),
+            at: Default::default(),
+        })
     }
 
     fn statement(sql: &str) -> Item {

@@ -433,7 +433,13 @@ mod tests {
     }
 
     fn update(id: i64) -> RowChange {
-        RowChange { op: Op::Update, table: schema(), before: Some(row(id, 0)), after: Some(row(id, 1)) }
+        RowChange {
+            op: Op::Update,
+            table: schema(),
+            before: Some(row(id, 0)),
+            after: Some(row(id, 1)),
+            at: Default::default(),
+        }
     }
 
     fn chunk(rows: Vec<Vec<Value>>, high: &str) -> Chunk {

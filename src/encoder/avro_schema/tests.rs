@@ -37,6 +37,10 @@ pub(crate) fn every_type() -> Vec<Column> {
         col("g", T::Geometry { len_bytes: 4 }),
         col("g2", T::Geometry { len_bytes: 4 }),
         col("v", T::Vector { len_bytes: 4 }),
+        col("b1", T::Bit { width: 1 }),
+        col("dtm3", T::DateTime { fsp: 3 }),
+        col("ts3", T::Timestamp { fsp: 3 }),
+        col("usi", T::SmallInt { unsigned: true }),
         col("odd-name é", T::Int { unsigned: false }),
     ]
 }
@@ -48,8 +52,8 @@ pub(crate) fn table(columns: Vec<Column>) -> TableSchema {
 #[test]
 fn schemas_parse_and_are_deterministic() {
     let t = table(every_type());
-    let a = table_schemas(&t, "rowferry.shop.every-type").expect("schemas");
-    let b = table_schemas(&t, "rowferry.shop.every-type").expect("schemas");
+    let a = table_schemas(&t, "rowferry.shop.every-type", Format::AvroNative, "mysql").expect("schemas");
+    let b = table_schemas(&t, "rowferry.shop.every-type", Format::AvroNative, "mysql").expect("schemas");
     assert_eq!(a.value.0, b.value.0);
     let value: Json = serde_json::from_str(&a.value.0).expect("json");
     assert_eq!(value["name"], "Envelope");
@@ -75,7 +79,7 @@ fn schemas_parse_and_are_deterministic() {
 fn no_primary_key_means_no_key_schema() {
     let mut t = table(every_type());
     t.primary_key.clear();
-    assert!(table_schemas(&t, "p.shop.t").expect("schemas").key.is_none());
+    assert!(table_schemas(&t, "p.shop.t", Format::Debezium, "mysql").expect("schemas").key.is_none());
 }
 
 #[test]
@@ -85,10 +89,12 @@ fn adding_or_dropping_a_column_is_fully_compatible() {
     after.columns.push(col("added", T::VarChar { max_len: 10, charset: Charset::Utf8 }));
     let mut dropped = before.clone();
     dropped.columns.remove(3);
-    let v = |t: &TableSchema| table_schemas(t, "p.shop.t").expect("schemas").value.1;
-    for (a, b) in [(v(&before), v(&after)), (v(&before), v(&dropped))] {
-        // FULL = readable in both directions, every union branch included.
-        assert!(matches!(SchemaCompatibility::mutual_read(&a, &b), Ok(Compatibility::Full)));
+    for format in [Format::Debezium, Format::AvroNative] {
+        let v = |t: &TableSchema| table_schemas(t, "p.shop.t", format, "mysql").expect("schemas").value.1;
+        for (a, b) in [(v(&before), v(&after)), (v(&before), v(&dropped))] {
+            // FULL = readable in both directions, every union branch included.
+            assert!(matches!(SchemaCompatibility::mutual_read(&a, &b), Ok(Compatibility::Full)), "{format:?}");
+        }
     }
 }
 
@@ -97,7 +103,7 @@ fn changing_a_column_type_incompatibly_is_detected() {
     let before = table(every_type());
     let mut after = before.clone();
     after.columns[18].ty = T::Int { unsigned: false }; // string -> int
-    let v = |t: &TableSchema| table_schemas(t, "p.shop.t").expect("schemas").value.1;
+    let v = |t: &TableSchema| table_schemas(t, "p.shop.t", Format::Debezium, "mysql").expect("schemas").value.1;
     // Only the null branch of the changed column still resolves: "partial" is not compatible.
     let (a, b) = (v(&before), v(&after));
     assert!(!matches!(SchemaCompatibility::can_read(&a, &b), Ok(Compatibility::Full)));
@@ -106,7 +112,7 @@ fn changing_a_column_type_incompatibly_is_detected() {
 #[test]
 fn colliding_names_are_an_error_for_the_table() {
     let t = table(vec![col("a-b", T::Int { unsigned: false }), col("a_b", T::Int { unsigned: false })]);
-    let err = table_schemas(&t, "p.shop.t").expect_err("collision");
+    let err = table_schemas(&t, "p.shop.t", Format::Debezium, "mysql").expect_err("collision");
     assert!(err.to_string().contains("a_b"), "{err}");
 }
 
@@ -118,4 +124,48 @@ fn decimal_widths_hold_their_precision() {
     assert_eq!(decimal_width(20), 9); // 2^64 - 1 needs 65 bits
     assert_eq!(decimal_width(38), 16);
     assert_eq!(decimal_width(65), 28);
+}
+
+/// The `debezium` format declares what Debezium 3.6 declares (through AvroData): the envelope's
+/// field order and version, the source record, and each column's Connect annotations.
+#[test]
+fn debezium_format_carries_debeziums_connect_schema() {
+    let t = table(every_type());
+    let s = table_schemas(&t, "p.shop.every-type", Format::Debezium, "mysql").expect("schemas");
+    let value: Json = serde_json::from_str(&s.value.0).expect("json");
+    assert_eq!(value["connect.version"], 2);
+    assert_eq!(value["connect.name"], "p.shop.every_type.Envelope");
+    let fields: Vec<&str> =
+        value["fields"].as_array().expect("fields").iter().filter_map(|f| f["name"].as_str()).collect();
+    assert_eq!(fields, ["before", "after", "source", "transaction", "op", "ts_ms", "ts_us", "ts_ns"]);
+    assert_eq!(value["fields"][2]["type"]["connect.name"], "io.debezium.connector.mysql.Source");
+    assert_eq!(value["fields"][3]["type"][1]["connect.name"], "event.block");
+    let column = |name: &str| -> Json {
+        let row = &value["fields"][0]["type"][1]["fields"];
+        row.as_array().and_then(|f| f.iter().find(|f| f["name"] == name)).expect(name)["type"][1].clone()
+    };
+    assert_eq!(column("ti"), json!({"type": "int", "connect.type": "int16"}));
+    assert_eq!(column("usi"), json!("int"));
+    assert_eq!(column("biu"), json!("long"));
+    assert_eq!(column("b1"), json!("boolean"));
+    assert_eq!(column("b5")["connect.parameters"], json!({"length": "5"}));
+    assert_eq!(column("dec2")["connect.parameters"], json!({"scale": "2", "connect.decimal.precision": "10"}));
+    assert_eq!(column("dt")["connect.name"], "io.debezium.time.Date");
+    assert_eq!(column("dtm")["connect.name"], "io.debezium.time.MicroTimestamp");
+    assert_eq!(column("dtm3")["connect.name"], "io.debezium.time.Timestamp");
+    assert_eq!(
+        column("ts"),
+        json!({"type": "string", "connect.version": 1, "connect.name": "io.debezium.time.ZonedTimestamp"})
+    );
+    assert_eq!(column("s")["connect.name"], "io.debezium.data.EnumSet");
+    assert_eq!(column("s")["connect.parameters"], json!({"allowed": "a,b"}));
+    // The primary key is required in the row record too (Debezium: NOT NULL), other columns not.
+    let id = &value["fields"][0]["type"][1]["fields"][0];
+    assert_eq!((id["name"].as_str(), &id["type"]), (Some("id"), &json!("int")));
+    let key: Json = serde_json::from_str(&s.key.expect("key").0).expect("key json");
+    assert_eq!(key["connect.name"], "p.shop.every_type.Key");
+    // Debezium's MariaDB connector names its source block after itself.
+    let m = table_schemas(&t, "p.shop.every-type", Format::Debezium, "mariadb").expect("schemas");
+    let value: Json = serde_json::from_str(&m.value.0).expect("json");
+    assert_eq!(value["fields"][2]["type"]["connect.name"], "io.debezium.connector.mariadb.Source");
 }

@@ -17,9 +17,11 @@ fn source(gtid: Option<&str>) -> SourceInfo<'_> {
         snapshot: "false",
         server_id: 77,
         gtid,
-        file: "",
-        pos: 0,
+        ts_us: 1_700_000_000_123_456,
+        file: "binlog.000007",
+        pos: 4,
         row: 3,
+        thread: Some(12),
     }
 }
 
@@ -95,6 +97,18 @@ fn row() -> impl Strategy<Value = Vec<Value>> {
                     Value::Geometry { srid, wkb },
                     Value::Null,
                     Value::Vector(v),
+                    Value::Bit { value: b5 & 1, width: 1 },
+                    Value::DateTime {
+                        year: ty,
+                        month: tm,
+                        day: td,
+                        hour: th,
+                        minute: 1,
+                        second: 2,
+                        micros: tu / 1000 * 1000,
+                    },
+                    Value::Timestamp { seconds: ts, micros: tsu / 1000 * 1000 },
+                    Value::UInt(u64::from(iu as u16)),
                     Value::Int(i64::from(odd)),
                 ];
                 if nulls {
@@ -108,38 +122,42 @@ fn row() -> impl Strategy<Value = Vec<Value>> {
         )
 }
 
-fn reference(change: &RowChange, source: &SourceInfo<'_>, txn: Option<&TxnInfo>) -> (Vec<u8>, Vec<u8>) {
-    let schemas = table_schemas(&change.table, "p.shop.every-type").expect("schemas");
+fn reference(change: &RowChange, source: &SourceInfo<'_>, txn: Option<&TxnInfo>, f: Format) -> (Vec<u8>, Vec<u8>) {
+    let schemas = table_schemas(&change.table, "p.shop.every-type", f, source.connector).expect("schemas");
     let value =
-        datum::encode(&schemas.value.1, datum::envelope(change, source, txn, 9).expect("envelope")).expect("encode");
+        datum::encode(&schemas.value.1, datum::envelope(change, source, txn, 9, f).expect("envelope")).expect("encode");
     let key =
-        datum::encode(&schemas.key.expect("key").1, datum::key(change).expect("key").expect("some")).expect("key");
+        datum::encode(&schemas.key.expect("key").1, datum::key(change, f).expect("key").expect("some")).expect("key");
     (key, value)
 }
 
-fn direct(change: &RowChange, source: &SourceInfo<'_>, txn: Option<&TxnInfo>) -> (Vec<u8>, Vec<u8>) {
+fn direct(change: &RowChange, source: &SourceInfo<'_>, txn: Option<&TxnInfo>, f: Format) -> (Vec<u8>, Vec<u8>) {
     let (mut key_out, mut value_out) = (Vec::new(), Vec::new());
-    assert!(key(&mut key_out, change).expect("key"));
-    envelope(&mut value_out, change, source, txn, 9).expect("envelope");
+    assert!(key(&mut key_out, change, f).expect("key"));
+    envelope(&mut value_out, change, source, txn, 9, f).expect("envelope");
     (key_out, value_out)
 }
+
+const FORMATS: [Format; 2] = [Format::Debezium, Format::AvroNative];
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn same_bytes_as_apache_avro(before in row(), after in row(), op in 0u8..3, gtid in proptest::option::of("[0-9]-[0-9]-[0-9]{1,5}"), txn: bool) {
+    fn same_bytes_as_apache_avro(before in row(), after in row(), op in 0u8..4, gtid in proptest::option::of("[0-9]-[0-9]-[0-9]{1,5}"), txn: bool, debezium: bool) {
         let t = Arc::new(table(every_type()));
         let (op, before, after) = match op {
             0 => (Op::Insert, None, Some(after)),
             1 => (Op::Update, Some(before), Some(after)),
+            2 => (Op::Read, None, Some(after)),
             _ => (Op::Delete, Some(before), None),
         };
-        let change = RowChange { op, table: t, before, after };
+        let f = FORMATS[usize::from(!debezium)];
+        let change = RowChange { op, table: t, before, after, at: Default::default() };
         let info = TxnInfo { id: "0-1-5".into(), total_order: 4, data_collection_order: 2 };
         let txn = txn.then_some(&info);
         let src = source(gtid.as_deref());
-        prop_assert_eq!(direct(&change, &src, txn), reference(&change, &src, txn));
+        prop_assert_eq!(direct(&change, &src, txn, f), reference(&change, &src, txn, f));
     }
 }
 
@@ -150,23 +168,40 @@ fn the_same_refusals() {
     values[0] = Value::Int(1);
     // Both check only the Avro int range, not the column's: 1000 in a TINYINT passes in both.
     values[1] = Value::Int(1000);
-    let ok = RowChange { op: Op::Insert, table: Arc::clone(&t), before: None, after: Some(values.clone()) };
-    assert_eq!(direct(&ok, &source(None), None), reference(&ok, &source(None), None));
-    for bad in [Value::Absent, Value::Text("x".into()), Value::Int(i64::from(i32::MAX) + 1)] {
-        let mut v = values.clone();
-        v[2] = bad.clone();
-        let change = RowChange { op: Op::Insert, table: Arc::clone(&t), before: None, after: Some(v) };
-        let schemas = table_schemas(&t, "p.x.y").expect("schemas");
-        let reference =
-            datum::envelope(&change, &source(None), None, 1).and_then(|e| datum::encode(&schemas.value.1, e));
-        let mut out = Vec::new();
-        let direct = envelope(&mut out, &change, &source(None), None, 1);
-        assert!(reference.is_err() && direct.is_err(), "{bad:?}: {reference:?} / {direct:?}");
+    let ok = RowChange {
+        op: Op::Insert,
+        table: Arc::clone(&t),
+        before: None,
+        after: Some(values.clone()),
+        at: Default::default(),
+    };
+    for f in FORMATS {
+        assert_eq!(direct(&ok, &source(None), None, f), reference(&ok, &source(None), None, f));
+        for bad in [Value::Absent, Value::Text("x".into()), Value::Int(i64::from(i32::MAX) + 1)] {
+            let mut v = values.clone();
+            v[2] = bad.clone();
+            let change = RowChange {
+                op: Op::Insert,
+                table: Arc::clone(&t),
+                before: None,
+                after: Some(v),
+                at: Default::default(),
+            };
+            let schemas = table_schemas(&t, "p.x.y", f, "mariadb").expect("schemas");
+            let reference =
+                datum::envelope(&change, &source(None), None, 1, f).and_then(|e| datum::encode(&schemas.value.1, e));
+            let mut out = Vec::new();
+            let direct = envelope(&mut out, &change, &source(None), None, 1, f);
+            assert!(reference.is_err() && direct.is_err(), "{bad:?}: {reference:?} / {direct:?}");
+        }
     }
     // A zero date in the key has no Avro value.
     let mut v = values;
     let date_key = TableSchema { primary_key: vec![14], ..table(every_type()) };
     v[14] = Value::Date { year: 0, month: 0, day: 0 };
-    let change = RowChange { op: Op::Insert, table: Arc::new(date_key), before: None, after: Some(v) };
-    assert!(key(&mut Vec::new(), &change).is_err());
+    let change =
+        RowChange { op: Op::Insert, table: Arc::new(date_key), before: None, after: Some(v), at: Default::default() };
+    for f in FORMATS {
+        assert!(key(&mut Vec::new(), &change, f).is_err());
+    }
 }
