@@ -54,7 +54,14 @@ fn the_benchmark_runs_tiny_and_reports_every_phase() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "scripts/bench failed ({}):\n{stdout}\n{stderr}", output.status);
-    for line in ["A bulk", "B OLTP", "÷ceiling", "latency, source commit → Kafka ack", "snapshot of sbtest1"] {
+    for line in [
+        "A bulk",
+        "B OLTP",
+        "÷ceiling",
+        "latency, source commit → Kafka ack",
+        "snapshot of sbtest1",
+        "side by side with Debezium",
+    ] {
         assert!(stdout.contains(line), "no '{line}' in the bench's output:\n{stdout}");
     }
     let json_path =
@@ -81,4 +88,15 @@ fn the_benchmark_runs_tiny_and_reports_every_phase() {
     assert_eq!(number(&json, &["snapshot", "rows"]) as u64, BULK_ROWS, "snapshot table rows");
     assert!(number(&json, &["snapshot", "snapshot_rows_per_s"]) > 0.0);
     assert!(number(&json, &["snapshot", "verify_rows_per_s"]) > 0.0);
+    // Side by side with Debezium on MySQL 9.7: both streamed A and B and snapshotted the table.
+    for (w, rows) in [("A", BULK_ROWS), ("B", 4 * OLTP_EVENTS), ("S", BULK_ROWS)] {
+        for side in ["rowferry", "debezium-json"] {
+            assert_eq!(number(&json, &["debezium", w, side, "rows"]) as u64, rows, "{w} {side}: rows");
+            for figure in ["rows_per_s", "cpu_s", "peak_rss_mib", "time_to_first_record_s"] {
+                assert!(number(&json, &["debezium", w, side, figure]) > 0.0, "{w} {side}: {figure}");
+            }
+        }
+        assert!(number(&json, &["debezium", w, "ratios", "rows_per_s"]) > 0.0, "{w}: ratio");
+    }
+    assert!(number(&json, &["debezium", "A", "debezium-json-schemas", "rows_per_s"]) > 0.0);
 }

@@ -1,12 +1,13 @@
 """Report for scripts/bench: the medians of its repetitions as one table, and the same as JSON.
 
-usage: report.py JSON CORES STREAM_RESULTS LATENCY_RESULTS SNAPSHOT_RESULTS SNAPSHOT_ROWS LAT_TPS LAT_SECS
+usage: report.py JSON CORES STREAM_RESULTS LATENCY_RESULTS SNAPSHOT_RESULTS SNAPSHOT_ROWS LAT_TPS LAT_SECS DEBEZIUM_RESULTS
 
 Input files that a phase did not write are skipped (PHASES picks the phases):
   STREAM_RESULTS   per line: name rep raw_s produce_s rowferry_s cpu_s peak_kib rows records
                    binlog_bytes peer_s peer_rows
   LATENCY_RESULTS  per line: "latency" rep rows seconds metrics_file
   SNAPSHOT_RESULTS per line: scan_s snapshot_s snapshot_cpu_s snapshot_peak_kib verify_s verify_peak_kib
+  DEBEZIUM_RESULTS per line: workload side rep rows to_first_s first_to_last_s cpu_s peak_kib records
 """
 import json
 import os
@@ -122,8 +123,48 @@ def snapshot(rows, n, out):
           f"({s['verify_to_scan']} of the scan; {s['verify_peak_rss_mib']:.0f} MiB peak)")
 
 
+SIDES = ["rowferry", "debezium-json", "debezium-json-schemas"]
+WORKLOADS = {"A": "A bulk", "B": "B OLTP", "S": "snapshot"}
+
+
+def debezium(rows, out):
+    """Side by side: per workload and side the medians, and rowferry's ratios to Debezium (JSON,
+    schemas off: its fastest common setup)."""
+    out["debezium"] = {}
+    print("\nside by side with Debezium 3.6.1 (Kafka Connect standalone), MySQL 9.7, same binlog, same broker:")
+    print(f"{'':10}{'side':24}{'rows':>10}{'rows/s':>10}{'CPU s':>8}{'µs CPU/row':>11}{'RSS MiB':>9}{'1st rec s':>10}")
+    for w, title in WORKLOADS.items():
+        sides = {}
+        for side in SIDES:
+            rs = [r for r in rows if r[0] == w and r[1] == side]
+            if not rs:
+                continue
+            med = lambda i: statistics.median(float(r[i]) for r in rs)  # noqa: E731
+            n = int(med(3))
+            figures = {
+                "rows": n, "repetitions": len(rs), "rows_per_s": round(n / max(med(5), 1e-3)),
+                "cpu_s": round(med(6), 2), "cpu_us_per_row": round(med(6) / n * 1e6, 2),
+                "peak_rss_mib": round(med(7) / 1024, 1), "time_to_first_record_s": round(med(4), 2),
+            }
+            sides[side] = figures
+            print(f"{title:10}{side:24}{n:>10,}{figures['rows_per_s']:>10,}{figures['cpu_s']:>8}"
+                  f"{figures['cpu_us_per_row']:>11}{figures['peak_rss_mib']:>9}{figures['time_to_first_record_s']:>10}")
+        if "rowferry" in sides and "debezium-json" in sides:
+            rf, dbz = sides["rowferry"], sides["debezium-json"]
+            sides["ratios"] = {
+                "rows_per_s": round(rf["rows_per_s"] / dbz["rows_per_s"], 1),
+                "cpu_per_row": round(dbz["cpu_us_per_row"] / rf["cpu_us_per_row"], 1),
+                "peak_rss": round(dbz["peak_rss_mib"] / rf["peak_rss_mib"], 1),
+            }
+            r = sides["ratios"]
+            print(f"{'':10}{'rowferry ÷ Debezium JSON':24}  {r['rows_per_s']}x the rows/s, 1/{r['cpu_per_row']} of the "
+                  f"CPU per row, 1/{r['peak_rss']} of the memory")
+        out["debezium"][w] = sides
+
+
 def main():
     path, cores, stream_file, latency_file, snapshot_file, snapshot_rows, tps, secs = sys.argv[1:9]
+    debezium_file = sys.argv[9] if len(sys.argv) > 9 else ""
     out = {"cores": int(cores), "workloads": {}}
     if rows := lines(stream_file):
         stream(rows, out)
@@ -131,6 +172,8 @@ def main():
         latency(rows, tps, secs, out)
     if rows := lines(snapshot_file):
         snapshot(rows, int(open(snapshot_rows).read()), out)
+    if rows := lines(debezium_file):
+        debezium(rows, out)
     json.dump(out, open(path, "w"), indent=2)
     print(f"\nmedians of the repetitions; JSON: {path}")
 
