@@ -32,7 +32,8 @@ while time.time() < deadline:
         if count > 0 and first is None:
             first = now
         if count >= want:
-            print(f"{first:.3f} {now:.3f} {count}")
+            consumer.close()
+            print(f"{first:.3f} {now:.3f} {count}", flush=True)
             sys.exit(0)
     time.sleep(0.05)
 sys.exit(f"watch_topic: {topic} holds {count} of {want} records after {timeout:.0f} s")
