@@ -192,19 +192,6 @@ async fn select_all(conn: &mut mysql_async::Conn, table: &str) -> Vec<Vec<mysql_
     rows.into_iter().map(|r| r.unwrap()).collect()
 }
 
-/// Days since 1970-01-01 → (year, month, day) (proleptic Gregorian).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// Whether the decoded value equals what the server returned.
 fn same(server: &mysql_async::Value, decoded: &Value) -> bool {
     use mysql_async::Value as S;
@@ -241,7 +228,7 @@ fn same(server: &mysql_async::Value, decoded: &Value) -> bool {
                 return (*y, *mo, *d, *h, *mi, *s, *us) == (0, 0, 0, 0, 0, 0, 0);
             }
             let secs = i64::from(*seconds);
-            let (cy, cm, cd) = civil(secs.div_euclid(86_400));
+            let (cy, cm, cd) = rowferry::encoder::datum::civil_from_days(secs.div_euclid(86_400));
             let tod = secs.rem_euclid(86_400);
             (i64::from(*y), u32::from(*mo), u32::from(*d), i64::from(*h), i64::from(*mi), i64::from(*s), *us)
                 == (cy, cm, cd, tod / 3600, tod / 60 % 60, tod % 60, *micros)

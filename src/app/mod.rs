@@ -630,7 +630,7 @@ async fn route_event(event: TxnEvent, route: &mut Route, ctx: &Ctx<'_>, st: &mut
             }
             // A primary-key change is a delete of the old key and a create of the new one, as
             // Debezium writes it: a compacted topic must lose the old key.
-            for change in split_key_change(change) {
+            for change in split_key_change(change).into_iter().flatten() {
                 if route.stopped.contains_key(&*table) {
                     st.committer.hold(txn)?;
                     return Ok(());
@@ -808,20 +808,21 @@ fn short(s: &str) -> String {
     }
 }
 
-/// An UPDATE that changes the primary key, as a delete and a create; any other change as it is.
-fn split_key_change(change: RowChange) -> Vec<RowChange> {
+/// An UPDATE that changes the primary key, as a delete and a create; any other change as it is
+/// (no allocation: this runs for every row).
+fn split_key_change(change: RowChange) -> [Option<RowChange>; 2] {
     let changed = change.op == Op::Update
         && match (&change.before, &change.after) {
             (Some(before), Some(after)) => change.table.primary_key.iter().any(|&i| before.get(i) != after.get(i)),
             _ => false,
         };
     if !changed {
-        return vec![change];
+        return [Some(change), None];
     }
     let RowChange { table, before, after, at, .. } = change;
-    vec![
-        RowChange { op: Op::Delete, table: Arc::clone(&table), before, after: None, at: at.clone() },
-        RowChange { op: Op::Insert, table, before: None, after, at },
+    [
+        Some(RowChange { op: Op::Delete, table: Arc::clone(&table), before, after: None, at: at.clone() }),
+        Some(RowChange { op: Op::Insert, table, before: None, after, at }),
     ]
 }
 
@@ -1026,9 +1027,9 @@ mod tests {
         };
         // Another column changed: one update, as it was.
         let same_key = update(row(1, 5), row(1, 6));
-        assert_eq!(split_key_change(same_key.clone()), vec![same_key]);
+        assert_eq!(split_key_change(same_key.clone()), [Some(same_key), None]);
         // The key changed: the old key deleted, the new one created, both where the update was.
-        let split = split_key_change(update(row(1, 5), row(2, 5)));
+        let split: Vec<RowChange> = split_key_change(update(row(1, 5), row(2, 5))).into_iter().flatten().collect();
         let shape: Vec<_> = split.iter().map(|c| (c.op, c.before.is_some(), c.after.is_some(), c.at.pos)).collect();
         assert_eq!(shape, [(Op::Delete, true, false, 700), (Op::Insert, false, true, 700)]);
         assert_eq!(split[0].before, Some(row(1, 5)));
