@@ -1,6 +1,6 @@
 //! `rowferry tail <db.table>`: prints a table's topic as JSON lines, `{"key": …, "value": …}`,
 //! decoded with the schemas of the embedded registry — what any Confluent-compatible consumer
-//! would see. From the beginning of the topic; stops after `--count` records, or keeps following.
+//! would see. Records of the `json` format are printed as they are (their payloads). From the beginning of the topic; stops after `--count` records, or keeps following.
 
 use crate::config::Settings;
 use crate::encoder::wire;
@@ -40,7 +40,7 @@ pub async fn tail(settings: &Settings, table: &str, count: Option<usize>) -> Res
             continue;
         };
         // A schema registered after this tail started: replay the registry topic again.
-        for bytes in [message.key(), message.payload()].into_iter().flatten() {
+        for bytes in [message.key(), message.payload()].into_iter().flatten().filter(|b| !is_json(b)) {
             let (id, _) = wire::parse(bytes).map_err(|e| e.to_string())?;
             if !schemas.contains_key(&id) && registry.read(|s| s.schema(id).is_none()) {
                 registry = EmbeddedRegistry::open(&settings.kafka, &registry_topic, settings.topics.replication_factor)
@@ -50,6 +50,10 @@ pub async fn tail(settings: &Settings, table: &str, count: Option<usize>) -> Res
         }
         let mut decode = |bytes: Option<&[u8]>| -> Result<serde_json::Value, String> {
             let Some(bytes) = bytes else { return Ok(serde_json::Value::Null) };
+            if is_json(bytes) {
+                let doc: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+                return Ok(doc.get("payload").cloned().unwrap_or(doc));
+            }
             let (id, datum) = wire::parse(bytes).map_err(|e| e.to_string())?;
             if let std::collections::hash_map::Entry::Vacant(slot) = schemas.entry(id) {
                 let text = registry
@@ -71,4 +75,10 @@ pub async fn tail(settings: &Settings, table: &str, count: Option<usize>) -> Res
         printed += 1;
     }
     Ok(())
+}
+
+/// A record of the `json` format (Connect's JSON, `{"schema": …, "payload": …}`), not the
+/// Confluent wire format (which starts with the byte 0).
+fn is_json(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&b'{')
 }

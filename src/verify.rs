@@ -95,6 +95,13 @@ pub async fn verify(settings: &Settings, tables: Option<Vec<String>>) -> Result<
                 .into(),
         ));
     };
+    if settings.envelope == crate::config::EnvelopeFormat::Json {
+        return Err(VerifyError::Other(
+            "verify compares Avro records; with envelope.format = \"json\" it is not available yet (the json \
+             format writes the same values as \"debezium\": verify a run in that format)"
+                .into(),
+        ));
+    }
     let mut conn = crate::source::connect(&settings.source).await?;
     let flavor = crate::reader::flavor(&mut conn).await?;
     session(&mut conn, flavor).await?;
@@ -201,7 +208,7 @@ async fn pass(
     let mut after = None;
     let name = format!("{}.{}", d.schema.db, d.schema.table);
     let (mut key_bytes, mut row_bytes) = (Vec::new(), Vec::new());
-    let format = settings.envelope;
+    let format = Format::from(settings.envelope);
     let two_styles = format == Format::Debezium
         && projection
             .as_ref()

@@ -50,6 +50,9 @@ pub enum EnvelopeFormat {
     Debezium,
     /// Avro logical types; rowferry's own representation of SET and BIT(n).
     AvroNative,
+    /// The `debezium` format's values and schemas as Kafka Connect's JsonConverter writes them
+    /// with `schemas.enable=true`: `{"schema": …, "payload": …}`, no registry.
+    Json,
 }
 
 impl EnvelopeFormat {
@@ -57,7 +60,10 @@ impl EnvelopeFormat {
         match text {
             None | Some("debezium") => Ok(EnvelopeFormat::Debezium),
             Some("avro-native") => Ok(EnvelopeFormat::AvroNative),
-            Some(other) => Err(invalid("envelope.format", format!("{other:?} is not \"debezium\" or \"avro-native\""))),
+            Some("json") => Ok(EnvelopeFormat::Json),
+            Some(other) => {
+                Err(invalid("envelope.format", format!("{other:?} is not \"debezium\", \"avro-native\" or \"json\"")))
+            }
         }
     }
 }

@@ -45,6 +45,8 @@ fn defaults_apply() {
     assert_eq!(s.envelope, EnvelopeFormat::Debezium);
     let native = load_text(MINIMAL, &[("ROWFERRY__ENVELOPE__FORMAT", "avro-native")]).expect("valid");
     assert_eq!(native.envelope, EnvelopeFormat::AvroNative);
+    let json = load_text(MINIMAL, &[("ROWFERRY__ENVELOPE__FORMAT", "json")]).expect("valid");
+    assert_eq!(json.envelope, EnvelopeFormat::Json);
 }
 
 #[test]

@@ -434,4 +434,4 @@ pub fn unscaled_bytes(text: &str, scale: u8, width: usize) -> Result<Vec<u8>, St
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

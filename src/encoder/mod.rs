@@ -10,10 +10,13 @@
 //! * [`project`] applies the `[columns]` rules (exclude, hash, truncate) to a table and its rows.
 //! * [`wire`] frames and parses the Confluent wire format: magic byte 0, big-endian u32 schema id,
 //!   Avro binary.
+//! * [`connect_json`] writes the `json` format: the same schemas read as Connect schemas and the
+//!   same values, as Kafka Connect's JsonConverter writes them (`{"schema": …, "payload": …}`).
 //! * [`stage`] wires them per table: topic, projection, schemas registered, records encoded.
 
 pub mod avro_schema;
 pub mod binary;
+pub mod connect_json;
 pub mod datum;
 pub mod project;
 pub mod skip;
@@ -22,8 +25,24 @@ pub mod wire;
 
 use crate::error::ErrorClass;
 
-/// `envelope.format`: which representation records use (docs/avro.md).
-pub use crate::config::EnvelopeFormat as Format;
+/// How values and schemas are represented (docs/avro.md): Debezium's mapping (the `debezium`
+/// and `json` values of `envelope.format`) or Avro's logical types (`avro-native`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Debezium,
+    AvroNative,
+}
+
+impl From<crate::config::EnvelopeFormat> for Format {
+    fn from(format: crate::config::EnvelopeFormat) -> Format {
+        use crate::config::EnvelopeFormat as E;
+        match format {
+            E::Debezium | E::Json => Format::Debezium,
+            E::AvroNative => Format::AvroNative,
+        }
+    }
+}
 
 /// The fixed records, as shipped in `schemas/`.
 pub mod fixed {

@@ -1,13 +1,14 @@
 //! The encoder stage: a row change → topic, key bytes and value bytes in the Confluent wire
 //! format. Keeps, per table, its topic (`[topics]` routes), its column projection (`[columns]`
 //! rules), the schemas of the table's current shape and their registry ids; a new shape (a DDL
-//! passed) is planned and registered before its first record is encoded.
+//! passed) is planned and registered before its first record is encoded. In the `json` format
+//! nothing is registered: each record carries its Connect schema ([`super::connect_json`]).
 
 use super::avro_schema::table_schemas;
 use super::project::{self, Projection};
-use super::{EncodeError, Format, binary, datum, wire};
+use super::{EncodeError, Format, binary, connect_json, datum, wire};
 use crate::change::RowChange;
-use crate::config::{ColumnRules, TopicSettings};
+use crate::config::{ColumnRules, EnvelopeFormat, TopicSettings};
 use crate::registry::Registry;
 use crate::schema::TableSchema;
 use std::collections::HashMap;
@@ -34,6 +35,46 @@ struct Prepared {
     value_id: u32,
     /// The registered value schema (for [`Encoder::verify_inline`]).
     value_schema: apache_avro::Schema,
+    /// The `json` format's Connect schemas.
+    json: Option<ConnectSchemas>,
+}
+
+/// A schema of the transaction topic: Avro, its registry id (0 in the `json` format), and in the
+/// `json` format its Connect schema as text and parsed.
+type TxnSchema = (apache_avro::Schema, u32, Option<(String, serde_json::Value)>);
+
+/// Connect schemas of a table's records, as text (written into each record) and parsed (to walk
+/// the payload with).
+struct ConnectSchemas {
+    key: Option<(String, serde_json::Value)>,
+    value: (String, serde_json::Value),
+}
+
+impl ConnectSchemas {
+    fn of(schemas: &super::avro_schema::TableSchemas, table: &str) -> Result<ConnectSchemas, EncodeError> {
+        let convert = |text: &str| -> Result<(String, serde_json::Value), EncodeError> {
+            let avro: serde_json::Value = serde_json::from_str(text).map_err(|e| EncodeError::Avro(e.to_string()))?;
+            let connect = connect_json::connect_schema(&avro)
+                .map_err(|problem| EncodeError::Schema { table: table.to_string(), problem })?;
+            Ok((connect.to_string(), connect))
+        };
+        Ok(ConnectSchemas {
+            key: schemas.key.as_ref().map(|(text, _)| convert(text)).transpose()?,
+            value: convert(&schemas.value.0)?,
+        })
+    }
+}
+
+/// `value` as a `json`-format record of `schema`.
+fn json_record(
+    schema: &(String, serde_json::Value),
+    value: &apache_avro::types::Value,
+    table: &str,
+) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::with_capacity(schema.0.len() + 256);
+    connect_json::record_into(&mut out, &schema.0, &schema.1, value)
+        .map_err(|problem| EncodeError::Schema { table: table.to_string(), problem })?;
+    Ok(out)
 }
 
 /// See the module docs.
@@ -41,7 +82,10 @@ pub struct Encoder {
     registry: Registry,
     topics: TopicSettings,
     columns: ColumnRules,
+    /// The values' mapping (`json` uses Debezium's).
     format: Format,
+    /// `envelope.format = "json"`: Connect's JSON with schemas instead of Avro.
+    json: bool,
     /// `mysql` or `mariadb` (names the `debezium` format's source record).
     connector: &'static str,
     /// Prepared tables, and their index by (db, table).
@@ -50,8 +94,9 @@ pub struct Encoder {
     /// The entry of the previous change's table: consecutive rows of a table share one
     /// `Arc<TableSchema>`, so most lookups are a pointer comparison.
     last: Option<usize>,
-    /// Key and value schemas of the transaction topic with their ids, once registered.
-    transaction: Option<[(apache_avro::Schema, u32); 2]>,
+    /// Key and value schemas of the transaction topic with their ids (0 in the `json` format),
+    /// once registered, and their Connect schemas in the `json` format.
+    transaction: Option<[TxnSchema; 2]>,
 }
 
 impl std::fmt::Debug for Encoder {
@@ -65,14 +110,15 @@ impl Encoder {
         registry: Registry,
         topics: TopicSettings,
         columns: ColumnRules,
-        format: Format,
+        format: EnvelopeFormat,
         connector: &'static str,
     ) -> Self {
         Encoder {
             registry,
             topics,
             columns,
-            format,
+            format: format.into(),
+            json: format == EnvelopeFormat::Json,
             connector,
             prepared: Vec::new(),
             tables: HashMap::new(),
@@ -111,12 +157,16 @@ impl Encoder {
         let projection = project::plan(&self.columns, table)?;
         let shown = projection.as_ref().map_or(table, |p| &p.table);
         let schemas = table_schemas(shown, &topic, self.format, self.connector)?;
-        let reg = |e: crate::registry::RegistryError| EncodeError::Registry { table: name_of(), source: e };
-        let key_id = match &schemas.key {
-            Some((text, _)) => Some(self.registry.register(&format!("{topic}-key"), text).await.map_err(reg)?),
-            None => None,
+        let (key_id, value_id, json) = if self.json {
+            (schemas.key.as_ref().map(|_| 0), 0, Some(ConnectSchemas::of(&schemas, &name_of())?))
+        } else {
+            let reg = |e: crate::registry::RegistryError| EncodeError::Registry { table: name_of(), source: e };
+            let key_id = match &schemas.key {
+                Some((text, _)) => Some(self.registry.register(&format!("{topic}-key"), text).await.map_err(reg)?),
+                None => None,
+            };
+            (key_id, self.registry.register(&format!("{topic}-value"), &schemas.value.0).await.map_err(reg)?, None)
         };
-        let value_id = self.registry.register(&format!("{topic}-value"), &schemas.value.0).await.map_err(reg)?;
         let entry = Prepared {
             table: Arc::clone(table),
             projection,
@@ -125,6 +175,7 @@ impl Encoder {
             key_id,
             value_id,
             value_schema: schemas.value.1.clone(),
+            json,
         };
         let i = match known {
             Some(i) => {
@@ -152,6 +203,21 @@ impl Encoder {
         let i = self.prepare(&change.table).await?;
         let prepared = &self.prepared[i];
         let change = &*project::shown(prepared.projection.as_ref(), change);
+        if let Some(json) = &prepared.json {
+            // Through the Avro values of the `debezium` format, written as Connect's JSON.
+            let key = match (&json.key, datum::key(change, self.format)?) {
+                (Some(schema), Some(key)) => Some(json_record(schema, &key, &prepared.name)?),
+                _ => None,
+            };
+            let value = datum::envelope(change, source, txn, ts_ms, self.format)?;
+            let value = json_record(&json.value, &value, &prepared.name)?;
+            return Ok(Encoded {
+                topic: Arc::clone(&prepared.topic),
+                table: Some(Arc::clone(&prepared.name)),
+                key,
+                value,
+            });
+        }
         // Straight to Avro binary (binary.rs; the same bytes as apache-avro, property-tested).
         let key = match prepared.key_id {
             Some(id) => {
@@ -182,6 +248,23 @@ impl Encoder {
             return Err(EncodeError::Avro("inline verify without a prepared table".into()));
         };
         let table = || prepared.name.to_string();
+        if prepared.json.is_some() {
+            // The record is JSON with a schema and a payload, and its values are valid for the
+            // table's Avro schema (the `json` format writes the `debezium` format's values).
+            let doc: serde_json::Value = serde_json::from_slice(&encoded.value).map_err(|e| EncodeError::Schema {
+                table: table(),
+                problem: format!("inline verify: the record is not JSON: {e}"),
+            })?;
+            if !doc.get("schema").is_some_and(serde_json::Value::is_object) || doc.get("payload").is_none() {
+                return Err(EncodeError::Schema {
+                    table: table(),
+                    problem: "inline verify: no schema or payload".into(),
+                });
+            }
+            let change = &*project::shown(prepared.projection.as_ref(), change);
+            datum::encode(&prepared.value_schema, datum::envelope(change, source, None, ts_ms, self.format)?)?;
+            return Ok(());
+        }
         let (id, mut datum_bytes) = wire::parse(&encoded.value)?;
         let bytes = datum_bytes;
         if id != prepared.value_id {
@@ -232,12 +315,20 @@ impl Encoder {
                     .map_err(|e| EncodeError::Avro(format!("transaction metadata schema: {e}")))?
                     .to_string();
                 let schema = apache_avro::Schema::parse_str(&compact).map_err(|e| EncodeError::Avro(e.to_string()))?;
+                if self.json {
+                    let avro: serde_json::Value =
+                        serde_json::from_str(&compact).map_err(|e| EncodeError::Avro(e.to_string()))?;
+                    let connect = connect_json::connect_schema(&avro)
+                        .map_err(|problem| EncodeError::Schema { table: topic.clone(), problem })?;
+                    registered.push((schema, 0, Some((connect.to_string(), connect))));
+                    continue;
+                }
                 let id = self
                     .registry
                     .register(&format!("{topic}-{suffix}"), &compact)
                     .await
                     .map_err(|e| EncodeError::Registry { table: topic.clone(), source: e })?;
-                registered.push((schema, id));
+                registered.push((schema, id, None));
             }
             let value = registered.pop();
             let key = registered.pop();
@@ -245,7 +336,7 @@ impl Encoder {
                 self.transaction = Some([key, value]);
             }
         }
-        let Some([(key_schema, key_id), (value_schema, value_id)]) = &self.transaction else {
+        let Some([(key_schema, key_id, key_json), (value_schema, value_id, value_json)]) = &self.transaction else {
             return Err(EncodeError::Avro("transaction schemas missing".into()));
         };
         let opt = |v: Option<Avro>| match v {
@@ -274,6 +365,13 @@ impl Encoder {
             ("ts_ms".into(), Avro::Long(ts_ms)),
         ]);
         let key = Avro::Record(vec![("id".into(), Avro::String(id.into()))]);
+        if let (Some(key_json), Some(value_json)) = (key_json, value_json) {
+            // Validated against the Avro schema as the Avro records are.
+            datum::encode(key_schema, key.clone())?;
+            datum::encode(value_schema, value.clone())?;
+            let (key, value) = (json_record(key_json, &key, &topic)?, json_record(value_json, &value, &topic)?);
+            return Ok(Encoded { topic: topic.into(), table: None, key: Some(key), value });
+        }
         let (mut key_bytes, mut value_bytes) = (Vec::new(), Vec::new());
         wire::frame_into(*key_id, &datum::encode(key_schema, key)?, &mut key_bytes);
         wire::frame_into(*value_id, &datum::encode(value_schema, value)?, &mut value_bytes);

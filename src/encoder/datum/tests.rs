@@ -12,7 +12,7 @@ fn decode(schema: &apache_avro::Schema, bytes: &[u8]) -> Avro {
     GenericDatumReader::builder(schema).build().and_then(|r| r.read_value(&mut &bytes[..])).expect("decode")
 }
 
-fn source() -> SourceInfo<'static> {
+pub(crate) fn source() -> SourceInfo<'static> {
     SourceInfo {
         connector: "mysql",
         name: "test",
@@ -28,11 +28,11 @@ fn source() -> SourceInfo<'static> {
     }
 }
 
-fn table() -> Arc<TableSchema> {
+pub(crate) fn table() -> Arc<TableSchema> {
     Arc::new(crate::encoder::avro_schema::tests::table(crate::encoder::avro_schema::tests::every_type()))
 }
 
-fn row_values() -> Vec<Value> {
+pub(crate) fn row_values() -> Vec<Value> {
     vec![
         Value::Int(1),
         Value::Int(-128),
