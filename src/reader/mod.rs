@@ -3,10 +3,12 @@
 //! * **Start.** From a stored [`Position`] (a GTID set), or from "now" — the server's executed
 //!   set — on first start ([`current_position`]). Before streaming, [`check_start`] refuses a
 //!   position the server can no longer serve (purged) or never had (diverged): no silent jumps.
-//! * **Protocol.** MySQL: COM_BINLOG_DUMP_GTID with the set. MariaDB: `@mariadb_slave_capability=4`
-//!   (GTID events stay GTID events), `@slave_connect_state`, strict mode, then a plain dump.
-//!   mysql_async carries the packets; every event is re-framed and decoded by rowferry's own
-//!   [`StreamDecoder`] (checksums verified, MariaDB events and compressed events included).
+//! * **Protocol.** rowferry's own replication connection ([`dump`]: handshake, TLS, login,
+//!   registration as a replica). MySQL: COM_BINLOG_DUMP_GTID with the set. MariaDB:
+//!   `@mariadb_slave_capability=4` (GTID events stay GTID events), `@slave_connect_state`, strict
+//!   mode, then a plain dump. Each event's bytes go as the server sent them to rowferry's
+//!   [`StreamDecoder`], decoded once (checksums verified, MariaDB events and compressed events
+//!   included). The setup queries (flavor, start checks, collations) use a mysql_async connection.
 //! * **Liveness.** The heartbeat period is set on every connection, and a read that sees neither
 //!   an event nor a heartbeat for `read_timeout` (> heartbeat) means the link is dead: reconnect
 //!   with exponential backoff and jitter, with the same server_id — the source then retires the
@@ -17,11 +19,13 @@
 //! * **Backpressure.** Events go downstream through a bounded channel; a slow consumer slows the
 //!   reads, and the server's socket buffers, not rowferry's memory, absorb the difference.
 //!
-//! Known limit: mysql_async inflates a MySQL TRANSACTION_PAYLOAD in full before handing it over
-//! (rowferry then decodes it as a stream and ignores mysql_async's inflated copy), so with
-//! `binlog_transaction_compression=ON` memory holds one transaction's uncompressed events.
+//! A MySQL TRANSACTION_PAYLOAD (`binlog_transaction_compression=ON`) is held compressed (the
+//! packet) and decoded in batches of [`crate::decoder::PAYLOAD_BATCH`] embedded events,
+//! each handed downstream before the next: a large compressed transaction costs its compressed
+//! size plus what the assembler and the channel hold, not its decoded size.
 
 pub mod assembler;
+pub mod dump;
 
 pub use assembler::{Assembler, AssemblerError, TxnEvent};
 
@@ -31,13 +35,11 @@ use crate::error::ErrorClass;
 use crate::position::{MariaDbPosition, MySqlGtidSet, Position, PositionError};
 use crate::schema::{CollationMap, SchemaOptions, TableExtras};
 use crate::source::{self, Flavor, SourceError, query_one, query_text};
-use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStreamRequest, Conn};
+use mysql_async::Conn;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_stream::StreamExt;
 
 /// Reader tuning.
 #[derive(Debug, Clone)]
@@ -124,7 +126,7 @@ pub enum ReaderError {
     #[error(transparent)]
     Position(#[from] PositionError),
     #[error("binlog stream: {0}")]
-    Stream(mysql_async::Error),
+    Stream(dump::DumpError),
     #[error(
         "another replica of the source uses server_id {server_id} (source.server_id), and the source dropped this \
          connection for it; fix: give every rowferry and replica of this source its own source.server_id, or stop \
@@ -156,13 +158,8 @@ impl ReaderError {
             ReaderError::Decode(e) => e.class(),
             ReaderError::Assemble(e) => e.class(),
             ReaderError::Position(e) => e.class(),
-            ReaderError::Stream(e) => match e {
-                mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => ErrorClass::Retryable,
-                // 1236: the source cannot serve the position (purged binlog, bad GTID state).
-                mysql_async::Error::Server(s) if s.code == 1236 => ErrorClass::Fatal,
-                mysql_async::Error::Server(_) => ErrorClass::Retryable,
-                _ => ErrorClass::Fatal,
-            },
+            // 1236: the source cannot serve the position (purged binlog, bad GTID state).
+            ReaderError::Stream(e) => e.class(),
             // Another process took the stream over; fighting back would make the two take turns.
             // (A reconnect of this process replaces its own dead link without this error: the
             // error goes to the old, abandoned connection.)
@@ -173,21 +170,18 @@ impl ReaderError {
     }
 
     /// An error of the binlog stream; the server's "same server_id" answers get their own variant.
-    fn stream(e: mysql_async::Error, server_id: u32) -> ReaderError {
-        // Both servers end the older dump of a server_id when a newer one registers, and tell the
-        // older one: MySQL with 1236 "... has connected to the source", MariaDB with 4052
-        // (ER_SLAVE_SAME_ID).
-        if let mysql_async::Error::Server(s) = &e
-            && (s.code == 4052 || (s.code == 1236 && s.message.contains("same server_uuid/server_id")))
-        {
-            return ReaderError::SameServerId { server_id, detail: s.message.clone() };
-        }
-        // MariaDB, when its binlogs no longer reach back to the requested position.
-        if let mysql_async::Error::Server(s) = &e
-            && s.code == 1236
-            && s.message.contains("have been purged")
-        {
-            return ReaderError::Purged { missing: s.message.clone() };
+    fn stream(e: dump::DumpError, server_id: u32) -> ReaderError {
+        if let dump::DumpError::Server { code, message } = &e {
+            // Both servers end the older dump of a server_id when a newer one registers, and tell
+            // the older one: MySQL with 1236 "... has connected to the source", MariaDB with 4052
+            // (ER_SLAVE_SAME_ID).
+            if *code == 4052 || (*code == 1236 && message.contains("same server_uuid/server_id")) {
+                return ReaderError::SameServerId { server_id, detail: message.clone() };
+            }
+            // MariaDB, when its binlogs no longer reach back to the requested position.
+            if *code == 1236 && message.contains("have been purged") {
+                return ReaderError::Purged { missing: message.clone() };
+            }
         }
         ReaderError::Stream(e)
     }
@@ -482,7 +476,8 @@ impl Reader {
                 Flavor::MariaDb => Some(mariadb_extras(&mut conn).await?),
                 Flavor::MySql => None,
             };
-            let stream = self.request(conn, flavor, assembler.position()).await?;
+            drop(conn);
+            let stream = self.request(flavor, assembler.position()).await?;
             Ok::<_, ReaderError>((stream, collations, extras))
         };
         let limit = self.settings.connect_timeout + self.options.read_timeout;
@@ -501,76 +496,82 @@ impl Reader {
             }
             None => None,
         };
-        let (mut raw, mut items, mut out) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut items, mut out) = (Vec::new(), Vec::new());
+        let server_id = self.settings.server_id.get();
         loop {
             let next = tokio::select! {
-                next = tokio::time::timeout(self.options.read_timeout, stream.next()) => next,
+                next = tokio::time::timeout(self.options.read_timeout, stream.next_event()) => next,
                 _ = self.stats.kick.notified() => return Err(ReaderError::Kicked),
             };
             let event = match next {
                 Err(_) => return Err(ReaderError::Silent(self.options.read_timeout)),
-                Ok(None) => return Err(ReaderError::Ended),
-                Ok(Some(Err(e))) => return Err(ReaderError::stream(e, self.settings.server_id.get())),
-                Ok(Some(Ok(event))) => event,
+                Ok(Ok(None)) => return Err(ReaderError::Ended),
+                Ok(Err(e)) => return Err(ReaderError::stream(e, server_id)),
+                Ok(Ok(Some(event))) => event,
             };
             self.stats.last_seen_ms.store(crate::ops::now_ms(), std::sync::atomic::Ordering::Relaxed);
-            // mysql_async also hands out its own inflated copy of a TRANSACTION_PAYLOAD's events
-            // (read with checksums disabled); rowferry decodes the payload itself.
-            if !event.footer().get_checksum_enabled() {
-                continue;
-            }
-            reframe(&event, &mut raw);
-            decoder.push(&raw, &mut |item| items.push(item))?;
-            let mut ddl = false;
-            for item in items.drain(..) {
-                // Every dump starts with a rotate (and MariaDB a GTID list), also one the server
-                // ends right after with an error: only what follows resets the reconnect backoff.
-                *progressed |= !matches!(item, Item::Rotate { .. } | Item::MariaDbGtidList(_));
-                ddl |= matches!(&item, Item::Statement { sql, .. } if assembler::first_keyword(sql) != "XA");
-                assembler.push(item, &mut |e| out.push(e))?;
-            }
-            if ddl && let Some(conn) = metadata.as_mut() {
-                let refresh = mariadb_extras(conn);
-                let extras = tokio::time::timeout(self.options.read_timeout, refresh)
-                    .await
-                    .map_err(|_| ReaderError::Silent(self.options.read_timeout))??;
-                decoder.set_all_extras(extras);
-            }
-            for event in out.drain(..) {
-                if self.send(tx, event).await.is_err() {
-                    // Downstream is gone: stop reading (nothing is lost: the position did not move).
-                    return Ok(());
+            // The event's bytes as the server sent them: decoded once, checksum verified.
+            // A compressed transaction comes out in batches of embedded events, each handed on
+            // (and waited for) before the next is decoded.
+            let mut more = decoder.start(event, &mut |item| items.push(item))?;
+            loop {
+                let mut ddl = false;
+                for item in items.drain(..) {
+                    // Every dump starts with a rotate (and MariaDB a GTID list), also one the server
+                    // ends right after with an error: only what follows resets the reconnect backoff.
+                    *progressed |= !matches!(item, Item::Rotate { .. } | Item::MariaDbGtidList(_));
+                    ddl |= matches!(&item, Item::Statement { sql, .. } if assembler::first_keyword(sql) != "XA");
+                    assembler.push(item, &mut |e| out.push(e))?;
                 }
+                if ddl && let Some(conn) = metadata.as_mut() {
+                    let refresh = mariadb_extras(conn);
+                    let extras = tokio::time::timeout(self.options.read_timeout, refresh)
+                        .await
+                        .map_err(|_| ReaderError::Silent(self.options.read_timeout))??;
+                    decoder.set_all_extras(extras);
+                }
+                for event in out.drain(..) {
+                    if self.send(tx, event).await.is_err() {
+                        // Downstream is gone: stop reading (nothing is lost: the position did not move).
+                        return Ok(());
+                    }
+                }
+                if !more {
+                    break;
+                }
+                self.stats.last_seen_ms.store(crate::ops::now_ms(), std::sync::atomic::Ordering::Relaxed);
+                more = decoder.resume(&mut |item| items.push(item))?;
             }
         }
     }
 
-    async fn request(
-        &self,
-        mut conn: Conn,
-        flavor: Flavor,
-        start: &Position,
-    ) -> Result<mysql_async::BinlogStream, ReaderError> {
+    /// rowferry's own replication connection ([`dump`]): the session variables of a replica,
+    /// registration, and the dump request from `start`.
+    async fn request(&self, flavor: Flavor, start: &Position) -> Result<dump::DumpConn, ReaderError> {
+        let server_id = self.settings.server_id.get();
+        let stream_error = |e: dump::DumpError| ReaderError::stream(e, server_id);
         let period_ns = self.options.heartbeat.as_nanos();
         // Both names: MySQL 8.4+ reads the source_ one, MariaDB and older MySQL the master_ one.
+        // The checksum variable tells the source this replica understands checksummed events.
         let mut statements = vec![
             format!("SET @master_heartbeat_period = {period_ns}"),
             format!("SET @source_heartbeat_period = {period_ns}"),
+            "SET @master_binlog_checksum = @@global.binlog_checksum".to_string(),
+            "SET @source_binlog_checksum = @@global.binlog_checksum".to_string(),
         ];
-        let server_id = self.settings.server_id.get();
-        let request = match (flavor, start) {
+        let mut sids = Vec::new();
+        let dump_start = match (flavor, start) {
             (Flavor::MariaDb, Position::MariaDb(pos)) => {
                 statements.push("SET @mariadb_slave_capability = 4".into());
                 statements.push(format!("SET @slave_connect_state = '{pos}'"));
                 statements.push("SET @slave_gtid_strict_mode = 1".into());
                 statements.push("SET @slave_gtid_ignore_duplicates = 0".into());
-                BinlogStreamRequest::new(server_id).with_filename(b"").with_pos(4)
+                dump::DumpStart::MariaDb
             }
             (Flavor::MySql, Position::MySql(set)) => {
-                let mut sids = Vec::new();
                 for (uuid, tag, intervals) in set.groups() {
-                    let mut sid = mysql_async::Sid::new(uuid.0).with_intervals(
-                        intervals.iter().map(|&(s, e)| mysql_async::GnoInterval::new(s, e + 1)).collect(),
+                    let mut sid = mysql_common::packets::Sid::new(uuid.0).with_intervals(
+                        intervals.iter().map(|&(s, e)| mysql_common::packets::GnoInterval::new(s, e + 1)).collect(),
                     );
                     if !tag.is_empty() {
                         // Never sent untagged: the source would then stream the tagged
@@ -588,7 +589,7 @@ impl Reader {
                     }
                     sids.push(sid);
                 }
-                BinlogStreamRequest::new(server_id).with_gtid().with_gtid_set(sids)
+                dump::DumpStart::Gtid(sids)
             }
             (flavor, _) => {
                 return Err(ReaderError::Source(SourceError::Unexpected {
@@ -597,32 +598,13 @@ impl Reader {
                 }));
             }
         };
+        let mut conn = dump::DumpConn::connect(&self.settings).await.map_err(stream_error)?;
         for sql in &statements {
-            conn.query_drop(sql).await.map_err(|source| SourceError::Query { query: sql.clone(), source })?;
+            conn.execute(sql).await.map_err(stream_error)?;
         }
-        conn.get_binlog_stream(request).await.map_err(|e| ReaderError::stream(e, server_id))
-    }
-}
-
-/// Rebuilds the event's bytes as the server sent them: header, body, the FDE's checksum
-/// algorithm byte, and the checksum it came with (so the decoder verifies the real one).
-fn reframe(event: &mysql_async::binlog::events::Event, out: &mut Vec<u8>) {
-    let h = event.header();
-    out.clear();
-    out.extend_from_slice(&h.timestamp().to_le_bytes());
-    out.push(h.event_type_raw());
-    out.extend_from_slice(&h.server_id().to_le_bytes());
-    out.extend_from_slice(&h.event_size().to_le_bytes());
-    out.extend_from_slice(&h.log_pos().to_le_bytes());
-    out.extend_from_slice(&h.flags_raw().to_le_bytes());
-    out.extend_from_slice(event.data());
-    if h.event_type_raw() == crate::binlog::event_type::FORMAT_DESCRIPTION
-        && let Ok(Some(alg)) = event.footer().get_checksum_alg()
-    {
-        out.push(alg as u8);
-    }
-    if let Some(checksum) = event.checksum() {
-        out.extend_from_slice(&checksum);
+        conn.register(server_id).await.map_err(stream_error)?;
+        conn.dump(server_id, dump_start).await.map_err(stream_error)?;
+        Ok(conn)
     }
 }
 
@@ -637,8 +619,8 @@ fn jitter(d: Duration) -> Duration {
 mod tests {
     use super::*;
 
-    fn server_error(code: u16, message: &str) -> mysql_async::Error {
-        mysql_async::Error::Server(mysql_async::ServerError { code, message: message.into(), state: "HY000".into() })
+    fn server_error(code: u16, message: &str) -> dump::DumpError {
+        dump::DumpError::Server { code, message: message.into() }
     }
 
     #[test]
@@ -659,6 +641,10 @@ mod tests {
         assert!(err.to_string().starts_with("the source has purged transactions rowferry has not read yet"));
         let other = ReaderError::stream(server_error(1105, "unknown error"), 77);
         assert!(matches!(other, ReaderError::Stream(_)) && other.class() == ErrorClass::Retryable);
+        // A lost link is retried; a login the source refuses is not.
+        let lost = ReaderError::stream(dump::DumpError::Io(std::io::ErrorKind::ConnectionReset.into()), 77);
+        assert_eq!(lost.class(), ErrorClass::Retryable);
+        assert_eq!(ReaderError::stream(server_error(1045, "Access denied"), 77).class(), ErrorClass::Fatal);
     }
 
     fn pos(text: &str) -> MariaDbPosition {
