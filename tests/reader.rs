@@ -673,3 +673,39 @@ async fn mysql_reader_displaced_by_one_with_the_same_server_id_stops_with_a_clea
     let seen = committed_until(&mut second_rx, &db, LIMIT, |t| t.len() >= 2).await;
     assert_eq!(row_count(&seen), 2, "the second reader continues from its start with nothing lost");
 }
+
+/// One compressed MySQL transaction (a single TRANSACTION_PAYLOAD) of many more embedded events
+/// than the decoder's batch: every row arrives once, in order, in one committed transaction —
+/// the reader decodes the payload in batches and hands each on before the next.
+#[tokio::test]
+async fn mysql_a_large_compressed_transaction_arrives_whole_across_batches() {
+    let url = env(MYSQL);
+    let db = unique("bigpayload");
+    admin(&url, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, pad TEXT)")])
+        .await;
+    let start = position_now(&url).await;
+    // A small assembler buffer: the transaction streams out while it is being decoded.
+    let options = ReaderOptions { buffer_rows: 100, ..ReaderOptions::default() };
+    let (mut rx, _reader) = spawn_reader(source_settings(&url, unique_server_id(), None), options, start);
+    let mut conn = mysql_async::Conn::from_url(url.as_str()).await.expect("connect");
+    conn.query_drop("SET SESSION binlog_transaction_compression = ON").await.expect("compression");
+    // One INSERT per row: two embedded events each (TABLE_MAP, WRITE_ROWS), ~16 batches.
+    const ROWS: usize = 2000;
+    let mut batch = vec!["BEGIN".to_string()];
+    batch.extend((1..=ROWS).map(|i| format!("INSERT INTO {db}.t VALUES ({i}, REPEAT('x', {i} % 300))")));
+    batch.push("COMMIT".into());
+    conn.query_drop(batch.join("; ")).await.expect("one transaction");
+    let events = rowferry::decoder::PAYLOAD_BATCH;
+    assert!(2 * ROWS > 10 * events, "the transaction must span many batches of {events} events");
+    let txns = committed_until(&mut rx, &db, LIMIT, |t| row_count(t) >= ROWS).await;
+    assert_eq!(txns.len(), 1, "one transaction");
+    let ids: Vec<i64> = rows(&txns)
+        .iter()
+        .map(|r| match r.after.as_ref().map(|v| &v[0]) {
+            Some(Value::Int(i)) => *i,
+            other => panic!("id {other:?}"),
+        })
+        .collect();
+    assert_eq!(ids, (1..=ROWS as i64).collect::<Vec<_>>(), "every row once, in order");
+    admin(&url, &[format!("DROP DATABASE {db}")]).await;
+}

@@ -65,7 +65,7 @@ pub fn payload_header(body: &[u8]) -> Result<PayloadHeader<'_>, BinlogError> {
 
 /// Streams the events inside a TRANSACTION_PAYLOAD.
 pub struct PayloadEvents<'a> {
-    source: Box<dyn Read + 'a>,
+    source: Box<dyn Read + Send + 'a>,
     remaining: u64,
 }
 
@@ -77,12 +77,26 @@ impl std::fmt::Debug for PayloadEvents<'_> {
 
 impl<'a> PayloadEvents<'a> {
     pub fn new(header: &PayloadHeader<'a>) -> Result<Self, BinlogError> {
-        let source: Box<dyn Read + 'a> = match header.compression {
+        let source: Box<dyn Read + Send + 'a> = match header.compression {
             Compression::Zstd => Box::new(
                 zstd::stream::read::Decoder::with_buffer(header.data)
                     .map_err(|e| BinlogError::malformed(WHAT, format!("zstd: {e}")))?,
             ),
             Compression::None => Box::new(header.data),
+        };
+        Ok(PayloadEvents { source, remaining: header.uncompressed_size })
+    }
+
+    /// The same over an owned copy of the compressed bytes, so decoding can stop between
+    /// embedded events and resume later (the event it came in is gone by then).
+    pub fn owned(header: &PayloadHeader<'_>) -> Result<PayloadEvents<'static>, BinlogError> {
+        let data = std::io::Cursor::new(header.data.to_vec());
+        let source: Box<dyn Read + Send> = match header.compression {
+            Compression::Zstd => Box::new(
+                zstd::stream::read::Decoder::new(data)
+                    .map_err(|e| BinlogError::malformed(WHAT, format!("zstd: {e}")))?,
+            ),
+            Compression::None => Box::new(data),
         };
         Ok(PayloadEvents { source, remaining: header.uncompressed_size })
     }

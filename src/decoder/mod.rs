@@ -18,7 +18,7 @@ mod temporal;
 mod value;
 
 pub use rows::{RowsEvent, RowsIter, is_rows_event, parse_rows};
-pub use stream::{Item, StreamDecoder};
+pub use stream::{Item, PAYLOAD_BATCH, StreamDecoder};
 
 use crate::binlog::BinlogError;
 use crate::error::ErrorClass;

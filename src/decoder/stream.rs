@@ -74,7 +74,14 @@ pub struct StreamDecoder {
     file: Option<Arc<str>>,
     thread: Option<u32>,
     payload_pos: u64,
+    /// A TRANSACTION_PAYLOAD whose embedded events are not all decoded yet ([`StreamDecoder::start`]).
+    pending: Option<PayloadEvents<'static>>,
 }
+
+/// Embedded events of a TRANSACTION_PAYLOAD decoded per [`StreamDecoder::start`] or
+/// [`StreamDecoder::resume`] call: the caller hands their items on between calls, so a large
+/// compressed transaction never sits decoded in memory as a whole.
+pub const PAYLOAD_BATCH: usize = 256;
 
 impl StreamDecoder {
     pub fn new(collations: CollationMap, options: SchemaOptions) -> Self {
@@ -89,6 +96,7 @@ impl StreamDecoder {
             file: None,
             thread: None,
             payload_pos: 0,
+            pending: None,
         }
     }
 
@@ -107,32 +115,60 @@ impl StreamDecoder {
         }
     }
 
-    /// Decodes one event, calling `out` for each item.
+    /// Decodes one event, calling `out` for each item (all of a TRANSACTION_PAYLOAD's).
     pub fn push(&mut self, bytes: &[u8], out: &mut dyn FnMut(Item)) -> Result<(), DecodeError> {
+        let mut more = self.start(bytes, out)?;
+        while more {
+            more = self.resume(out)?;
+        }
+        Ok(())
+    }
+
+    /// Decodes one event, calling `out` for each item — of a TRANSACTION_PAYLOAD only its first
+    /// [`PAYLOAD_BATCH`] embedded events: `true` means more follow through
+    /// [`StreamDecoder::resume`], which must be called until it returns `false` before the next
+    /// event is started.
+    pub fn start(&mut self, bytes: &[u8], out: &mut dyn FnMut(Item)) -> Result<bool, DecodeError> {
+        if self.pending.is_some() {
+            return Err(
+                BinlogError::malformed("TRANSACTION_PAYLOAD event", "a new event before the last was decoded").into()
+            );
+        }
         let event = self.reader.read(bytes)?;
         if event.header.event_type == et::TRANSACTION_PAYLOAD {
             self.payload_pos = u64::from(event.header.log_pos.saturating_sub(event.header.event_size));
-            return self.payload(event.body, out);
+            let header = payload_header(event.body)?;
+            self.pending = Some(PayloadEvents::owned(&header)?);
+            return self.resume(out);
         }
-        self.dispatch(event.header, event.body, out)
+        self.dispatch(event.header, event.body, out)?;
+        Ok(false)
     }
 
-    fn payload(&mut self, body: &[u8], out: &mut dyn FnMut(Item)) -> Result<(), DecodeError> {
-        let header = payload_header(body)?;
-        let mut inner = PayloadEvents::new(&header)?;
+    /// The next [`PAYLOAD_BATCH`] embedded events of the open TRANSACTION_PAYLOAD; `false` when
+    /// it is done (or none is open).
+    pub fn resume(&mut self, out: &mut dyn FnMut(Item)) -> Result<bool, DecodeError> {
+        let Some(mut inner) = self.pending.take() else { return Ok(false) };
         let mut reader = self.reader.embedded();
         let mut buf = std::mem::take(&mut self.embedded);
         let result = (|| {
-            while inner.next_into(&mut buf)? {
+            for _ in 0..PAYLOAD_BATCH {
+                if !inner.next_into(&mut buf)? {
+                    return Ok(false);
+                }
                 let event = reader.read(&buf)?;
                 if event.header.event_type == et::TRANSACTION_PAYLOAD {
                     return Err(BinlogError::malformed("TRANSACTION_PAYLOAD event", "nested payload").into());
                 }
                 self.dispatch(event.header, event.body, out)?;
             }
-            Ok(())
+            Ok(true)
         })();
         self.embedded = buf;
+        // An error ends the payload: the reader reconnects and decodes it again from its start.
+        if let Ok(true) = result {
+            self.pending = Some(inner);
+        }
         result
     }
 
