@@ -57,6 +57,9 @@ async fn mysql_caching_sha2_full_authentication_plain_and_over_tls() {
             login(MYSQL, &user, PW, tls(mode.clone(), MYSQL)).await.unwrap_or_else(|e| panic!("{mode:?}: {e}"));
         conn.execute("SET @rowferry_probe = 1").await.unwrap_or_else(|e| panic!("{mode:?}: a statement: {e}"));
     }
+    // `required` encrypts without any CA at hand.
+    let no_ca = TlsSettings { mode: TlsMode::Required, ca_file: None, client_identity: None };
+    login(MYSQL, &user, PW, no_ca).await.expect("required, without a CA");
     let err = login(MYSQL, &user, "wrong", tls(TlsMode::Disabled, MYSQL)).await.expect_err("a wrong password");
     assert!(matches!(err, DumpError::Server { code: 1045, .. }), "{err}");
     assert_eq!(err.class(), ErrorClass::Fatal);

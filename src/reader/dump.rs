@@ -380,17 +380,19 @@ fn tls_config(settings: &SourceSettings) -> Result<rustls::ClientConfig, DumpErr
         }
     }
     let roots = Arc::new(roots);
-    let webpki = rustls::client::WebPkiServerVerifier::builder(Arc::clone(&roots))
-        .build()
-        .map_err(|e| DumpError::Tls(e.to_string()))?;
+    let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
     let builder = rustls::ClientConfig::builder();
     let builder = match settings.tls.mode {
         TlsMode::VerifyIdentity | TlsMode::Disabled => builder.with_root_certificates(roots),
         TlsMode::VerifyCa => {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(Lenient { webpki, check_ca: true }))
+            // No trust anchor at all is an error here, not in `required` mode.
+            let webpki = rustls::client::WebPkiServerVerifier::builder(roots)
+                .build()
+                .map_err(|e| DumpError::Tls(format!("{e}; fix: set source.tls.ca_file")))?;
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(Lenient { webpki: Some(webpki), algorithms }))
         }
         TlsMode::Required => {
-            builder.dangerous().with_custom_certificate_verifier(Arc::new(Lenient { webpki, check_ca: false }))
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(Lenient { webpki: None, algorithms }))
         }
     };
     match &settings.tls.client_identity {
@@ -406,12 +408,12 @@ fn tls_config(settings: &SourceSettings) -> Result<rustls::ClientConfig, DumpErr
     }
 }
 
-/// `verify_ca` (the chain, not the name) and `required` (nothing) over the WebPKI verifier; the
-/// handshake's signatures are always checked.
+/// `verify_ca` (the chain against the CA, not the name: `webpki` set) and `required` (no
+/// certificate check: `webpki` unset); the handshake's signatures are always checked.
 #[derive(Debug)]
 struct Lenient {
-    webpki: Arc<rustls::client::WebPkiServerVerifier>,
-    check_ca: bool,
+    webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
 }
 
 impl rustls::client::danger::ServerCertVerifier for Lenient {
@@ -424,10 +426,10 @@ impl rustls::client::danger::ServerCertVerifier for Lenient {
         now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
         use rustls::{CertificateError as C, Error as E};
-        if !self.check_ca {
+        let Some(webpki) = &self.webpki else {
             return Ok(rustls::client::danger::ServerCertVerified::assertion());
-        }
-        match self.webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+        };
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. })) => {
                 Ok(rustls::client::danger::ServerCertVerified::assertion())
             }
@@ -441,7 +443,7 @@ impl rustls::client::danger::ServerCertVerifier for Lenient {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -450,10 +452,10 @@ impl rustls::client::danger::ServerCertVerifier for Lenient {
         cert: &rustls::pki_types::CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.webpki.supported_verify_schemes()
+        self.algorithms.supported_schemes()
     }
 }

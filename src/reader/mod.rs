@@ -476,7 +476,8 @@ impl Reader {
                 Flavor::MariaDb => Some(mariadb_extras(&mut conn).await?),
                 Flavor::MySql => None,
             };
-            drop(conn);
+            // The setup connection ends cleanly (the server logs no aborted connection).
+            let _ = conn.disconnect().await;
             let stream = self.request(flavor, assembler.position()).await?;
             Ok::<_, ReaderError>((stream, collations, extras))
         };
