@@ -2,7 +2,9 @@
 //! `scripts/jdbc-sink-e2e` runs rowferry (this test build, `envelope.format = "json"`) on MySQL
 //! 9.7 into Apache Kafka, Debezium's JDBC sink 3.6.0 from there into a private PostgreSQL 15, and
 //! fails unless the table the sink maintains equals the MySQL table after a snapshot, inserts,
-//! updates, deletes, a primary-key change, a transaction and an added column.
+//! updates, deletes, a primary-key change, a transaction and an added column; it also checks the
+//! transaction metadata topic (JSON BEGIN/END records), `rowferry tail` on the json format and
+//! `rowferry verify`'s refusal of it.
 
 use std::path::Path;
 use std::process::Command;
