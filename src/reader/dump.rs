@@ -140,7 +140,13 @@ impl DumpConn {
             conn.upgrade(settings).await?;
         }
         let password = settings.password.expose();
-        let mut plugin = first_plugin.unwrap_or(AuthPlugin::MysqlNativePassword);
+        // The handshake names the server's default plugin, not the account's: one rowferry
+        // cannot answer is replaced by mysql_native_password, and the server switches the
+        // account to its own plugin if that differs (an error only if that one is unsupported).
+        let mut plugin = match first_plugin {
+            Some(p @ (AuthPlugin::MysqlNativePassword | AuthPlugin::CachingSha2Password)) => p,
+            _ => AuthPlugin::MysqlNativePassword,
+        };
         let data = auth_data(&plugin, password, &nonce, tls)?;
         let mut response = Vec::new();
         HandshakeResponse::new(
