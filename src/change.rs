@@ -140,3 +140,73 @@ impl RowChange {
         64 + image(&self.before) + image(&self.after)
     }
 }
+
+/// A table's identity: its database and its name, compared as the pair (never as a formatted
+/// `db.table`, which two tables share when a name contains a dot: `a.b`+`c` and `a`+`b.c`).
+/// Cheap to clone (one `Arc`); the dotted form is kept for messages, metrics labels and the
+/// snapshot progress' keys.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct TableId(Arc<TableName>);
+
+#[derive(PartialEq, Eq, Hash)]
+struct TableName {
+    db: String,
+    table: String,
+    dotted: Arc<str>,
+}
+
+impl TableId {
+    pub fn new(db: &str, table: &str) -> TableId {
+        let dotted = format!("{db}.{table}").into();
+        TableId(Arc::new(TableName { db: db.to_string(), table: table.to_string(), dotted }))
+    }
+
+    /// The table a schema describes.
+    pub fn of(schema: &TableSchema) -> TableId {
+        TableId::new(&schema.db, &schema.table)
+    }
+
+    pub fn db(&self) -> &str {
+        &self.0.db
+    }
+
+    pub fn table(&self) -> &str {
+        &self.0.table
+    }
+
+    /// `db.table`, for people and labels (not unique: see the type's docs).
+    pub fn dotted(&self) -> &str {
+        &self.0.dotted
+    }
+
+    /// The same, shared.
+    pub fn dotted_arc(&self) -> Arc<str> {
+        Arc::clone(&self.0.dotted)
+    }
+}
+
+impl std::fmt::Display for TableId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.dotted)
+    }
+}
+
+impl std::fmt::Debug for TableId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TableId({:?}, {:?})", self.0.db, self.0.table)
+    }
+}
+
+#[cfg(test)]
+mod table_id_tests {
+    use super::TableId;
+
+    #[test]
+    fn tables_whose_dotted_names_agree_are_still_two() {
+        let (a, b) = (TableId::new("a.b", "c"), TableId::new("a", "b.c"));
+        assert_eq!(a.dotted(), b.dotted());
+        assert_ne!(a, b);
+        assert_eq!(a, TableId::new("a.b", "c"));
+        assert_eq!((a.db(), a.table(), a.to_string(), a.dotted()), ("a.b", "c", "a.b.c".to_string(), "a.b.c"));
+    }
+}

@@ -1,18 +1,19 @@
-//! The stream loop's side of snapshots: the plan `run` starts with, `POST /snapshot` requests,
-//! and emitting the chunks the merger releases as `op = "r"` records, each chunk one
-//! pseudo-transaction of the commit tracker whose release makes the chunk's progress durable.
+//! The driver's side of snapshots: the plan `run` starts with, the copier task and its channels,
+//! and `POST /snapshot` requests. The copier's chunks go to the router (which releases them
+//! between transactions) and from there to delivery, which emits each as one pseudo-transaction
+//! of the commit tracker whose release makes the chunk's progress durable.
 
-use super::{Ctx, Route, RunError, Stages, encoder_record, send};
-use crate::change::{Op, RowChange};
+use super::RunError;
+use super::router::Router;
 use crate::committer::stage::Committer;
 use crate::config::Settings;
-use crate::encoder::datum::SourceInfo;
-use crate::error::ErrorClass;
-use crate::publisher::RecordHeaders;
-use crate::snapshot::copier::Job;
-use crate::snapshot::merge::{Outcome, Ready};
+use crate::ops::Ops;
+use crate::snapshot::copier::{Copier, Job};
+use crate::snapshot::merge::Msg;
 use crate::snapshot::progress::{SnapshotKind, SnapshotProgress, TableProgress};
+use crate::source::Flavor;
 use std::sync::Arc;
+use tokio::sync::mpsc;
 
 /// The snapshot `run` starts with.
 #[derive(Debug)]
@@ -93,82 +94,82 @@ pub(super) async fn request(
     }
 }
 
-/// Emits every snapshot chunk the stream has caught up with (between two transactions only).
-pub(super) async fn emit_chunks(route: &mut Route, ctx: &Ctx<'_>, st: &mut Stages) -> Result<(), RunError> {
-    let Stages { encoder, publisher, committer, acks } = st;
-    while let Some(ready) = route.merger.take_ready() {
-        let (chunk, dropped, reply) = match ready {
-            Ready::Retry { reply } => {
-                let _ = reply.send(Outcome::Retry);
-                continue;
-            }
-            Ready::Emit { chunk, dropped, reply } => (chunk, dropped, reply),
-        };
-        if let Some(why) = route.stopped.get(&*chunk.table) {
-            let _ = reply.send(Outcome::Failed(format!("the table is stopped: {why}")));
-            continue;
-        }
-        let txn = committer.begin(None);
-        let source = SourceInfo {
-            connector: ctx.connector,
-            name: &ctx.settings.name,
-            ts_ms: ctx.now_ms,
-            ts_us: ctx.now_ms.saturating_mul(1000),
-            snapshot: chunk.kind.source_field(),
-            // Read by a SELECT, not from the binlog: no server wrote these records' event.
-            server_id: 0,
-            gtid: None,
-            file: "",
-            pos: 0,
-            row: 0,
-            thread: None,
-        };
-        let mut failed = None;
-        let mut sent = 0;
-        for (i, row) in chunk.rows.into_iter().enumerate() {
-            let change = RowChange {
-                op: Op::Read,
-                table: Arc::clone(&chunk.schema),
-                before: None,
-                after: Some(row),
-                at: Default::default(),
-            };
-            let encoded = match encoder.encode(&change, &source, None, ctx.now_ms).await {
-                Ok(encoded) => encoded,
-                Err(e) if e.class() == ErrorClass::PerTable => {
-                    failed = Some(e.to_string());
-                    break;
+/// The copier task and the channels between it, the HTTP API and the driver.
+pub(super) struct Side {
+    pub(super) copier: tokio::task::JoinHandle<()>,
+    pub(super) copier_done: bool,
+    /// Chunks and windows from the copier; closed once the copier has ended.
+    pub(super) chunks: mpsc::Receiver<Msg>,
+    pub(super) chunks_open: bool,
+    /// `POST /snapshot` requests; closed when nothing takes them (the bootstrap command).
+    pub(super) requests: mpsc::Receiver<Vec<String>>,
+    pub(super) requests_open: bool,
+    /// `None`: no more jobs (the bootstrap command's copier ends with its tables).
+    jobs: Option<mpsc::UnboundedSender<Job>>,
+    /// Every captured table as `(db, table)`, as last listed.
+    captured: Vec<(String, String)>,
+}
+
+impl Side {
+    /// Starts the copier with `plan`'s jobs (its keyless tables muted in `router`, its progress
+    /// handed to `committer`), before any binlog event is read, so no window can miss a routed
+    /// transaction.
+    pub(super) fn start(
+        settings: &Settings,
+        flavor: Flavor,
+        plan: Option<SnapshotPlan>,
+        ops: &Arc<Ops>,
+        (router, committer): (&mut Router, &mut Committer),
+        stop_after_snapshot: bool,
+    ) -> Side {
+        let (chunk_tx, chunks) = mpsc::channel(2 * settings.snapshot.parallel + 2);
+        // Unbounded but small: at most one job per captured table waits (the copier drops a job
+        // for a table it is already copying or has queued), and a job is a name and a position.
+        let (job_tx, job_rx) = mpsc::unbounded_channel();
+        let copier = Copier::new(settings.source.clone(), flavor, settings.snapshot.clone(), Arc::clone(ops), chunk_tx);
+        let copier = tokio::spawn(copier.run(job_rx));
+        let mut captured = Vec::new();
+        if let Some(SnapshotPlan { mut progress, captured: tables, keyless }) = plan {
+            progress.tables.retain(|name, _| {
+                let exists = tables.iter().any(|(d, t)| format!("{d}.{t}") == *name);
+                if !exists {
+                    tracing::warn!(table = %name, "the table to snapshot no longer exists; skipped");
                 }
-                Err(e) => return Err(e.into()),
-            };
-            let every = ctx.settings.snapshot.inline_verify_every;
-            if every > 0
-                && (i as u64) % every == 0
-                && let Err(e) = encoder.verify_inline(&change, &source, ctx.now_ms, &encoded)
-            {
-                failed = Some(e.to_string());
-                break;
+                exists
+            });
+            for job in jobs(progress.kind, &progress.tables, &tables, &keyless) {
+                let _ = job_tx.send(job);
             }
-            let headers = RecordHeaders { gtid: "", position: i as u64 + 1, table: &chunk.table, commit_us: 0 };
-            match send(encoder_record(encoded), txn, &headers, publisher, committer, acks).await {
-                Err(RunError::Publish(e)) if e.class() == ErrorClass::PerTable => {
-                    failed = Some(e.to_string());
-                    break;
-                }
-                other => other?,
-            }
-            sent += 1;
+            router.mute(keyless.iter().map(|t| Arc::from(t.as_str())));
+            committer.snapshot_resume(progress);
+            captured = tables;
         }
-        committer.end(txn)?;
-        match failed {
-            Some(problem) => {
-                let _ = reply.send(Outcome::Failed(problem));
-            }
-            None => {
-                committer.mark(txn, &chunk.table, chunk.progress);
-                let _ = reply.send(Outcome::Emitted { sent, dropped });
-            }
+        let (request_tx, requests) = mpsc::channel::<Vec<String>>(1);
+        // Dropped (not kept) for the bootstrap command: the copier sees its job queue close.
+        let jobs = (!stop_after_snapshot).then_some(job_tx);
+        if jobs.is_some() {
+            ops.set_snapshot_requests(Some(request_tx));
+        }
+        Side { copier, copier_done: false, chunks, chunks_open: true, requests, requests_open: true, jobs, captured }
+    }
+
+    /// A `POST /snapshot` request, or `None` once requests are closed.
+    pub(super) async fn request(
+        &mut self,
+        settings: &Settings,
+        tables: Option<Vec<String>>,
+        committer: &mut Committer,
+    ) {
+        self.requests_open = tables.is_some();
+        if let (Some(tables), Some(jobs)) = (tables, self.jobs.as_ref()) {
+            request(settings, tables, &mut self.captured, committer, jobs).await;
         }
     }
-    Ok(())
+
+    /// Takes no more requests and stops the copier.
+    pub(super) fn stop(&mut self, ops: &Ops) {
+        ops.set_snapshot_requests(None);
+        self.jobs = None;
+        self.copier.abort();
+    }
 }

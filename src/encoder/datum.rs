@@ -35,7 +35,7 @@ pub struct SourceInfo<'a> {
 /// The optional `transaction` block.
 #[derive(Debug, Clone)]
 pub struct TxnInfo {
-    pub id: String,
+    pub id: std::sync::Arc<str>,
     pub total_order: i64,
     pub data_collection_order: i64,
 }
@@ -167,7 +167,7 @@ pub fn envelope(
     let source = Avro::Record(fields);
     let transaction = match txn {
         Some(t) => union(Avro::Record(vec![
-            ("id".into(), Avro::String(t.id.clone())),
+            ("id".into(), Avro::String(t.id.to_string())),
             ("total_order".into(), Avro::Long(t.total_order)),
             ("data_collection_order".into(), Avro::Long(t.data_collection_order)),
         ])),

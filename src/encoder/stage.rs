@@ -300,7 +300,7 @@ impl Encoder {
     pub async fn transaction_record(
         &mut self,
         id: &str,
-        end: Option<&[(Arc<str>, u64)]>,
+        end: Option<&[(crate::change::TableId, u64)]>,
         ts_ms: i64,
     ) -> Result<Encoded, EncodeError> {
         use apache_avro::types::Value as Avro;
@@ -350,7 +350,7 @@ impl Encoder {
                     .iter()
                     .map(|(name, n)| {
                         Avro::Record(vec![
-                            ("data_collection".into(), Avro::String(name.to_string())),
+                            ("data_collection".into(), Avro::String(name.dotted().to_string())),
                             ("event_count".into(), Avro::Long(*n as i64)),
                         ])
                     })

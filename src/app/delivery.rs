@@ -1,0 +1,392 @@
+//! The delivery stage: carries out the router's [`Step`]s in order — encodes each record,
+//! registers it with the commit tracker, hands it to the producer — and gives Kafka's delivery
+//! reports to the committer, which stores the position. It owns the encoder, the publisher and
+//! the committer together, so acknowledgements never travel through the driver.
+//!
+//! Invariants:
+//! - A record is registered under its transaction (`Committer::sent`) before the producer has it,
+//!   and a transaction ends (`Committer::end`) only after its last record: the stored offset never
+//!   passes a record Kafka has not acknowledged.
+//! - A per-table failure — a record that cannot be encoded, a schema the registry refuses, a record
+//!   the broker refuses for its own reasons (too large, not authorised) — stops that table through
+//!   the router (its transaction is held, the other tables go on); any other failure stops the run.
+//! - Memory: the publisher bounds the records and bytes in flight; the driver hands in no new
+//!   work while it has no capacity.
+
+use super::RunError;
+use super::router::{Record, Router, Step, TxnContext};
+use crate::binlog::events::Xid;
+use crate::change::{Op, RowChange, TableId};
+use crate::committer::stage::Committer;
+use crate::committer::{RecordId, TxnId};
+use crate::config::TopicSettings;
+use crate::encoder::datum::SourceInfo;
+use crate::encoder::stage::{Encoded, Encoder};
+use crate::error::ErrorClass;
+use crate::kafka::TopicSpec;
+use crate::ops::Ops;
+use crate::publisher::{PublishError, Publisher, RecordHeaders};
+use crate::snapshot::merge::{Chunk, Outcome};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The settings delivery needs.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// `mysql` or `mariadb` (the `source` block's `connector`).
+    pub connector: &'static str,
+    /// The connector's name.
+    pub name: Arc<str>,
+    pub topics: TopicSettings,
+    /// Check every n-th snapshot record against an independent encoding (0: never).
+    pub inline_verify_every: u64,
+}
+
+/// See the module docs.
+pub struct Delivery {
+    settings: DeliverySettings,
+    encoder: Encoder,
+    publisher: Publisher,
+    committer: Committer,
+    ops: Arc<Ops>,
+    /// Delivery reports taken from the publisher, for the committer.
+    acks: Vec<(RecordId, Result<(), String>)>,
+    /// The open transaction's registration.
+    open: Option<TxnId>,
+    /// Prepared XA transactions' registrations, open until their decision.
+    parked: HashMap<Xid, TxnId>,
+}
+
+/// A table that cannot go on, and why.
+type Failure = Option<(TableId, String)>;
+
+impl Delivery {
+    pub fn new(
+        settings: DeliverySettings,
+        encoder: Encoder,
+        publisher: Publisher,
+        committer: Committer,
+        ops: Arc<Ops>,
+    ) -> Delivery {
+        Delivery { settings, encoder, publisher, committer, ops, acks: Vec::new(), open: None, parked: HashMap::new() }
+    }
+
+    /// Carries out `steps` (drained) in order. A table that fails on the way is stopped through
+    /// `router`, and its records left in `steps` become holds of their transaction.
+    pub async fn carry_out(&mut self, steps: &mut Vec<Step>, router: &mut Router, now_ms: i64) -> Result<(), RunError> {
+        for step in steps.drain(..) {
+            let Some(step) = router.recheck(step) else { continue };
+            if let Some((table, why)) = self.apply(step, now_ms).await? {
+                let stop = router.stop(table, why);
+                self.apply(stop, now_ms).await?;
+            }
+        }
+        self.settle()
+    }
+
+    async fn apply(&mut self, step: Step, now_ms: i64) -> Result<Failure, RunError> {
+        match step {
+            Step::Begin(gtid) => self.open = Some(self.committer.begin(gtid)),
+            Step::Park(xid) => {
+                let txn = self.take_open("XA PREPARE")?;
+                self.parked.insert(xid, txn);
+            }
+            Step::Unpark(xid) => {
+                let txn = self.parked.remove(&xid);
+                self.open = Some(txn.ok_or_else(|| RunError::Other(format!("XA transaction {xid} never parked")))?);
+            }
+            Step::Metadata { txn, end, position } => self.metadata(&txn, end, position).await?,
+            Step::Record(record) => return self.record(record, now_ms).await,
+            Step::End => {
+                let txn = self.take_open("a commit")?;
+                self.committer.end(txn)?;
+            }
+            Step::Void => {
+                let txn = self.take_open("a rollback")?;
+                self.committer.void(txn)?;
+            }
+            Step::Hold => {
+                let txn = self.current("a held change")?;
+                self.committer.hold(txn)?;
+            }
+            Step::Stop { table, why } => {
+                tracing::error!(
+                    %table,
+                    error = %why,
+                    "table stopped: its changes are not published and the stored offset stays before this \
+                     transaction; the other tables keep streaming. Fix the cause and restart rowferry: it resumes \
+                     here (the other tables' records since then are sent again)"
+                );
+                self.ops.table_stopped(table.dotted(), &why);
+                let txn = self.current("a table stop")?;
+                self.committer.hold(txn)?;
+            }
+            Step::Chunk { chunk, dropped, reply } => {
+                let outcome = self.chunk(chunk, dropped, now_ms).await?;
+                let _ = reply.send(outcome);
+            }
+            Step::Heartbeat => self.ops.heartbeat(),
+            Step::Truncated => self.ops.truncated(),
+        }
+        Ok(None)
+    }
+
+    fn current(&self, what: &str) -> Result<TxnId, RunError> {
+        self.open.ok_or_else(|| RunError::Other(format!("{what} outside a transaction")))
+    }
+
+    fn take_open(&mut self, what: &str) -> Result<TxnId, RunError> {
+        self.open.take().ok_or_else(|| RunError::Other(format!("{what} outside a transaction")))
+    }
+
+    /// A data record (and its tombstone); a per-table failure is returned, not raised.
+    async fn record(&mut self, r: Record, now_ms: i64) -> Result<Failure, RunError> {
+        let txn = self.current("a row")?;
+        let source = r.txn.source(self.settings.connector, &self.settings.name, &r.change.at);
+        let encoded = match self.encoder.encode(&r.change, &source, r.info.as_ref(), now_ms).await {
+            Ok(encoded) => encoded,
+            Err(e) if e.class() == ErrorClass::PerTable => return Ok(Some((r.table, e.to_string()))),
+            Err(e) => return Err(e.into()),
+        };
+        let op = r.change.op;
+        if op != Op::Truncate {
+            self.ops.row(r.table.dotted(), crate::encoder::datum::op_code(op), r.txn.commit_ms, now_ms);
+        }
+        let headers = headers(&r.txn, r.position, r.table.dotted());
+        let tombstone =
+            (r.tombstone && encoded.key.is_some()).then(|| (Arc::clone(&encoded.topic), encoded.key.clone()));
+        match self.send(encoded.topic, encoded.key, Some(encoded.value), txn, &headers).await {
+            Err(RunError::Publish(e)) if e.class() == ErrorClass::PerTable => {
+                return Ok(Some((r.table, format!("{e} (the row's key: {})", key_text(&r.change)))));
+            }
+            other => other?,
+        }
+        if let Some((topic, key)) = tombstone {
+            // A tombstone after a delete lets compaction drop the key.
+            self.send(topic, key, None, txn, &headers).await?;
+        }
+        if op == Op::Truncate {
+            tracing::info!(table = %r.table, gtid = %r.txn.gtid_text, "TRUNCATE TABLE: op \"t\" record sent");
+        }
+        Ok(None)
+    }
+
+    /// A transaction metadata record (BEGIN, or END with the counts per table).
+    async fn metadata(
+        &mut self,
+        txn: &TxnContext,
+        end: Option<Vec<(TableId, u64)>>,
+        position: u64,
+    ) -> Result<(), RunError> {
+        let open = self.current("transaction metadata")?;
+        let record = self.encoder.transaction_record(&txn.gtid_text, end.as_deref(), txn.commit_ms).await?;
+        if end.is_none() {
+            // One partition: BEGIN and END of every transaction in commit order.
+            let spec = TopicSpec { partitions: 1, ..TopicSpec::data(&self.settings.topics) };
+            self.publisher.ensure_topic_as(&record.topic, &spec).await?;
+        }
+        let headers = headers(txn, position, "");
+        self.send(record.topic, record.key, Some(record.value), open, &headers).await
+    }
+
+    /// A snapshot chunk as one pseudo-transaction of `op = "r"` records, whose release makes the
+    /// chunk's progress durable. A per-table failure fails the chunk (the copier reports it).
+    async fn chunk(&mut self, chunk: Chunk, dropped: u64, now_ms: i64) -> Result<Outcome, RunError> {
+        let txn = self.committer.begin(None);
+        let name = Arc::clone(&self.settings.name);
+        let source = SourceInfo {
+            connector: self.settings.connector,
+            name: &name,
+            ts_ms: now_ms,
+            ts_us: now_ms.saturating_mul(1000),
+            snapshot: chunk.kind.source_field(),
+            // Read by a SELECT, not from the binlog: no server wrote these records' event.
+            server_id: 0,
+            gtid: None,
+            file: "",
+            pos: 0,
+            row: 0,
+            thread: None,
+        };
+        let mut sent = 0;
+        let mut failed = None;
+        for (i, row) in chunk.rows.into_iter().enumerate() {
+            let table = Arc::clone(&chunk.schema);
+            let change = RowChange { op: Op::Read, table, before: None, after: Some(row), at: Default::default() };
+            match self.chunk_row(&change, &source, i as u64, &chunk.table, txn, now_ms).await? {
+                Some(problem) => {
+                    failed = Some(problem);
+                    break;
+                }
+                None => sent += 1,
+            }
+        }
+        self.committer.end(txn)?;
+        Ok(match failed {
+            Some(problem) => Outcome::Failed(problem),
+            None => {
+                self.committer.mark(txn, &chunk.table, chunk.progress);
+                Outcome::Emitted { sent, dropped }
+            }
+        })
+    }
+
+    /// The `i`-th row of a chunk; a per-table problem is returned.
+    async fn chunk_row(
+        &mut self,
+        change: &RowChange,
+        source: &SourceInfo<'_>,
+        i: u64,
+        table: &str,
+        txn: TxnId,
+        now_ms: i64,
+    ) -> Result<Option<String>, RunError> {
+        let encoded = match self.encoder.encode(change, source, None, now_ms).await {
+            Ok(encoded) => encoded,
+            Err(e) if e.class() == ErrorClass::PerTable => return Ok(Some(e.to_string())),
+            Err(e) => return Err(e.into()),
+        };
+        let every = self.settings.inline_verify_every;
+        if every > 0
+            && i % every == 0
+            && let Err(e) = self.encoder.verify_inline(change, source, now_ms, &encoded)
+        {
+            return Ok(Some(e.to_string()));
+        }
+        let headers = RecordHeaders { gtid: "", position: i + 1, table, commit_us: 0 };
+        let Encoded { topic, key, value, .. } = encoded;
+        match self.send(topic, key, Some(value), txn, &headers).await {
+            Err(RunError::Publish(e)) if e.class() == ErrorClass::PerTable => Ok(Some(e.to_string())),
+            other => other.map(|()| None),
+        }
+    }
+
+    /// Publishes one record of transaction `txn` (`value: None`: a tombstone), creating its topic
+    /// the first time.
+    async fn send(
+        &mut self,
+        topic: Arc<str>,
+        key: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+        txn: TxnId,
+        headers: &RecordHeaders<'_>,
+    ) -> Result<(), RunError> {
+        self.publisher.ensure_topic(&topic).await?;
+        self.publisher.check_size(&topic, key.as_deref(), value.as_deref(), headers)?;
+        let record = self.committer.sent(txn)?;
+        let sent = self.publisher.send(record, &topic, key.as_deref(), value.as_deref(), headers, &mut self.acks).await;
+        sent.map_err(|e: PublishError| e.into())
+    }
+
+    /// Hands every delivery report received so far to the committer.
+    pub fn settle(&mut self) -> Result<(), RunError> {
+        self.publisher.take_acks(&mut self.acks);
+        for (record, result) in self.acks.drain(..) {
+            self.ops.acked(result.is_ok());
+            self.committer.delivered(record, result)?;
+        }
+        // With the records' count, so the two figures always agree.
+        self.ops.published_bytes(self.publisher.acked_bytes());
+        Ok(())
+    }
+
+    /// Resolves once delivery reports are waiting (never while nothing is in flight).
+    pub async fn acks_ready(&self) {
+        if self.publisher.inflight() == 0 {
+            std::future::pending::<()>().await;
+        }
+        self.publisher.acks_ready().await;
+    }
+
+    /// Whether the publisher takes more records now.
+    pub fn has_capacity(&self) -> bool {
+        self.publisher.has_capacity()
+    }
+
+    pub fn inflight(&self) -> usize {
+        self.publisher.inflight()
+    }
+
+    /// Stores the position when its interval has passed (`force`: now, waiting for the write),
+    /// and reports it.
+    pub async fn commit(&mut self, force: bool) -> Result<(), RunError> {
+        let stored = self.committer.commit(force).await?;
+        let caught_up = self.committer.caught_up(stored);
+        let (waiting, held) = self.committer.waiting();
+        self.ops.offset(self.committer.position().to_string(), caught_up, waiting, held);
+        if let Some(s) = self.committer.snapshot() {
+            for (table, p) in &s.tables {
+                if p.done {
+                    self.ops.snapshot_done(table);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports what is in flight (`held`: the stream waits for a keyless table's copy).
+    pub fn report(&self, held: bool) {
+        let p = &self.publisher;
+        self.ops.inflight(p.inflight(), p.inflight_bytes(), !p.has_capacity() || held, p.acked_bytes());
+    }
+
+    /// Whether a snapshot is in progress.
+    pub fn snapshotting(&self) -> bool {
+        self.committer.snapshot().is_some_and(|s| !s.is_complete())
+    }
+
+    /// The committer, for snapshot requests.
+    pub fn committer(&mut self) -> &mut Committer {
+        &mut self.committer
+    }
+
+    /// At shutdown: waits for the records in flight until `deadline`, then stores the final
+    /// position.
+    pub async fn finish(&mut self, deadline: tokio::time::Instant) -> Result<(), RunError> {
+        while self.publisher.inflight() > 0 {
+            match tokio::time::timeout_at(deadline, self.publisher.next_acks(&mut self.acks)).await {
+                Ok(()) => self.settle()?,
+                Err(_) => {
+                    tracing::warn!(
+                        inflight = self.publisher.inflight(),
+                        "shutdown deadline passed with records in flight; they will be sent again"
+                    );
+                    break;
+                }
+            }
+        }
+        self.committer.commit(true).await?;
+        self.ops.committed(self.committer.position().to_string());
+        tracing::info!(position = %self.committer.position(), "stopped; offset committed");
+        Ok(())
+    }
+}
+
+fn headers<'a>(txn: &'a TxnContext, position: u64, table: &'a str) -> RecordHeaders<'a> {
+    RecordHeaders { gtid: &txn.gtid_text, position, table, commit_us: txn.commit_us }
+}
+
+/// The primary key of a change's row as `col=value, …` (the whole row when it has none), for
+/// messages.
+fn key_text(change: &RowChange) -> String {
+    let Some(image) = change.after.as_ref().or(change.before.as_ref()) else { return "-".into() };
+    let columns = &change.table.columns;
+    let shown: Vec<usize> = if change.table.primary_key.is_empty() {
+        (0..columns.len().min(image.len())).collect()
+    } else {
+        change.table.primary_key.clone()
+    };
+    let text: Vec<String> = shown
+        .iter()
+        .filter_map(|&i| Some(format!("{}={}", columns.get(i)?.name, short(&format!("{:?}", image.get(i)?)))))
+        .collect();
+    text.join(", ")
+}
+
+/// At most 64 characters of `s`.
+fn short(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
+    }
+}
