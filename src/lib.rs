@@ -17,6 +17,7 @@ pub mod app;
 pub mod binlog;
 pub mod change;
 pub mod check;
+pub mod clock;
 pub mod committer;
 pub mod config;
 pub mod decoder;

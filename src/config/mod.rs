@@ -8,6 +8,7 @@
 //! the binary prints it and exits with code 2.
 
 mod columns;
+pub mod compatibility;
 pub mod raw;
 mod secret;
 mod settings;

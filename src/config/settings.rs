@@ -143,7 +143,7 @@ impl std::fmt::Debug for KafkaSettings {
 
 #[derive(Debug, Clone)]
 pub enum RegistrySettings {
-    Embedded { topic: String, compatibility: crate::registry::compat::Level },
+    Embedded { topic: String, compatibility: super::compatibility::Level },
     External { url: url::Url, username: Option<String>, password: Option<Secret>, ca_file: Option<PathBuf> },
 }
 
@@ -441,8 +441,8 @@ fn registry(raw: RawRegistry) -> Result<RegistrySettings, ConfigError> {
                 return Err(invalid("registry.url", "set only with registry.mode = \"external\""));
             }
             let compatibility = match raw.compatibility.as_deref() {
-                None => crate::registry::compat::Level::Backward,
-                Some(text) => crate::registry::compat::Level::parse(text).ok_or_else(|| {
+                None => super::compatibility::Level::Backward,
+                Some(text) => super::compatibility::Level::parse(text).ok_or_else(|| {
                     invalid(
                         "registry.compatibility",
                         format!(

@@ -46,15 +46,7 @@ pub enum State {
     Failed,
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    now_us() / 1000
-}
-
-/// Microseconds since the Unix epoch.
-pub fn now_us() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
-}
+pub use crate::clock::{now_ms, now_us};
 
 #[derive(Debug, Default)]
 struct TableCounts {

@@ -93,7 +93,7 @@ impl ProducerContext for Acks {
         let (id, size, commit_us) = *opaque;
         let outcome = result.as_ref().map(|_| ()).map_err(|(e, _)| crate::kafka::produce_failure(e));
         if outcome.is_ok() && commit_us > 0 {
-            self.latency.observe(crate::ops::now_us() as i64 - commit_us as i64);
+            self.latency.observe(crate::clock::now_us() as i64 - commit_us as i64);
         }
         if let Ok(mut queue) = self.queue.lock() {
             queue.push_back((id, size, commit_us, outcome));

@@ -334,7 +334,7 @@ struct Connected<'a>(&'a ReaderStats);
 impl<'a> Connected<'a> {
     fn mark(stats: &'a ReaderStats) -> Connected<'a> {
         stats.connected.store(true, std::sync::atomic::Ordering::Relaxed);
-        stats.last_seen_ms.store(crate::ops::now_ms(), std::sync::atomic::Ordering::Relaxed);
+        stats.last_seen_ms.store(crate::clock::now_ms(), std::sync::atomic::Ordering::Relaxed);
         Connected(stats)
     }
 }
@@ -510,7 +510,7 @@ impl Reader {
                 Ok(Err(e)) => return Err(ReaderError::stream(e, server_id)),
                 Ok(Ok(Some(event))) => event,
             };
-            self.stats.last_seen_ms.store(crate::ops::now_ms(), std::sync::atomic::Ordering::Relaxed);
+            self.stats.last_seen_ms.store(crate::clock::now_ms(), std::sync::atomic::Ordering::Relaxed);
             // The event's bytes as the server sent them: decoded once, checksum verified.
             // A compressed transaction comes out in batches of embedded events, each handed on
             // (and waited for) before the next is decoded.
@@ -540,7 +540,7 @@ impl Reader {
                 if !more {
                     break;
                 }
-                self.stats.last_seen_ms.store(crate::ops::now_ms(), std::sync::atomic::Ordering::Relaxed);
+                self.stats.last_seen_ms.store(crate::clock::now_ms(), std::sync::atomic::Ordering::Relaxed);
                 more = decoder.resume(&mut |item| items.push(item))?;
             }
         }

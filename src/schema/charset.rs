@@ -117,6 +117,32 @@ impl CollationMap {
     }
 }
 
+/// Bytes in `charset` → UTF-8 text. Invalid bytes are an error: a value is never altered.
+pub fn text(bytes: &[u8], charset: Charset) -> Result<String, crate::binlog::BinlogError> {
+    match charset {
+        Charset::Utf8 | Charset::Binary => String::from_utf8(bytes.to_vec())
+            .map_err(|e| crate::binlog::BinlogError::malformed("text value", format!("not UTF-8: {e}"))),
+        Charset::Encoded(encoding) => {
+            encoding.decode_without_bom_handling_and_without_replacement(bytes).map(|s| s.into_owned()).ok_or_else(
+                || crate::binlog::BinlogError::malformed("text value", format!("not valid {}", encoding.name())),
+            )
+        }
+        Charset::Utf32 => {
+            if bytes.len() % 4 != 0 {
+                return Err(crate::binlog::BinlogError::malformed(
+                    "text value",
+                    "UTF-32 length is not a multiple of 4",
+                ));
+            }
+            bytes
+                .chunks_exact(4)
+                .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+                .collect::<Option<String>>()
+                .ok_or_else(|| crate::binlog::BinlogError::malformed("text value", "not valid UTF-32"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

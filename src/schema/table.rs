@@ -217,7 +217,7 @@ fn charset_of(col: &MapColumn, collations: &CollationMap) -> Result<Charset, Str
 fn labels(col: &MapColumn, collations: &CollationMap, what: &str) -> Result<Arc<[String]>, String> {
     let raw = col.labels.as_ref().ok_or_else(|| format!("{what} labels missing (binlog_row_metadata is not FULL)"))?;
     let charset = charset_of(col, collations)?;
-    raw.iter().map(|l| crate::decoder::text(l, charset).map_err(|e| e.to_string())).collect()
+    raw.iter().map(|l| super::charset::text(l, charset).map_err(|e| e.to_string())).collect()
 }
 
 /// `plugin`: the MariaDB data type plugin information_schema names for the column, if any.
