@@ -4,7 +4,8 @@
 //! be switched off; with transaction metadata on, BEGIN/END records with per-table counts frame
 //! each transaction on `<prefix>.transaction` and every record carries its `transaction` block.
 //! The stage does not depend on the server flavor, so one server (MySQL) runs it; the TRUNCATE
-//! record (`topics.truncate_records`) comes from each server's own statement, so both run that.
+//! record (`topics.truncate_records`) comes from each server's own statement, so both run that
+//! (with `topics.headers` on; the first test checks there are none by default).
 
 mod common;
 
@@ -74,6 +75,8 @@ async fn routes_masks_and_frames_transactions() {
     assert_eq!(people[0]["value"]["after"], json!({"id": 1, "email": hash, "bio": "hel"}));
     assert_eq!(people[1]["value"]["op"], "d");
     assert_eq!(people[1]["value"]["before"]["email"], json!(hash));
+    // No Kafka headers by default (topics.headers).
+    assert_eq!(people[0]["headers"], json!([]), "{people:?}");
 
     // Routing: both shards in one topic, created with two partitions.
     let mut routed: Vec<(String, i64)> = shards
@@ -128,7 +131,7 @@ async fn truncate_is_an_op_t_record(server: &str) {
     let url = env(server);
     let db = unique("trunc");
     admin(&url, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT)")]).await;
-    let connector = Connector::new(&url, &db).with_extra("[topics]\ntruncate_records = true\n");
+    let connector = Connector::new(&url, &db).with_extra("[topics]\ntruncate_records = true\nheaders = true\n");
     let mut child = connector.start();
     let start = position_now(&url).await.to_string();
     offset_reaches(&connector, |g| covers(g, &start)).await;
@@ -149,6 +152,14 @@ async fn truncate_is_an_op_t_record(server: &str) {
     let t = &records[2];
     assert_eq!((&t["key"], &t["value"]["before"], &t["value"]["after"]), (&Value::Null, &Value::Null, &Value::Null));
     assert_eq!(t["value"]["source"]["table"], json!("t"), "{t}");
+    // With topics.headers, each record names its GTID, place in the transaction and table.
+    let gtid = records[1]["value"]["source"]["gtid"].clone();
+    let table = json!(format!("{db}.t"));
+    assert_eq!(
+        records[1]["headers"],
+        json!([["rowferry.gtid", gtid], ["rowferry.position", "2"], ["rowferry.table", table]]),
+        "{records:?}"
+    );
     assert!(connector.log().contains("op \"t\" record sent"), "{}", connector.log());
     assert_eq!(stop(&mut child).await, Some(0), "{}", connector.log());
     admin(&url, &[format!("DROP DATABASE {db}")]).await;

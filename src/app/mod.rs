@@ -189,7 +189,8 @@ async fn stream(
 ) -> Result<(), RunError> {
     let start::Started { flavor, position, offsets, plan } = started;
     let publisher =
-        Publisher::new(&settings.kafka, TopicSpec::data(&settings.topics), MAX_INFLIGHT, MAX_INFLIGHT_BYTES)?;
+        Publisher::new(&settings.kafka, TopicSpec::data(&settings.topics), MAX_INFLIGHT, MAX_INFLIGHT_BYTES)?
+            .with_headers(settings.topics.headers);
     ops.attach_latency(publisher.latency());
     let connector = match flavor {
         Flavor::MySql => "mysql",

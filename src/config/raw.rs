@@ -184,6 +184,9 @@ pub struct RawTopics {
     /// BEGIN/END records on `<prefix>.transaction` and a `transaction` block in every record, as
     /// Debezium's `provide.transaction.metadata`. Default false.
     pub transaction_metadata: Option<bool>,
+    /// Kafka headers `rowferry.gtid`, `rowferry.position`, `rowferry.table` on each record.
+    /// Default false (Debezium adds none either).
+    pub headers: Option<bool>,
 }
 
 /// `[envelope]`

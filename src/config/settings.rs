@@ -245,7 +245,8 @@ impl Settings {
                 raw.topics.tombstones,
                 raw.topics.transaction_metadata,
             )?
-            .with_truncate_records(raw.topics.truncate_records),
+            .with_truncate_records(raw.topics.truncate_records)
+            .with_headers(raw.topics.headers),
             envelope: EnvelopeFormat::parse(raw.envelope.format.as_deref())?,
             columns: ColumnRules::new(
                 raw.columns.exclude.unwrap_or_default(),

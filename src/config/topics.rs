@@ -40,6 +40,8 @@ pub struct TopicSettings {
     pub transaction_metadata: bool,
     /// An `op = "t"` record for each TRUNCATE of a captured table.
     pub truncate_records: bool,
+    /// The `rowferry.gtid`, `rowferry.position` and `rowferry.table` headers on each record.
+    pub headers: bool,
 }
 
 impl TopicSettings {
@@ -98,7 +100,14 @@ impl TopicSettings {
             tombstones: tombstones.unwrap_or(true),
             transaction_metadata: transaction_metadata.unwrap_or(false),
             truncate_records: false,
+            headers: false,
         })
+    }
+
+    /// With the `rowferry.*` headers on each record (default: none).
+    pub fn with_headers(mut self, on: Option<bool>) -> Self {
+        self.headers = on.unwrap_or(false);
+        self
     }
 
     /// With `op = "t"` records for TRUNCATE (default: none).

@@ -120,6 +120,8 @@ pub struct Publisher {
     max_inflight_bytes: usize,
     /// librdkafka's `message.max.bytes`: a larger record is refused before it is sent.
     max_message_bytes: usize,
+    /// Records carry the `rowferry.*` headers (`topics.headers`).
+    headers: bool,
 }
 
 /// librdkafka's default `message.max.bytes`.
@@ -173,7 +175,16 @@ impl Publisher {
             inflight_bytes: 0,
             max_inflight_bytes,
             max_message_bytes,
+            headers: false,
         })
+    }
+
+    /// Records carry the `rowferry.gtid`, `rowferry.position` and `rowferry.table` headers
+    /// (`topics.headers`; off by default: librdkafka allocates a header list and each header per
+    /// record, and the envelope's `source` block says the same).
+    pub fn with_headers(mut self, on: bool) -> Self {
+        self.headers = on;
+        self
     }
 
     /// Creates `topic` the first time it is seen, if the cluster does not have it, as the data
@@ -234,12 +245,15 @@ impl Publisher {
         headers: &RecordHeaders<'_>,
     ) -> Result<(), PublishError> {
         const HEADER_FRAMING: usize = 3 * 16 + 20;
-        let size = key.map_or(0, <[u8]>::len)
-            + value.map_or(0, <[u8]>::len)
-            + "rowferry.gtidrowferry.positionrowferry.table".len()
-            + headers.gtid.len()
-            + headers.table.len()
-            + HEADER_FRAMING;
+        let header_bytes = if self.headers {
+            "rowferry.gtidrowferry.positionrowferry.table".len()
+                + headers.gtid.len()
+                + headers.table.len()
+                + HEADER_FRAMING
+        } else {
+            0
+        };
+        let size = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len) + header_bytes;
         if size > self.max_message_bytes {
             return Err(PublishError::TooLarge { topic: topic.to_string(), size, limit: self.max_message_bytes });
         }
@@ -255,15 +269,18 @@ impl Publisher {
         headers: &RecordHeaders<'_>,
         acks: &mut Vec<(RecordId, Result<(), String>)>,
     ) -> Result<(), PublishError> {
-        let mut digits = [0u8; 20];
-        let position = decimal(headers.position, &mut digits);
-        let owned = OwnedHeaders::new_with_capacity(3)
-            .insert(Header { key: "rowferry.gtid", value: Some(headers.gtid) })
-            .insert(Header { key: "rowferry.position", value: Some(position) })
-            .insert(Header { key: "rowferry.table", value: Some(headers.table) });
         let size = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
         let mut record: BaseRecord<'_, [u8], [u8], Opaque> =
-            BaseRecord::with_opaque_to(topic, Box::new((id, size, headers.commit_us))).headers(owned);
+            BaseRecord::with_opaque_to(topic, Box::new((id, size, headers.commit_us)));
+        if self.headers {
+            let mut digits = [0u8; 20];
+            let position = decimal(headers.position, &mut digits);
+            let owned = OwnedHeaders::new_with_capacity(3)
+                .insert(Header { key: "rowferry.gtid", value: Some(headers.gtid) })
+                .insert(Header { key: "rowferry.position", value: Some(position) })
+                .insert(Header { key: "rowferry.table", value: Some(headers.table) });
+            record = record.headers(owned);
+        }
         if let Some(k) = key {
             record = record.key(k);
         }

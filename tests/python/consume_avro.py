@@ -3,7 +3,7 @@ against a Confluent-compatible schema registry, and print each (key, value) as o
 
 usage: consume_avro.py BOOTSTRAP REGISTRY_URL TOPIC COUNT
 COUNT 0 reads every record the topic holds when called (up to each partition's high watermark). Each line also carries the record's
-offset and partition (all partitions are read; order is kept within each). Values that JSON cannot hold are printed as text: bytes as hex, decimals and datetimes as str.
+offset, partition and headers ([[name, text], …]; all partitions are read; order is kept within each). Values that JSON cannot hold are printed as text: bytes as hex, decimals and datetimes as str.
 """
 import datetime
 import decimal
@@ -71,7 +71,8 @@ def main():
             ends.pop(msg.partition(), None)
         key = deserialize(msg.key(), SerializationContext(topic, MessageField.KEY)) if msg.key() else None
         value = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE)) if msg.value() else None
-        print(json.dumps({"key": plain(key), "value": plain(value), "offset": msg.offset(), "partition": msg.partition()}, sort_keys=True))
+        headers = [[k, v.decode() if v is not None else None] for k, v in (msg.headers() or [])]
+        print(json.dumps({"key": plain(key), "value": plain(value), "offset": msg.offset(), "partition": msg.partition(), "headers": headers}, sort_keys=True))
         seen += 1
     consumer.close()
     if count and seen < count:
