@@ -28,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
     let start = current_position(&mut conn, flavor).await?;
     conn.disconnect().await?;
     println!("{flavor} from {start}");
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<rowferry::reader::TxnEvent>(1024);
     let reader = Reader::new(settings, ReaderOptions::default());
     let task = tokio::spawn(async move { reader.run(start, tx).await });
     while let Some(event) = rx.recv().await {

@@ -648,7 +648,7 @@ async fn mysql_reader_displaced_by_one_with_the_same_server_id_stops_with_a_clea
 
     let first = rowferry::reader::Reader::new(source_settings(&url, id, None), options.clone());
     let first_stats = first.stats();
-    let (first_tx, mut first_rx) = tokio::sync::mpsc::channel(256);
+    let (first_tx, mut first_rx) = tokio::sync::mpsc::channel::<TxnEvent>(256);
     let first_task = tokio::spawn({
         let start = start.clone();
         async move { first.run(start, first_tx).await }

@@ -44,7 +44,7 @@ use crate::encoder::stage::Encoder;
 use crate::kafka::TopicSpec;
 use crate::ops::{Ops, State};
 use crate::publisher::{PublishError, Publisher};
-use crate::reader::{EventBudget, Reader, ReaderError, ReaderOptions, ReaderStats, TxnEvent};
+use crate::reader::{EventBatch, EventBudget, Reader, ReaderError, ReaderOptions, ReaderStats, TxnEvent};
 use crate::registry::{Registry, RegistryError};
 use crate::snapshot::SnapshotError;
 use crate::snapshot::merge::Merger;
@@ -66,8 +66,8 @@ mod start;
 const MAX_INFLIGHT: usize = 50_000;
 /// ...and their key + value bytes at most.
 const MAX_INFLIGHT_BYTES: usize = 64 << 20;
-/// Events between the reader and the router...
-const CHANNEL: usize = 4096;
+/// Event batches between the reader and the router (each at most `reader::MAX_BATCH` events)...
+const CHANNEL: usize = 64;
 /// ...and the bytes of their rows at most.
 const CHANNEL_BYTES: usize = 32 << 20;
 /// Events routed per wake-up of the loop at most (between checks of acks, ticks and signals).
@@ -227,6 +227,8 @@ async fn stream(
         delivery,
         steps: Vec::new(),
         events,
+        pending: Vec::new().into_iter(),
+        pending_kib: 0,
         budget,
         reader_stats,
         side,
@@ -243,7 +245,7 @@ fn spawn_reader(
     settings: &Settings,
     start: crate::position::Position,
     ops: &Ops,
-) -> (ReaderTask, mpsc::Receiver<TxnEvent>, Arc<EventBudget>, Arc<ReaderStats>) {
+) -> (ReaderTask, mpsc::Receiver<EventBatch>, Arc<EventBudget>, Arc<ReaderStats>) {
     let (tx, rx) = mpsc::channel(CHANNEL);
     // Heartbeats at least three times per stall bound; a dead link is noticed after three.
     let heartbeat = Duration::from_secs(5).min(settings.stall_timeout / 3);
@@ -273,7 +275,11 @@ struct Driver<'a> {
     delivery: Delivery,
     /// The router's output, carried out by delivery right away (reused).
     steps: Vec<Step>,
-    events: mpsc::Receiver<TxnEvent>,
+    events: mpsc::Receiver<EventBatch>,
+    /// The rest of the batch being routed, and the batch's bytes (given back to the budget once
+    /// its last event is routed).
+    pending: std::vec::IntoIter<TxnEvent>,
+    pending_kib: u32,
     budget: Arc<EventBudget>,
     reader_stats: Arc<ReaderStats>,
     side: snapshot::Side,
@@ -310,9 +316,15 @@ impl Driver<'_> {
                 msg = side.chunks.recv(), if side.chunks_open && open => self.snapshot_message(msg).await?,
                 _ = watchdog.tick() => self.watchdog(),
                 _ = self.paused.changed() => {}
-                event = self.events.recv(), if open && !self.router.holds_stream() => {
-                    let Some(event) = event else { return Ok(true) };
-                    if self.route_batch(event, shutdown).await? {
+                _ = std::future::ready(()), if self.pending.len() > 0 && open && !self.router.holds_stream() => {
+                    if self.route_events(shutdown).await? {
+                        return Ok(false);
+                    }
+                }
+                batch = self.events.recv(), if self.pending.len() == 0 && open && !self.router.holds_stream() => {
+                    let Some(batch) = batch else { return Ok(true) };
+                    self.take(batch);
+                    if self.route_events(shutdown).await? {
                         return Ok(false);
                     }
                 }
@@ -320,16 +332,15 @@ impl Driver<'_> {
         }
     }
 
-    /// Routes `event` and those already queued behind it (up to [`EVENT_BATCH`], while the
-    /// publisher has room and no snapshot copy holds the stream). An event is taken from the
-    /// channel only when it is routed right away. Returns whether a signal came meanwhile: the
-    /// event it interrupted is left unfinished (a schema registry retried for a minute, a full
-    /// producer queue), so the final offset stays before its transaction and a restart sends it
-    /// again.
-    async fn route_batch(&mut self, mut event: TxnEvent, shutdown: &mut Shutdown) -> Result<bool, RunError> {
+    /// Routes the events of the batch taken and of those already queued behind it (up to
+    /// [`EVENT_BATCH`], while the publisher has room and no snapshot copy holds the stream); the
+    /// rest waits in `pending`. Returns whether a signal came meanwhile: the event it interrupted
+    /// is left unfinished (a schema registry retried for a minute, a full producer queue), so the
+    /// final offset stays before its transaction and a restart sends it again.
+    async fn route_events(&mut self, shutdown: &mut Shutdown) -> Result<bool, RunError> {
         let now_ms = crate::ops::now_ms() as i64;
-        for routed in 1..=EVENT_BATCH {
-            self.budget.give_back(&event);
+        for _ in 0..EVENT_BATCH {
+            let Some(event) = self.next_event() else { break };
             self.ops.event();
             self.router.route(event, &mut self.steps)?;
             self.router.release_chunks(&mut self.steps);
@@ -338,16 +349,33 @@ impl Driver<'_> {
                 outcome = self.delivery.carry_out(&mut self.steps, &mut self.router, now_ms) => outcome?,
                 _ = &mut *shutdown => return Ok(true),
             }
-            // Checked before the next event is taken: an event taken is routed.
-            if routed == EVENT_BATCH || self.router.holds_stream() || !self.delivery.has_capacity() {
+            if self.router.holds_stream() || !self.delivery.has_capacity() {
                 break;
-            }
-            match self.events.try_recv() {
-                Ok(next) => event = next,
-                Err(_) => break,
             }
         }
         Ok(false)
+    }
+
+    /// A batch from the reader becomes the one being routed.
+    fn take(&mut self, batch: EventBatch) {
+        let EventBatch { events, kib } = batch;
+        self.pending = events.into_iter();
+        self.pending_kib = kib;
+    }
+
+    /// The next event to route: of the batch being routed, else of one already queued. A
+    /// batch's bytes go back to the budget once its last event is taken.
+    fn next_event(&mut self) -> Option<TxnEvent> {
+        loop {
+            if let Some(event) = self.pending.next() {
+                if self.pending.len() == 0 {
+                    self.budget.give_back(std::mem::take(&mut self.pending_kib));
+                }
+                return Some(event);
+            }
+            let batch = self.events.try_recv().ok()?;
+            self.take(batch);
+        }
     }
 
     /// A message from the snapshot copier; the chunks it releases are emitted at once when the

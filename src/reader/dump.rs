@@ -265,6 +265,19 @@ impl DumpConn {
         self.write_packet(&command).await
     }
 
+    /// Whether the next packet is already read from the socket whole (so reading it will not
+    /// wait for the server).
+    pub fn event_buffered(&self) -> bool {
+        let buffered = self.io.buffer();
+        match buffered {
+            [a, b, c, _, rest @ ..] => {
+                let len = usize::from(*a) | usize::from(*b) << 8 | usize::from(*c) << 16;
+                len < 0xff_ffff && rest.len() >= len
+            }
+            _ => false,
+        }
+    }
+
     /// The next event's bytes (header, body, checksum) as the server sent them; `None` when the
     /// server ends the dump.
     pub async fn next_event(&mut self) -> Result<Option<&[u8]>, DumpError> {

@@ -16,8 +16,11 @@
 //!   half-received transaction ([`TxnEvent::Abort`] if it had started streaming). Only events
 //!   past a dump's preamble reset the backoff. Another process that connects with the same
 //!   server_id takes the stream over: rowferry then stops ([`ReaderError::SameServerId`]).
-//! * **Backpressure.** Events go downstream through a bounded channel; a slow consumer slows the
-//!   reads, and the server's socket buffers, not rowferry's memory, absorb the difference.
+//! * **Backpressure.** Events go downstream in batches ([`EventBatch`]: what one read of the
+//!   socket buffer holds, at most [`MAX_BATCH`] events or [`MAX_BATCH_KIB`] of rows; a batch is
+//!   sent before the reader waits on the socket, so batching adds no latency) through a bounded
+//!   channel, their bytes bounded by an [`EventBudget`]; a slow consumer slows the reads, and the
+//!   server's socket buffers, not rowferry's memory, absorb the difference.
 //!
 //! A MySQL TRANSACTION_PAYLOAD (`binlog_transaction_compression=ON`) is held compressed (the
 //! packet) and decoded in batches of [`crate::decoder::PAYLOAD_BATCH`] embedded events,
@@ -75,18 +78,9 @@ impl EventBudget {
         Arc::new(EventBudget { kib: tokio::sync::Semaphore::new(total_kib as usize), total_kib })
     }
 
-    fn cost(&self, event: &TxnEvent) -> u32 {
-        match event {
-            TxnEvent::Row(row) => {
-                u32::try_from(row.approx_bytes().div_ceil(1024)).unwrap_or(u32::MAX).min(self.total_kib)
-            }
-            _ => 0,
-        }
-    }
-
-    /// Waits until `event` fits.
-    pub async fn take(&self, event: &TxnEvent) {
-        let cost = self.cost(event);
+    /// Waits until a batch of `kib` fits (a batch larger than the whole budget takes all of it).
+    async fn take(&self, kib: u32) {
+        let cost = kib.min(self.total_kib);
         if cost > 0
             && let Ok(permits) = self.kib.acquire_many(cost).await
         {
@@ -94,9 +88,70 @@ impl EventBudget {
         }
     }
 
-    /// The consumer has taken `event` on.
-    pub fn give_back(&self, event: &TxnEvent) {
-        self.kib.add_permits(self.cost(event) as usize);
+    /// The consumer has taken on a batch of `kib` ([`EventBatch::kib`]).
+    pub fn give_back(&self, kib: u32) {
+        let cost = kib.min(self.total_kib);
+        if cost > 0 {
+            self.kib.add_permits(cost as usize);
+        }
+    }
+}
+
+/// Events handed downstream together, and the KiB of their rows (for the [`EventBudget`]).
+#[derive(Debug, Default)]
+pub struct EventBatch {
+    pub events: Vec<TxnEvent>,
+    pub kib: u32,
+}
+
+/// Events per batch at most...
+pub const MAX_BATCH: usize = 1024;
+/// ...and KiB of rows (a single larger row makes a batch of its own).
+pub const MAX_BATCH_KIB: u32 = 4096;
+
+impl EventBatch {
+    fn push(&mut self, event: TxnEvent) {
+        if let TxnEvent::Row(row) = &event {
+            let kib = u32::try_from(row.approx_bytes().div_ceil(1024)).unwrap_or(u32::MAX);
+            self.kib = self.kib.saturating_add(kib);
+        }
+        self.events.push(event);
+    }
+
+    fn full(&self) -> bool {
+        self.events.len() >= MAX_BATCH || self.kib >= MAX_BATCH_KIB
+    }
+}
+
+/// Where the reader hands its events: a channel of batches (the pipeline), or of single events
+/// (tests, tools).
+pub trait EventSink: Send + Sync {
+    /// Hands `batch` on; an error means the receiver is gone.
+    fn send_batch(&self, batch: EventBatch) -> impl std::future::Future<Output = Result<(), ()>> + Send;
+    /// Resolves once the receiver is gone.
+    fn closed(&self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+impl EventSink for mpsc::Sender<EventBatch> {
+    async fn send_batch(&self, batch: EventBatch) -> Result<(), ()> {
+        self.send(batch).await.map_err(|_| ())
+    }
+
+    async fn closed(&self) {
+        mpsc::Sender::closed(self).await
+    }
+}
+
+impl EventSink for mpsc::Sender<TxnEvent> {
+    async fn send_batch(&self, batch: EventBatch) -> Result<(), ()> {
+        for event in batch.events {
+            self.send(event).await.map_err(|_| ())?;
+        }
+        Ok(())
+    }
+
+    async fn closed(&self) {
+        mpsc::Sender::closed(self).await
     }
 }
 
@@ -412,7 +467,7 @@ impl Reader {
 
     /// Streams from `start` until the receiver of `tx` is dropped (returns `Ok`) or a fatal error.
     /// Retryable errors reconnect with backoff; `reconnects` counts them.
-    pub async fn run(&self, start: Position, tx: mpsc::Sender<TxnEvent>) -> Result<(), ReaderError> {
+    pub async fn run(&self, start: Position, tx: impl EventSink) -> Result<(), ReaderError> {
         let mut assembler = Assembler::new(start, self.options.buffer_rows);
         let mut delay = self.options.backoff_initial;
         loop {
@@ -428,12 +483,10 @@ impl Reader {
                 Err(e) if e.class() == ErrorClass::Retryable => e,
                 Err(e) => return Err(e),
             };
-            let mut voided = Vec::new();
+            let mut voided = EventBatch::default();
             assembler.reset(&mut |e| voided.push(e));
-            for event in voided {
-                if self.send(&tx, event).await.is_err() {
-                    return Ok(());
-                }
+            if !voided.events.is_empty() && self.send(&tx, voided).await.is_err() {
+                return Ok(());
             }
             if progressed {
                 delay = self.options.backoff_initial;
@@ -452,18 +505,18 @@ impl Reader {
         }
     }
 
-    /// Sends `event` once the budget has room for it.
-    async fn send(&self, tx: &mpsc::Sender<TxnEvent>, event: TxnEvent) -> Result<(), ()> {
+    /// Sends `batch` once the budget has room for it.
+    async fn send(&self, tx: &impl EventSink, batch: EventBatch) -> Result<(), ()> {
         if let Some(budget) = &self.options.budget {
-            budget.take(&event).await;
+            budget.take(batch.kib).await;
         }
-        tx.send(event).await.map_err(|_| ())
+        tx.send_batch(batch).await
     }
 
     async fn session(
         &self,
         assembler: &mut Assembler,
-        tx: &mpsc::Sender<TxnEvent>,
+        tx: &impl EventSink,
         progressed: &mut bool,
     ) -> Result<(), ReaderError> {
         // The setup queries are bounded too: a link can die before the stream starts.
@@ -497,9 +550,18 @@ impl Reader {
             }
             None => None,
         };
-        let (mut items, mut out) = (Vec::new(), Vec::new());
+        let (mut items, mut out) = (Vec::new(), EventBatch::default());
         let server_id = self.settings.server_id.get();
         loop {
+            // What is decoded goes on before the reader waits for the server (or once a batch is
+            // full): batches take only what the socket had already delivered.
+            if !out.events.is_empty()
+                && (out.full() || !stream.event_buffered())
+                && self.send(tx, std::mem::take(&mut out)).await.is_err()
+            {
+                // Downstream is gone: stop reading (nothing is lost: the position did not move).
+                return Ok(());
+            }
             let next = tokio::select! {
                 next = tokio::time::timeout(self.options.read_timeout, stream.next_event()) => next,
                 _ = self.stats.kick.notified() => return Err(ReaderError::Kicked),
@@ -531,14 +593,12 @@ impl Reader {
                         .map_err(|_| ReaderError::Silent(self.options.read_timeout))??;
                     decoder.set_all_extras(extras);
                 }
-                for event in out.drain(..) {
-                    if self.send(tx, event).await.is_err() {
-                        // Downstream is gone: stop reading (nothing is lost: the position did not move).
-                        return Ok(());
-                    }
-                }
                 if !more {
                     break;
+                }
+                // A compressed transaction's batch goes on before the next one is decoded.
+                if !out.events.is_empty() && self.send(tx, std::mem::take(&mut out)).await.is_err() {
+                    return Ok(());
                 }
                 self.stats.last_seen_ms.store(crate::clock::now_ms(), std::sync::atomic::Ordering::Relaxed);
                 more = decoder.resume(&mut |item| items.push(item))?;

@@ -169,7 +169,7 @@ pub fn spawn_reader(
 ) -> (tokio::sync::mpsc::Receiver<TxnEvent>, std::sync::Arc<rowferry::reader::ReaderStats>) {
     // The reader's warnings (reconnects) show up in a failing test's output.
     rowferry::logging::init(rowferry::config::LogFormat::Human, "warn");
-    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    let (tx, rx) = tokio::sync::mpsc::channel::<TxnEvent>(256);
     let reader = Reader::new(settings, options);
     let stats = reader.stats();
     tokio::spawn(async move {
