@@ -43,6 +43,7 @@ fn the_benchmark_runs_tiny_and_reports_every_phase() {
         .current_dir(root)
         .env("BENCH_BIN_DIR", bin_dir())
         .env("BENCH_PORT_BASE", "15390")
+        .env("BENCH_STALL_SECS", "60")
         .env("BULK_ROWS", BULK_ROWS.to_string())
         .env("OLTP_EVENTS", OLTP_EVENTS.to_string())
         .env("REPS", "1")
