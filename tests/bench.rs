@@ -61,6 +61,7 @@ fn the_benchmark_runs_tiny_and_reports_every_phase() {
         "÷ceiling",
         "latency, source commit → Kafka ack",
         "snapshot of sbtest1",
+        "C compressed",
         "side by side with Debezium",
     ] {
         assert!(stdout.contains(line), "no '{line}' in the bench's output:\n{stdout}");
@@ -75,10 +76,22 @@ fn the_benchmark_runs_tiny_and_reports_every_phase() {
         let w = |figure| number(&json, &["workloads", name, figure]);
         assert_eq!(w("rows") as u64, rows, "{name}: rows in the binlog");
         assert!(w("rowferry_rows") as u64 >= rows, "{name}: rowferry streamed them all");
-        for figure in ["rowferry_rows_per_s", "raw_read_rows_per_s", "producer_rows_per_s", "peer_rows_per_s"] {
+        for figure in [
+            "rowferry_rows_per_s",
+            "raw_read_rows_per_s",
+            "producer_rows_per_s",
+            "peer_rows_per_s",
+            "rowferry_cpu_s_per_mrow",
+        ] {
             assert!(w(figure) > 0.0, "{name}: {figure}");
         }
         assert!(w("ratio_to_ceiling") > 0.0);
+    }
+    // C: A's rows as compressed MySQL transactions.
+    assert_eq!(number(&json, &["workloads", "C", "rows"]) as u64, BULK_ROWS);
+    assert!(number(&json, &["workloads", "C", "rowferry_rows"]) as u64 >= BULK_ROWS, "C: rowferry streamed them all");
+    for figure in ["rowferry_rows_per_s", "rowferry_cpu_s_per_mrow", "rowferry_peak_rss_mib"] {
+        assert!(number(&json, &["workloads", "C", figure]) > 0.0, "C: {figure}");
     }
     let p50 = number(&json, &["latency", "p50_ms"]);
     let p99 = number(&json, &["latency", "p99_ms"]);

@@ -1,6 +1,7 @@
 """Report for scripts/bench: the medians of its repetitions as one table, and the same as JSON.
 
 usage: report.py JSON CORES STREAM_RESULTS LATENCY_RESULTS SNAPSHOT_RESULTS SNAPSHOT_ROWS LAT_TPS LAT_SECS DEBEZIUM_RESULTS
+                 [COMPRESSED_RESULTS COMPRESSED_ROWS]
 
 Input files that a phase did not write are skipped (PHASES picks the phases):
   STREAM_RESULTS   per line: name rep raw_s produce_s rowferry_s cpu_s peak_kib rows records
@@ -8,6 +9,7 @@ Input files that a phase did not write are skipped (PHASES picks the phases):
   LATENCY_RESULTS  per line: "latency" rep rows seconds metrics_file
   SNAPSHOT_RESULTS per line: scan_s snapshot_s snapshot_cpu_s snapshot_peak_kib verify_s verify_peak_kib
   DEBEZIUM_RESULTS per line: workload side rep rows to_first_s first_to_last_s cpu_s peak_kib records
+  COMPRESSED_RESULTS per line: "C" rep rowferry_s cpu_s peak_kib rows records
 """
 import json
 import os
@@ -66,7 +68,7 @@ def latency_of(metrics_file):
 
 
 def stream(rows, out):
-    print(f"{'':14}{'rows':>10}{'rowferry':>14}{'MB/s':>8}{'CPU s':>8}{'RSS MiB':>9}{'raw read':>14}"
+    print(f"{'':14}{'rows':>10}{'rowferry':>14}{'MB/s':>8}{'CPU s':>8}{'s/Mrow':>8}{'RSS MiB':>9}{'raw read':>14}"
           f"{'producer':>14}{'peer':>12}{'÷ceiling':>10}{'×peer':>8}")
     for name in dict.fromkeys(r[0] for r in rows):
         rs = [r for r in rows if r[0] == name]
@@ -86,9 +88,11 @@ def stream(rows, out):
         ceiling = min(w["raw_read_rows_per_s"], w["producer_rows_per_s"])
         w["ratio_to_ceiling"] = round(w["rowferry_rows_per_s"] / ceiling, 2)
         w["ratio_to_peer"] = round(w["rowferry_rows_per_s"] / w["peer_rows_per_s"], 1)
+        # rowferry's own CPU (user + system) per million rows of the workload.
+        w["rowferry_cpu_s_per_mrow"] = round(w["rowferry_cpu_s"] / n * 1e6, 2)
         out["workloads"][name] = w
         print(f"{name + (' bulk' if name == 'A' else ' OLTP'):14}{w['rows']:>10,}{w['rowferry_rows_per_s']:>10,} r/s"
-              f"{w['rowferry_mb_per_s']:>8}{w['rowferry_cpu_s']:>8}{w['rowferry_peak_rss_mib']:>9}"
+              f"{w['rowferry_mb_per_s']:>8}{w['rowferry_cpu_s']:>8}{w['rowferry_cpu_s_per_mrow']:>8}{w['rowferry_peak_rss_mib']:>9}"
               f"{w['raw_read_rows_per_s']:>10,} r/s{w['producer_rows_per_s']:>10,} r/s{w['peer_rows_per_s']:>8,} r/s"
               f"{w['ratio_to_ceiling']:>10}{w['ratio_to_peer']:>8}")
 
@@ -162,6 +166,19 @@ def debezium(rows, out):
         out["debezium"][w] = sides
 
 
+def compressed(rows, n, out):
+    """Workload C: compressed MySQL transactions (TRANSACTION_PAYLOAD), rowferry alone."""
+    med = lambda i: statistics.median(float(r[i]) for r in rows)  # noqa: E731
+    c = {
+        "rows": n, "repetitions": len(rows), "rowferry_rows": int(med(5)), "rowferry_rows_per_s": round(n / med(2)),
+        "rowferry_cpu_s": med(3), "rowferry_cpu_s_per_mrow": round(med(3) / n * 1e6, 2),
+        "rowferry_peak_rss_mib": round(med(4) / 1024, 1),
+    }
+    out["workloads"]["C"] = c
+    print(f"\nC compressed, MySQL 9.7 binlog_transaction_compression=ON ({n:,} rows): {c['rowferry_rows_per_s']:,} r/s, "
+          f"{c['rowferry_cpu_s']} CPU s ({c['rowferry_cpu_s_per_mrow']} s/Mrow), {c['rowferry_peak_rss_mib']} MiB peak")
+
+
 def main():
     path, cores, stream_file, latency_file, snapshot_file, snapshot_rows, tps, secs = sys.argv[1:9]
     debezium_file = sys.argv[9] if len(sys.argv) > 9 else ""
@@ -174,6 +191,8 @@ def main():
         snapshot(rows, int(open(snapshot_rows).read()), out)
     if rows := lines(debezium_file):
         debezium(rows, out)
+    if len(sys.argv) > 11 and (rows := lines(sys.argv[10])):
+        compressed(rows, int(sys.argv[11]), out)
     json.dump(out, open(path, "w"), indent=2)
     print(f"\nmedians of the repetitions; JSON: {path}")
 
