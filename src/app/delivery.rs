@@ -21,7 +21,7 @@ use crate::committer::stage::Committer;
 use crate::committer::{RecordId, TxnId};
 use crate::config::TopicSettings;
 use crate::encoder::datum::SourceInfo;
-use crate::encoder::stage::{Encoded, Encoder};
+use crate::encoder::stage::Encoder;
 use crate::error::ErrorClass;
 use crate::kafka::TopicSpec;
 use crate::ops::Ops;
@@ -55,6 +55,17 @@ pub struct Delivery {
     open: Option<TxnId>,
     /// Prepared XA transactions' registrations, open until their decision.
     parked: HashMap<Xid, TxnId>,
+    /// Key and value buffers, reused record after record (the producer copies what it sends).
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+/// Where a snapshot chunk's records go: their `source` block, table, pseudo-transaction and time.
+struct ChunkAt<'a> {
+    source: &'a SourceInfo<'a>,
+    table: &'a str,
+    txn: TxnId,
+    now_ms: i64,
 }
 
 /// A table that cannot go on, and why.
@@ -68,7 +79,18 @@ impl Delivery {
         committer: Committer,
         ops: Arc<Ops>,
     ) -> Delivery {
-        Delivery { settings, encoder, publisher, committer, ops, acks: Vec::new(), open: None, parked: HashMap::new() }
+        Delivery {
+            settings,
+            encoder,
+            publisher,
+            committer,
+            ops,
+            acks: Vec::new(),
+            open: None,
+            parked: HashMap::new(),
+            key: Vec::with_capacity(64),
+            value: Vec::with_capacity(1024),
+        }
     }
 
     /// Carries out `steps` (drained) in order. A table that fails on the way is stopped through
@@ -143,27 +165,41 @@ impl Delivery {
     async fn record(&mut self, r: Record, now_ms: i64) -> Result<Failure, RunError> {
         let txn = self.current("a row")?;
         let source = r.txn.source(self.settings.connector, &self.settings.name, &r.change.at);
-        let encoded = match self.encoder.encode(&r.change, &source, r.info.as_ref(), now_ms).await {
-            Ok(encoded) => encoded,
-            Err(e) if e.class() == ErrorClass::PerTable => return Ok(Some((r.table, e.to_string()))),
-            Err(e) => return Err(e.into()),
+        let (mut key, mut value) = (std::mem::take(&mut self.key), std::mem::take(&mut self.value));
+        let encoded = self.encoder.encode_into(&r.change, &source, r.info.as_ref(), now_ms, &mut key, &mut value).await;
+        let outcome = match encoded {
+            Ok((topic, keyed)) => self.publish(&r, topic, keyed.then_some(key.as_slice()), &value, txn, now_ms).await,
+            Err(e) if e.class() == ErrorClass::PerTable => Ok(Some((r.table.clone(), e.to_string()))),
+            Err(e) => Err(e.into()),
         };
+        (self.key, self.value) = (key, value);
+        outcome
+    }
+
+    /// Publishes the encoded record of `r` (and a tombstone after a delete, when on).
+    async fn publish(
+        &mut self,
+        r: &Record,
+        topic: Arc<str>,
+        key: Option<&[u8]>,
+        value: &[u8],
+        txn: TxnId,
+        now_ms: i64,
+    ) -> Result<Failure, RunError> {
         let op = r.change.op;
         if op != Op::Truncate {
             self.ops.row(r.table.dotted(), crate::encoder::datum::op_code(op), r.txn.commit_ms, now_ms);
         }
         let headers = headers(&r.txn, r.position, r.table.dotted());
-        let tombstone =
-            (r.tombstone && encoded.key.is_some()).then(|| (Arc::clone(&encoded.topic), encoded.key.clone()));
-        match self.send(encoded.topic, encoded.key, Some(encoded.value), txn, &headers).await {
+        match self.send(&topic, key, Some(value), txn, &headers).await {
             Err(RunError::Publish(e)) if e.class() == ErrorClass::PerTable => {
-                return Ok(Some((r.table, format!("{e} (the row's key: {})", key_text(&r.change)))));
+                return Ok(Some((r.table.clone(), format!("{e} (the row's key: {})", key_text(&r.change)))));
             }
             other => other?,
         }
-        if let Some((topic, key)) = tombstone {
+        if r.tombstone && key.is_some() {
             // A tombstone after a delete lets compaction drop the key.
-            self.send(topic, key, None, txn, &headers).await?;
+            self.send(&topic, key, None, txn, &headers).await?;
         }
         if op == Op::Truncate {
             tracing::info!(table = %r.table, gtid = %r.txn.gtid_text, "TRUNCATE TABLE: op \"t\" record sent");
@@ -186,7 +222,7 @@ impl Delivery {
             self.publisher.ensure_topic_as(&record.topic, &spec).await?;
         }
         let headers = headers(txn, position, "");
-        self.send(record.topic, record.key, Some(record.value), open, &headers).await
+        self.send(&record.topic, record.key.as_deref(), Some(&record.value), open, &headers).await
     }
 
     /// A snapshot chunk as one pseudo-transaction of `op = "r"` records, whose release makes the
@@ -213,7 +249,8 @@ impl Delivery {
         for (i, row) in chunk.rows.into_iter().enumerate() {
             let table = Arc::clone(&chunk.schema);
             let change = RowChange { op: Op::Read, table, before: None, after: Some(row), at: Default::default() };
-            match self.chunk_row(&change, &source, i as u64, &chunk.table, txn, now_ms).await? {
+            let at = ChunkAt { source: &source, table: &chunk.table, txn, now_ms };
+            match self.chunk_row(&change, i as u64, &at).await? {
                 Some(problem) => {
                     failed = Some(problem);
                     break;
@@ -232,30 +269,36 @@ impl Delivery {
     }
 
     /// The `i`-th row of a chunk; a per-table problem is returned.
-    async fn chunk_row(
+    async fn chunk_row(&mut self, change: &RowChange, i: u64, at: &ChunkAt<'_>) -> Result<Option<String>, RunError> {
+        let (mut key, mut value) = (std::mem::take(&mut self.key), std::mem::take(&mut self.value));
+        let outcome = match self.encoder.encode_into(change, at.source, None, at.now_ms, &mut key, &mut value).await {
+            Ok((topic, keyed)) => self.read_record(change, i, at, &topic, keyed.then_some(&key), &value).await,
+            Err(e) if e.class() == ErrorClass::PerTable => Ok(Some(e.to_string())),
+            Err(e) => Err(e.into()),
+        };
+        (self.key, self.value) = (key, value);
+        outcome
+    }
+
+    /// Checks (every `snapshot.inline_verify_every`-th) and publishes the `i`-th record of a chunk.
+    async fn read_record(
         &mut self,
         change: &RowChange,
-        source: &SourceInfo<'_>,
         i: u64,
-        table: &str,
-        txn: TxnId,
-        now_ms: i64,
+        at: &ChunkAt<'_>,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: &[u8],
     ) -> Result<Option<String>, RunError> {
-        let encoded = match self.encoder.encode(change, source, None, now_ms).await {
-            Ok(encoded) => encoded,
-            Err(e) if e.class() == ErrorClass::PerTable => return Ok(Some(e.to_string())),
-            Err(e) => return Err(e.into()),
-        };
         let every = self.settings.inline_verify_every;
         if every > 0
             && i % every == 0
-            && let Err(e) = self.encoder.verify_inline(change, source, now_ms, &encoded)
+            && let Err(e) = self.encoder.verify_inline(change, at.source, at.now_ms, value)
         {
             return Ok(Some(e.to_string()));
         }
-        let headers = RecordHeaders { gtid: "", position: i + 1, table, commit_us: 0 };
-        let Encoded { topic, key, value, .. } = encoded;
-        match self.send(topic, key, Some(value), txn, &headers).await {
+        let headers = RecordHeaders { gtid: "", position: i + 1, table: at.table, commit_us: 0 };
+        match self.send(topic, key, Some(value), at.txn, &headers).await {
             Err(RunError::Publish(e)) if e.class() == ErrorClass::PerTable => Ok(Some(e.to_string())),
             other => other.map(|()| None),
         }
@@ -265,16 +308,16 @@ impl Delivery {
     /// the first time.
     async fn send(
         &mut self,
-        topic: Arc<str>,
-        key: Option<Vec<u8>>,
-        value: Option<Vec<u8>>,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
         txn: TxnId,
         headers: &RecordHeaders<'_>,
     ) -> Result<(), RunError> {
-        self.publisher.ensure_topic(&topic).await?;
-        self.publisher.check_size(&topic, key.as_deref(), value.as_deref(), headers)?;
+        self.publisher.ensure_topic(topic).await?;
+        self.publisher.check_size(topic, key, value, headers)?;
         let record = self.committer.sent(txn)?;
-        let sent = self.publisher.send(record, &topic, key.as_deref(), value.as_deref(), headers, &mut self.acks).await;
+        let sent = self.publisher.send(record, topic, key, value, headers, &mut self.acks).await;
         sent.map_err(|e: PublishError| e.into())
     }
 

@@ -200,37 +200,56 @@ impl Encoder {
         txn: Option<&datum::TxnInfo>,
         ts_ms: i64,
     ) -> Result<Encoded, EncodeError> {
+        let (mut key, mut value) = (Vec::new(), Vec::new());
+        let (topic, keyed) = self.encode_into(change, source, txn, ts_ms, &mut key, &mut value).await?;
+        let table = self.last.map(|i| Arc::clone(&self.prepared[i].name));
+        Ok(Encoded { topic, table, key: keyed.then_some(key), value })
+    }
+
+    /// [`Encoder::encode`] into the caller's buffers (cleared first; reused across records, as the
+    /// producer copies what it sends): returns the record's topic and whether it has a key (an
+    /// empty `key` otherwise).
+    pub async fn encode_into(
+        &mut self,
+        change: &RowChange,
+        source: &datum::SourceInfo<'_>,
+        txn: Option<&datum::TxnInfo>,
+        ts_ms: i64,
+        key: &mut Vec<u8>,
+        value: &mut Vec<u8>,
+    ) -> Result<(Arc<str>, bool), EncodeError> {
+        key.clear();
+        value.clear();
         let i = self.prepare(&change.table).await?;
         let prepared = &self.prepared[i];
         let change = &*project::shown(prepared.projection.as_ref(), change);
         if let Some(json) = &prepared.json {
             // Through the Avro values of the `debezium` format, written as Connect's JSON.
-            let key = match (&json.key, datum::key(change, self.format)?) {
-                (Some(schema), Some(key)) => Some(json_record(schema, &key, &prepared.name)?),
-                _ => None,
+            let keyed = match (&json.key, datum::key(change, self.format)?) {
+                (Some(schema), Some(k)) => {
+                    *key = json_record(schema, &k, &prepared.name)?;
+                    true
+                }
+                _ => false,
             };
-            let value = datum::envelope(change, source, txn, ts_ms, self.format)?;
-            let value = json_record(&json.value, &value, &prepared.name)?;
-            return Ok(Encoded {
-                topic: Arc::clone(&prepared.topic),
-                table: Some(Arc::clone(&prepared.name)),
-                key,
-                value,
-            });
+            let envelope = datum::envelope(change, source, txn, ts_ms, self.format)?;
+            *value = json_record(&json.value, &envelope, &prepared.name)?;
+            return Ok((Arc::clone(&prepared.topic), keyed));
         }
         // Straight to Avro binary (binary.rs; the same bytes as apache-avro, property-tested).
-        let key = match prepared.key_id {
+        let keyed = match prepared.key_id {
             Some(id) => {
-                let mut out = Vec::with_capacity(32);
-                wire::header_into(id, &mut out);
-                binary::key(&mut out, change, self.format)?.then_some(out)
+                wire::header_into(id, key);
+                binary::key(key, change, self.format)?
             }
-            None => None,
+            None => false,
         };
-        let mut value = Vec::with_capacity(128 + 16 * change.table.columns.len());
-        wire::header_into(prepared.value_id, &mut value);
-        binary::envelope(&mut value, change, source, txn, ts_ms, self.format)?;
-        Ok(Encoded { topic: Arc::clone(&prepared.topic), table: Some(Arc::clone(&prepared.name)), key, value })
+        if !keyed {
+            key.clear();
+        }
+        wire::header_into(prepared.value_id, value);
+        binary::envelope(value, change, source, txn, ts_ms, self.format)?;
+        Ok((Arc::clone(&prepared.topic), keyed))
     }
 
     /// Checks the record [`Encoder::encode`] just made for `change` the other way round: the
@@ -242,7 +261,7 @@ impl Encoder {
         change: &RowChange,
         source: &datum::SourceInfo<'_>,
         ts_ms: i64,
-        encoded: &Encoded,
+        value: &[u8],
     ) -> Result<(), EncodeError> {
         let Some(prepared) = self.last.and_then(|i| self.prepared.get(i)) else {
             return Err(EncodeError::Avro("inline verify without a prepared table".into()));
@@ -251,7 +270,7 @@ impl Encoder {
         if prepared.json.is_some() {
             // The record is JSON with a schema and a payload, and its values are valid for the
             // table's Avro schema (the `json` format writes the `debezium` format's values).
-            let doc: serde_json::Value = serde_json::from_slice(&encoded.value).map_err(|e| EncodeError::Schema {
+            let doc: serde_json::Value = serde_json::from_slice(value).map_err(|e| EncodeError::Schema {
                 table: table(),
                 problem: format!("inline verify: the record is not JSON: {e}"),
             })?;
@@ -265,7 +284,7 @@ impl Encoder {
             datum::encode(&prepared.value_schema, datum::envelope(change, source, None, ts_ms, self.format)?)?;
             return Ok(());
         }
-        let (id, mut datum_bytes) = wire::parse(&encoded.value)?;
+        let (id, mut datum_bytes) = wire::parse(value)?;
         let bytes = datum_bytes;
         if id != prepared.value_id {
             return Err(EncodeError::Schema { table: table(), problem: format!("inline verify: schema id {id}") });
