@@ -60,17 +60,47 @@ pub struct RecordHeaders<'a> {
     pub commit_us: u64,
 }
 
-/// One delivery report: the record, its key + value bytes, its source commit time (µs since the
-/// epoch, 0 when unknown), and the outcome.
-type Report = (RecordId, usize, u64, Result<(), String>);
+/// One delivery report: the record's slot in [`Slots`], when the report came (µs since the epoch),
+/// and the outcome.
+type Report = (usize, u64, Result<(), String>);
 
-/// What travels with a record through librdkafka: id, key + value bytes, source commit µs.
-type Opaque = Box<(RecordId, usize, u64)>;
+/// What travels with a record through librdkafka: its slot in [`Slots`] (a number, so nothing is
+/// allocated per record here and freed on librdkafka's thread).
+type Opaque = usize;
+
+/// The records in flight: id, key + value bytes, source commit time (µs, 0 when unknown), by slot.
+/// Slots are reused; there are as many as records were ever in flight at once.
+#[derive(Debug, Default)]
+struct Slots {
+    slots: Vec<Option<(RecordId, usize, u64)>>,
+    free: Vec<usize>,
+}
+
+impl Slots {
+    fn insert(&mut self, record: (RecordId, usize, u64)) -> usize {
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(record);
+                slot
+            }
+            None => {
+                self.slots.push(Some(record));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: usize) -> Option<(RecordId, usize, u64)> {
+        let record = self.slots.get_mut(slot)?.take()?;
+        self.free.push(slot);
+        Some(record)
+    }
+}
 
 /// The producer's context: rowferry's logging, plus delivery reports queued for the pipeline.
 struct Acks {
     log: Context,
-    /// Source commit → acknowledgement, observed when the report arrives.
+    /// Source commit → acknowledgement (the report's arrival), observed as reports are taken.
     latency: Arc<Histogram>,
     queue: Mutex<VecDeque<Report>>,
     ready: tokio::sync::Notify,
@@ -89,14 +119,12 @@ impl ClientContext for Acks {
 impl ProducerContext for Acks {
     type DeliveryOpaque = Opaque;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Self::DeliveryOpaque) {
-        let (id, size, commit_us) = *opaque;
+    fn delivery(&self, result: &DeliveryResult<'_>, slot: Self::DeliveryOpaque) {
         let outcome = result.as_ref().map(|_| ()).map_err(|(e, _)| crate::kafka::produce_failure(e));
-        if outcome.is_ok() && commit_us > 0 {
-            self.latency.observe(crate::clock::now_us() as i64 - commit_us as i64);
-        }
+        // When the report came, for the commit → ack latency (observed once the slot is read).
+        let at_us = crate::clock::now_us();
         if let Ok(mut queue) = self.queue.lock() {
-            queue.push_back((id, size, commit_us, outcome));
+            queue.push_back((slot, at_us, outcome));
         }
         self.ready.notify_one();
     }
@@ -106,6 +134,8 @@ impl ProducerContext for Acks {
 pub struct Publisher {
     producer: ThreadedProducer<Acks>,
     acks: Arc<Acks>,
+    /// The records in flight, by the slot their delivery report names.
+    slots: Slots,
     admin: Arc<AdminClient<Context>>,
     /// Topics known to exist, and how to create the others.
     topics: HashSet<String>,
@@ -176,6 +206,7 @@ impl Publisher {
             max_inflight_bytes,
             max_message_bytes,
             headers: false,
+            slots: Slots::default(),
         })
     }
 
@@ -270,8 +301,8 @@ impl Publisher {
         acks: &mut Vec<(RecordId, Result<(), String>)>,
     ) -> Result<(), PublishError> {
         let size = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
-        let mut record: BaseRecord<'_, [u8], [u8], Opaque> =
-            BaseRecord::with_opaque_to(topic, Box::new((id, size, headers.commit_us)));
+        let slot = self.slots.insert((id, size, headers.commit_us));
+        let mut record: BaseRecord<'_, [u8], [u8], Opaque> = BaseRecord::with_opaque_to(topic, slot);
         if self.headers {
             let mut digits = [0u8; 20];
             let position = decimal(headers.position, &mut digits);
@@ -300,7 +331,10 @@ impl Publisher {
                     let _ = tokio::time::timeout(Duration::from_millis(100), self.acks.ready.notified()).await;
                     self.take_acks(acks);
                 }
-                Err((e, _)) => return Err(PublishError::Kafka(e.to_string())),
+                Err((e, _)) => {
+                    self.slots.remove(slot);
+                    return Err(PublishError::Kafka(e.to_string()));
+                }
             }
         }
     }
@@ -308,7 +342,14 @@ impl Publisher {
     /// Moves every delivery report received so far into `out`.
     pub fn take_acks(&mut self, out: &mut Vec<(RecordId, Result<(), String>)>) {
         let Ok(mut queue) = self.acks.queue.lock() else { return };
-        for (id, size, _, result) in queue.drain(..) {
+        for (slot, at_us, result) in queue.drain(..) {
+            let Some((id, size, commit_us)) = self.slots.remove(slot) else {
+                tracing::error!(slot, "a delivery report for no record in flight");
+                continue;
+            };
+            if result.is_ok() && commit_us > 0 {
+                self.acks.latency.observe(at_us as i64 - commit_us as i64);
+            }
             self.inflight -= 1;
             self.inflight_bytes -= size;
             if result.is_ok() {
@@ -352,6 +393,19 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn slots_are_reused_and_read_once() {
+        use crate::committer::RecordId;
+        let mut slots = super::Slots::default();
+        let (a, b) = (slots.insert((RecordId { txn: 1 }, 10, 0)), slots.insert((RecordId { txn: 2 }, 20, 5)));
+        assert_ne!(a, b);
+        assert_eq!(slots.remove(a), Some((RecordId { txn: 1 }, 10, 0)));
+        assert_eq!(slots.remove(a), None, "a report is read once");
+        assert_eq!(slots.insert((RecordId { txn: 3 }, 30, 0)), a, "a freed slot is reused");
+        assert_eq!(slots.remove(b), Some((RecordId { txn: 2 }, 20, 5)));
+        assert_eq!(slots.remove(99), None);
+    }
+
     #[test]
     fn decimal_digits() {
         let mut buf = [0u8; 20];
