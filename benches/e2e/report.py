@@ -83,11 +83,12 @@ def stream(rows, out):
             # The producer ceiling sends as many records as rowferry published in its run; per row:
             "raw_read_rows_per_s": round(n / med(2)), "producer_rows_per_s": round(med(8) / med(3) * n / med(8)),
             "producer_records_per_s": round(med(8) / med(3)), "records_per_row": round(med(8) / med(7), 3),
-            "peer_rows_per_s": round(med(11) / med(10)),
+            # 0: the peer was left out (BENCH_PEER=0).
+            "peer_rows_per_s": round(med(11) / med(10)) if med(10) > 0 else 0,
         }
         ceiling = min(w["raw_read_rows_per_s"], w["producer_rows_per_s"])
         w["ratio_to_ceiling"] = round(w["rowferry_rows_per_s"] / ceiling, 2)
-        w["ratio_to_peer"] = round(w["rowferry_rows_per_s"] / w["peer_rows_per_s"], 1)
+        w["ratio_to_peer"] = round(w["rowferry_rows_per_s"] / w["peer_rows_per_s"], 1) if w["peer_rows_per_s"] else 0
         # rowferry's own CPU (user + system) per million rows of the workload.
         w["rowferry_cpu_s_per_mrow"] = round(w["rowferry_cpu_s"] / n * 1e6, 2)
         out["workloads"][name] = w
