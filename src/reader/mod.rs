@@ -470,12 +470,15 @@ impl Reader {
     pub async fn run(&self, start: Position, tx: impl EventSink) -> Result<(), ReaderError> {
         let mut assembler = Assembler::new(start, self.options.buffer_rows);
         let mut delay = self.options.backoff_initial;
+        // Events the assembler has passed and the session has not handed on yet: kept across a
+        // lost connection (the assembler's position already counts them).
+        let mut out = EventBatch::default();
         loop {
             let mut progressed = false;
             // Downstream gone (shutdown) ends the reader whatever the session is doing: waiting
             // for a connection, for an event, or for room in the channel.
             let outcome = tokio::select! {
-                outcome = self.session(&mut assembler, &tx, &mut progressed) => outcome,
+                outcome = self.session(&mut assembler, &tx, &mut progressed, &mut out) => outcome,
                 _ = tx.closed() => return Ok(()),
             };
             let error = match outcome {
@@ -483,6 +486,10 @@ impl Reader {
                 Err(e) if e.class() == ErrorClass::Retryable => e,
                 Err(e) => return Err(e),
             };
+            // What was decoded before the connection was lost goes on first, then the void.
+            if !out.events.is_empty() && self.send(&tx, std::mem::take(&mut out)).await.is_err() {
+                return Ok(());
+            }
             let mut voided = EventBatch::default();
             assembler.reset(&mut |e| voided.push(e));
             if !voided.events.is_empty() && self.send(&tx, voided).await.is_err() {
@@ -518,6 +525,7 @@ impl Reader {
         assembler: &mut Assembler,
         tx: &impl EventSink,
         progressed: &mut bool,
+        out: &mut EventBatch,
     ) -> Result<(), ReaderError> {
         // The setup queries are bounded too: a link can die before the stream starts.
         let setup = async {
@@ -550,14 +558,14 @@ impl Reader {
             }
             None => None,
         };
-        let (mut items, mut out) = (Vec::new(), EventBatch::default());
+        let mut items = Vec::new();
         let server_id = self.settings.server_id.get();
         loop {
             // What is decoded goes on before the reader waits for the server (or once a batch is
             // full): batches take only what the socket had already delivered.
             if !out.events.is_empty()
                 && (out.full() || !stream.event_buffered())
-                && self.send(tx, std::mem::take(&mut out)).await.is_err()
+                && self.send(tx, std::mem::take(out)).await.is_err()
             {
                 // Downstream is gone: stop reading (nothing is lost: the position did not move).
                 return Ok(());
@@ -597,7 +605,7 @@ impl Reader {
                     break;
                 }
                 // A compressed transaction's batch goes on before the next one is decoded.
-                if !out.events.is_empty() && self.send(tx, std::mem::take(&mut out)).await.is_err() {
+                if !out.events.is_empty() && self.send(tx, std::mem::take(out)).await.is_err() {
                     return Ok(());
                 }
                 self.stats.last_seen_ms.store(crate::clock::now_ms(), std::sync::atomic::Ordering::Relaxed);
