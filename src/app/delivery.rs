@@ -324,10 +324,16 @@ impl Delivery {
     /// Hands every delivery report received so far to the committer.
     pub fn settle(&mut self) -> Result<(), RunError> {
         self.publisher.take_acks(&mut self.acks);
+        let (mut ok, mut failed) = (0, 0);
         for (record, result) in self.acks.drain(..) {
-            self.ops.acked(result.is_ok());
+            if result.is_ok() {
+                ok += 1;
+            } else {
+                failed += 1;
+            }
             self.committer.delivered(record, result)?;
         }
+        self.ops.acked(ok, failed);
         // With the records' count, so the two figures always agree.
         self.ops.published_bytes(self.publisher.acked_bytes());
         Ok(())

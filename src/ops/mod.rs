@@ -206,8 +206,12 @@ impl Ops {
     pub fn row(&self, table: &str, op: &str, commit_ms: i64, now: i64) {
         self.behind_ms.store(if commit_ms > 0 { (now - commit_ms).max(0) } else { 0 }, Ordering::Relaxed);
         if let Ok(mut tables) = self.tables.lock() {
+            // The table's counts are found without building a key (this runs for every row).
             let key = if tables.contains_key(table) || tables.len() < MAX_TABLES { table } else { "_other" };
-            let counts = tables.entry(key.to_string()).or_default();
+            if !tables.contains_key(key) {
+                tables.insert(key.to_string(), TableCounts::default());
+            }
+            let Some(counts) = tables.get_mut(key) else { return };
             match op {
                 "c" => counts.inserts += 1,
                 "u" => counts.updates += 1,
@@ -221,13 +225,14 @@ impl Ops {
         self.behind_ms.store(0, Ordering::Relaxed);
     }
 
-    pub fn acked(&self, ok: bool) {
-        self.last_ack_ms.store(now_ms(), Ordering::Relaxed);
-        if ok {
-            self.published.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.delivery_errors.fetch_add(1, Ordering::Relaxed);
+    /// Delivery reports taken together: `ok` records acknowledged, `failed` not.
+    pub fn acked(&self, ok: u64, failed: u64) {
+        if ok + failed == 0 {
+            return;
         }
+        self.last_ack_ms.store(now_ms(), Ordering::Relaxed);
+        self.published.fetch_add(ok, Ordering::Relaxed);
+        self.delivery_errors.fetch_add(failed, Ordering::Relaxed);
     }
 
     /// Key + value bytes Kafka acknowledged so far.
@@ -507,7 +512,7 @@ mod tests {
         ops.offset("0-1-5".into(), false, 0, true);
         assert!(ops.readiness().reasons.iter().any(|r| r.contains("a stopped table holds it")));
         // A long transaction whose records Kafka keeps acknowledging: not stuck.
-        ops.acked(true);
+        ops.acked(1, 0);
         ops.offset("0-1-5".into(), false, 1, false);
         assert!(ops.readiness().ready, "{:?}", ops.readiness());
         // Moved: ready again.
