@@ -358,13 +358,13 @@ impl DumpConn {
 /// The auth response for `plugin`; plugins rowferry cannot answer are an error naming the fix.
 fn auth_data(plugin: &AuthPlugin<'_>, password: &str, nonce: &[u8], tls: bool) -> Result<Vec<u8>, DumpError> {
     match plugin {
-        AuthPlugin::MysqlNativePassword | AuthPlugin::CachingSha2Password => {}
+        AuthPlugin::MysqlNativePassword | AuthPlugin::CachingSha2Password | AuthPlugin::Ed25519 => {}
         AuthPlugin::MysqlClearPassword if tls => {}
         other => {
             return Err(DumpError::Auth(format!(
                 "the account uses the authentication plugin {:?}, which rowferry's replication connection does not \
-                 speak; fix: use caching_sha2_password or mysql_native_password for source.user (mysql_clear_password \
-                 only with TLS)",
+                 speak; fix: use caching_sha2_password or mysql_native_password for source.user (MariaDB: also \
+                 ed25519; mysql_clear_password only with TLS)",
                 String::from_utf8_lossy(other.as_bytes())
             )));
         }
