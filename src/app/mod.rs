@@ -8,9 +8,9 @@
 //! 1. `reader::dump` reads the event's packet from the replication connection;
 //!    `decoder` decodes it once, against the schema its TABLE_MAP gave (`schema`), into a
 //!    [`RowChange`](crate::change::RowChange); `reader::assembler` frames it as a
-//!    [`TxnEvent::Row`] between the transaction's `Begin` and `Commit`, and the reader sends it
-//!    into the bounded event channel (bounded by count and by bytes, [`CHANNEL`] and
-//!    [`CHANNEL_BYTES`]).
+//!    [`TxnEvent::Row`] between the transaction's `Begin` and `Commit`, and the reader sends it,
+//!    in a batch with the events the socket had already delivered ([`EventBatch`]), into the
+//!    bounded event channel (bounded by batches and by bytes, [`CHANNEL`] and [`CHANNEL_BYTES`]).
 //! 2. Here, the driver takes it when the publisher has room and hands it to the router
 //!    (`app::router`), which turns it into [`Step`](router::Step)s: the records it becomes
 //!    (captured tables only, a key change split in two, tombstone and transaction metadata), or a
