@@ -35,6 +35,9 @@ use crate::snapshot::merge::{Chunk, Merger, Msg, Outcome, Ready};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Table shapes the router remembers at most (see [`Router::table_of`]).
+const MAX_SHAPES: usize = 4096;
+
 /// Events out of order (a reader bug): the run stops.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
@@ -166,9 +169,10 @@ pub struct Router {
     /// The transaction begun last (kept after its end: its GTID tells the merger what was routed).
     txn: Arc<TxnContext>,
     parked: HashMap<Xid, Open>,
-    /// The previous row's schema, table and whether it is captured: consecutive rows of a table
-    /// share one schema `Arc`, so this is worked out once per run of rows.
-    last_table: Option<(Arc<TableSchema>, TableId, bool)>,
+    /// Per schema seen (by its `Arc`'s address; the `Arc` is held, so an address is never reused
+    /// while it is here): its table and whether it is captured. Rows of a table share their schema
+    /// `Arc` until its shape changes, so this is worked out once per table and shape, not per row.
+    tables: HashMap<usize, (Arc<TableSchema>, TableId, bool)>,
     /// The latest shape seen of each captured table (a TRUNCATE's op "t" record needs one).
     known: HashMap<TableId, Arc<TableSchema>>,
     /// Stopped tables and why, for the rest of this run.
@@ -183,7 +187,7 @@ impl Router {
             open: None,
             txn: Arc::default(),
             parked: HashMap::new(),
-            last_table: None,
+            tables: HashMap::new(),
             known: HashMap::new(),
             stopped: HashMap::new(),
             merger,
@@ -251,18 +255,7 @@ impl Router {
         if self.open.is_none() {
             return Err(RouteError::OutsideTransaction("a row"));
         }
-        let (table, captured) = match &self.last_table {
-            Some((schema, table, captured)) if Arc::ptr_eq(schema, &change.table) => (table.clone(), *captured),
-            _ => {
-                let table = TableId::of(&change.table);
-                let captured = self.settings.tables.captures(table.db(), table.table());
-                if captured {
-                    self.known.insert(table.clone(), Arc::clone(&change.table));
-                }
-                self.last_table = Some((Arc::clone(&change.table), table.clone(), captured));
-                (table, captured)
-            }
-        };
+        let (table, captured) = self.table_of(&change.table);
         if !captured {
             return Ok(());
         }
@@ -280,6 +273,25 @@ impl Router {
             self.record(change, &table, out);
         }
         Ok(())
+    }
+
+    /// The table a row's schema belongs to, and whether it is captured.
+    fn table_of(&mut self, schema: &Arc<TableSchema>) -> (TableId, bool) {
+        let key = Arc::as_ptr(schema) as usize;
+        if let Some((_, table, captured)) = self.tables.get(&key) {
+            return (table.clone(), *captured);
+        }
+        // Bounded: a run with endless DDL starts over rather than keeping every old shape.
+        if self.tables.len() >= MAX_SHAPES {
+            self.tables.clear();
+        }
+        let table = TableId::of(schema);
+        let captured = self.settings.tables.captures(table.db(), table.table());
+        if captured {
+            self.known.insert(table.clone(), Arc::clone(schema));
+        }
+        self.tables.insert(key, (Arc::clone(schema), table.clone(), captured));
+        (table, captured)
     }
 
     /// One data record of the open transaction (with the transaction's BEGIN record first).

@@ -141,6 +141,25 @@ fn a_transaction_without_captured_rows_has_no_metadata_and_settings_switch_polic
 }
 
 #[test]
+fn a_new_shape_of_a_table_is_the_same_table_and_truncates_with_it() {
+    let (old, new) = (schema("shop", "a"), schema("shop", "a"));
+    let mut r = router(RouterSettings { transaction_metadata: false, ..settings() });
+    let truncate = TxnEvent::Statement { db: "shop".into(), sql: "TRUNCATE a".into() };
+    let steps = route(
+        &mut r,
+        vec![
+            TxnEvent::Begin { gtid: gtid(1), commit_us: 0 },
+            insert(&old, 1),
+            insert(&new, 2),
+            insert(&old, 3),
+            truncate,
+            TxnEvent::Commit { gtid: gtid(1) },
+        ],
+    );
+    assert_eq!(steps, ["begin 0-1-1", "c@1 shop.a", "c@2 shop.a", "c@3 shop.a", "truncated", "t@0 shop.a", "end"]);
+}
+
+#[test]
 fn a_primary_key_change_is_a_delete_and_a_create() {
     let a = schema("shop", "a");
     let mut r = router(RouterSettings { transaction_metadata: false, ..settings() });
