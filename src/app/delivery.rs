@@ -131,9 +131,10 @@ impl Delivery {
                 let txn = self.current("a held change")?;
                 self.committer.hold(txn)?;
             }
-            Step::Stop { table, why } => {
+            Step::Stop { table, why, gtid } => {
                 tracing::error!(
                     %table,
+                    %gtid,
                     error = %why,
                     "table stopped: its changes are not published and the stored offset stays before this \
                      transaction; the other tables keep streaming. Fix the cause and restart rowferry: it resumes \

@@ -135,10 +135,11 @@ pub enum Step {
     Void,
     /// The open transaction is held: a stopped table's change is in it.
     Hold,
-    /// `table` stops here (see the module docs); the open transaction is held.
+    /// `table` stops here (see the module docs) in the open transaction (`gtid`), which is held.
     Stop {
         table: TableId,
         why: String,
+        gtid: Arc<str>,
     },
     /// A snapshot chunk to emit as `op = "r"` records, then answer.
     Chunk {
@@ -361,7 +362,7 @@ impl Router {
     /// transaction); its later rows become holds.
     pub fn stop(&mut self, table: TableId, why: String) -> Step {
         self.stopped.insert(table.clone(), why.clone());
-        Step::Stop { table, why }
+        Step::Stop { table, why, gtid: Arc::clone(&self.txn.gtid_text) }
     }
 
     /// What a step queued before a table stopped becomes now: a stopped table's record a hold of
