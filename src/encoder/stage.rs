@@ -14,12 +14,10 @@ use crate::schema::TableSchema;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// One encoded record.
+/// One encoded transaction metadata record.
 #[derive(Debug, Clone)]
 pub struct Encoded {
     pub topic: Arc<str>,
-    /// `db.table` of the change (`None` for transaction metadata records).
-    pub table: Option<Arc<str>>,
     /// `None`: no primary key (null Kafka key).
     pub key: Option<Vec<u8>>,
     pub value: Vec<u8>,
@@ -128,12 +126,6 @@ impl Encoder {
     }
 
     /// The index in `prepared` of `table`'s current shape, planning and registering it if new.
-    /// The latest shape of `db`.`table` this encoder has prepared, if any.
-    pub fn known(&self, db: &str, table: &str) -> Option<Arc<TableSchema>> {
-        let i = *self.tables.get(&(db.to_string(), table.to_string()))?;
-        Some(Arc::clone(&self.prepared[i].table))
-    }
-
     async fn prepare(&mut self, table: &Arc<TableSchema>) -> Result<usize, EncodeError> {
         if let Some(i) = self.last
             && Arc::ptr_eq(&self.prepared[i].table, table)
@@ -192,23 +184,9 @@ impl Encoder {
         Ok(i)
     }
 
-    /// Encodes one change; `txn` fills the envelope's `transaction` block.
-    pub async fn encode(
-        &mut self,
-        change: &RowChange,
-        source: &datum::SourceInfo<'_>,
-        txn: Option<&datum::TxnInfo>,
-        ts_ms: i64,
-    ) -> Result<Encoded, EncodeError> {
-        let (mut key, mut value) = (Vec::new(), Vec::new());
-        let (topic, keyed) = self.encode_into(change, source, txn, ts_ms, &mut key, &mut value).await?;
-        let table = self.last.map(|i| Arc::clone(&self.prepared[i].name));
-        Ok(Encoded { topic, table, key: keyed.then_some(key), value })
-    }
-
-    /// [`Encoder::encode`] into the caller's buffers (cleared first; reused across records, as the
-    /// producer copies what it sends): returns the record's topic and whether it has a key (an
-    /// empty `key` otherwise).
+    /// Encodes one change into the caller's buffers (cleared first; reused across records, as the
+    /// producer copies what it sends); `txn` fills the envelope's `transaction` block. Returns the
+    /// record's topic and whether it has a key (an empty `key` otherwise).
     pub async fn encode_into(
         &mut self,
         change: &RowChange,
@@ -252,7 +230,7 @@ impl Encoder {
         Ok((Arc::clone(&prepared.topic), keyed))
     }
 
-    /// Checks the record [`Encoder::encode`] just made for `change` the other way round: the
+    /// Checks the record [`Encoder::encode_into`] just made for `change` the other way round: the
     /// value decodes under the registered schema, and an independent encoding of the source row
     /// (apache-avro's, from the row's typed values) gives the same bytes. A mismatch is a
     /// per-table error naming the table.
@@ -389,11 +367,11 @@ impl Encoder {
             datum::encode(key_schema, key.clone())?;
             datum::encode(value_schema, value.clone())?;
             let (key, value) = (json_record(key_json, &key, &topic)?, json_record(value_json, &value, &topic)?);
-            return Ok(Encoded { topic: topic.into(), table: None, key: Some(key), value });
+            return Ok(Encoded { topic: topic.into(), key: Some(key), value });
         }
         let (mut key_bytes, mut value_bytes) = (Vec::new(), Vec::new());
         wire::frame_into(*key_id, &datum::encode(key_schema, key)?, &mut key_bytes);
         wire::frame_into(*value_id, &datum::encode(value_schema, value)?, &mut value_bytes);
-        Ok(Encoded { topic: topic.into(), table: None, key: Some(key_bytes), value: value_bytes })
+        Ok(Encoded { topic: topic.into(), key: Some(key_bytes), value: value_bytes })
     }
 }
