@@ -19,7 +19,6 @@ use crate::binlog::events::Xid;
 use crate::change::{Op, RowChange, TableId};
 use crate::committer::stage::Committer;
 use crate::committer::{RecordId, TxnId};
-use crate::config::TopicSettings;
 use crate::encoder::datum::SourceInfo;
 use crate::encoder::stage::Encoder;
 use crate::error::ErrorClass;
@@ -37,7 +36,9 @@ pub struct DeliverySettings {
     pub connector: &'static str,
     /// The connector's name.
     pub name: Arc<str>,
-    pub topics: TopicSettings,
+    /// How the transaction metadata topic is created: one partition, so BEGIN and END of every
+    /// transaction stay in commit order.
+    pub metadata_topic: TopicSpec,
     /// Check every n-th snapshot record against an independent encoding (0: never).
     pub inline_verify_every: u64,
 }
@@ -218,9 +219,7 @@ impl Delivery {
         let open = self.current("transaction metadata")?;
         let record = self.encoder.transaction_record(&txn.gtid_text, end.as_deref(), txn.commit_ms).await?;
         if end.is_none() {
-            // One partition: BEGIN and END of every transaction in commit order.
-            let spec = TopicSpec { partitions: 1, ..TopicSpec::data(&self.settings.topics) };
-            self.publisher.ensure_topic_as(&record.topic, &spec).await?;
+            self.publisher.ensure_topic_as(&record.topic, &self.settings.metadata_topic).await?;
         }
         let headers = headers(txn, position, "");
         self.send(&record.topic, record.key.as_deref(), Some(&record.value), open, &headers).await

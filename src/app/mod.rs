@@ -214,7 +214,7 @@ async fn stream(
     let delivery_settings = DeliverySettings {
         connector,
         name: settings.name.as_str().into(),
-        topics: settings.topics.clone(),
+        metadata_topic: TopicSpec { partitions: 1, ..TopicSpec::data(&settings.topics) },
         inline_verify_every: settings.snapshot.inline_verify_every,
     };
     let delivery = Delivery::new(delivery_settings, encoder, publisher, committer, Arc::clone(ops));
