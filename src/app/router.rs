@@ -365,8 +365,8 @@ impl Router {
         Step::Stop { table, why, gtid: Arc::clone(&self.txn.gtid_text) }
     }
 
-    /// What a step queued before a table stopped becomes now: a stopped table's record a hold of
-    /// its transaction, its snapshot chunk answered as failed (`None`).
+    /// What a step becomes as delivery takes it, now that its table may have stopped: a stopped
+    /// table's record a hold of its transaction, its snapshot chunk answered as failed (`None`).
     pub fn recheck(&self, step: Step) -> Option<Step> {
         if self.stopped.is_empty() {
             return Some(step);
@@ -386,8 +386,8 @@ impl Router {
         self.merger.handle(msg);
     }
 
-    /// Between transactions: appends the snapshot chunks the stream has caught up with (a chunk of
-    /// a stopped table is answered as failed, one to read again as such).
+    /// Between transactions: appends the snapshot chunks the stream has caught up with (one to read
+    /// again is answered as such).
     pub fn release_chunks(&mut self, out: &mut Vec<Step>) {
         if self.open.is_some() || self.merger.is_idle() {
             return;
@@ -398,13 +398,9 @@ impl Router {
                 Ready::Retry { reply } => {
                     let _ = reply.send(Outcome::Retry);
                 }
+                // A stopped table's chunk is answered as failed by `recheck`, as delivery takes it.
                 Ready::Emit { chunk, dropped, reply } => {
-                    let table = TableId::of(&chunk.schema);
-                    if let Some(why) = self.stopped.get(&table) {
-                        let _ = reply.send(Outcome::Failed(format!("the table is stopped: {why}")));
-                        continue;
-                    }
-                    self.known.insert(table, Arc::clone(&chunk.schema));
+                    self.known.insert(TableId::of(&chunk.schema), Arc::clone(&chunk.schema));
                     out.push(Step::Chunk { chunk, dropped, reply });
                 }
             }
