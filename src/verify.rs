@@ -342,7 +342,10 @@ async fn read_topic(
     let err = |e: String| VerifyError::Other(format!("topic {topic}: {e}"));
     let mut config = crate::kafka::assigning(&crate::kafka::client_config(&settings.kafka));
     config
-        .set("enable.partition.eof", "false")
+        // A topic written in Kafka transactions ends in a marker no record has: its end is the
+        // partition's EOF (at the last stable offset, as read_committed reads).
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
         // Bounded prefetch: the per-key map, not librdkafka's queue, is what memory is for.
         .set("queued.max.messages.kbytes", "16384");
     crate::kafka::fast_reads(&mut config);
@@ -389,6 +392,10 @@ async fn read_topic(
                 return Err(err("did not reach the end of the topic within 10 minutes".into()));
             }
             let polled = consumer.poll(Duration::from_millis(200));
+            if let Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) = polled {
+                done.insert(p);
+                continue;
+            }
             let Some(message) = crate::kafka::next_record(polled).map_err(|e| err(e.to_string()))? else { continue };
             let partition = message.partition();
             if message.offset() + 1 >= ends.get(&partition).copied().unwrap_or(0) {

@@ -77,9 +77,9 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if group_only(&error) {
+        if group_only(&error) || matches!(error, KafkaError::PartitionEOF(_)) {
             // Readers name a group they never join (see READER_GROUP): a refused lookup of its
-            // coordinator changes nothing.
+            // coordinator changes nothing. A reader at its partition's end is where it wants to be.
             tracing::debug!(target: "librdkafka", "kafka client: {reason}");
             return;
         }
@@ -301,8 +301,13 @@ pub fn next_record<'a>(
     }
 }
 
-/// Calls `each` for every record of partition 0 of `topic`, from the beginning up to the end it
-/// had when called. Blocking: run it on a blocking thread.
+/// Calls `each` for every committed record of partition 0 of `topic`, from the beginning up to
+/// the end it had when called. Blocking: run it on a blocking thread.
+///
+/// Reads `read_committed`: records of an aborted or still open Kafka transaction are never
+/// given (exactly-once delivery writes the offsets topic in transactions). Such a topic may end
+/// in a transaction marker, an offset no record has, so the end is also the partition's EOF
+/// (librdkafka signals it at the last stable offset).
 pub fn read_to_end(
     config: &ClientConfig,
     topic: &str,
@@ -311,6 +316,7 @@ pub fn read_to_end(
 ) -> Result<(), String> {
     let mut c = assigning(config);
     fast_reads(&mut c);
+    c.set("isolation.level", "read_committed").set("enable.partition.eof", "true");
     let consumer: BaseConsumer<Context> = create(&c).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + limit;
     // A leader election (a broker restarted, leadership moved back) answers "not leader" for a
@@ -336,7 +342,11 @@ pub fn read_to_end(
         if Instant::now() > deadline {
             return Err(format!("did not reach offset {high} within {limit:?}"));
         }
-        let Some(message) = next_record(consumer.poll(Duration::from_millis(200))).map_err(|e| e.to_string())? else {
+        let polled = consumer.poll(Duration::from_millis(200));
+        if let Some(Err(KafkaError::PartitionEOF(_))) = polled {
+            return Ok(());
+        }
+        let Some(message) = next_record(polled).map_err(|e| e.to_string())? else {
             continue;
         };
         each(&message)?;

@@ -1,8 +1,11 @@
 """Stock-client check: read Avro records from a topic with confluent-kafka's AvroDeserializer
 against a Confluent-compatible schema registry, and print each (key, value) as one JSON line.
 
-usage: consume_avro.py BOOTSTRAP REGISTRY_URL TOPIC COUNT
-COUNT 0 reads every record the topic holds when called (up to each partition's high watermark). Each line also carries the record's
+usage: consume_avro.py BOOTSTRAP REGISTRY_URL TOPIC COUNT [ISOLATION]
+ISOLATION is the consumer's isolation.level: read_committed (the default, librdkafka's too) or
+read_uncommitted (also shows records of aborted and open Kafka transactions).
+COUNT 0 reads every record the topic holds when called (up to each partition's end: its high
+watermark, or the partition EOF — a topic written in Kafka transactions ends in a marker no record has). Each line also carries the record's
 offset, partition and headers ([[name, text], …]; all partitions are read; order is kept within each). Values that JSON cannot hold are printed as text: bytes as hex, decimals and datetimes as str.
 """
 import datetime
@@ -12,7 +15,7 @@ import sys
 import time
 import uuid
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -45,9 +48,11 @@ def topic_partitions(consumer, topic, seconds):
 
 def main():
     bootstrap, registry_url, topic, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    isolation = sys.argv[5] if len(sys.argv) > 5 else "read_committed"
     registry = SchemaRegistryClient({"url": registry_url})
     deserialize = AvroDeserializer(registry)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rowferry-python-check", "enable.auto.commit": False})
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rowferry-python-check", "enable.auto.commit": False,
+                         "isolation.level": isolation, "enable.partition.eof": count == 0})
     partitions = topic_partitions(consumer, topic, 20)
     consumer.assign([TopicPartition(topic, p, 0) for p in sorted(partitions)])
     # COUNT 0: the partitions still to read, and where each ends now.
@@ -66,6 +71,9 @@ def main():
             continue
         idle = 0
         if msg.error():
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                ends.pop(msg.partition(), None)
+                continue
             raise SystemExit(f"consumer error: {msg.error()}")
         if count == 0 and msg.offset() + 1 >= ends.get(msg.partition(), 0):
             ends.pop(msg.partition(), None)
