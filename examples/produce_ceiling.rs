@@ -24,6 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         bootstrap_servers: bootstrap.clone(),
         topic_prefix: "ceiling".into(),
         librdkafka: Default::default(),
+        delivery: Default::default(),
     };
     let spec = TopicSpec { partitions: 1, replication: -1, config: Vec::new() };
     // The bounds `rowferry run` uses.

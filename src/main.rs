@@ -2,7 +2,9 @@
 //! the command, and turn the outcome into an exit code.
 //!
 //! Exit codes: 0 success; 1 the command ran and found a problem (a failed check, a runtime
-//! error); 2 the invocation is wrong (bad arguments or configuration, command not available yet).
+//! error); 2 the invocation is wrong (bad arguments or configuration, command not available yet);
+//! 3 fenced: another instance with the same connector name took over its Kafka transactions
+//! (exactly-once delivery) — restarting this one would only fence that one in turn.
 
 use clap::Parser;
 use rowferry::cli::{Cli, Command, ConfigArg};
@@ -11,6 +13,7 @@ use std::process::ExitCode;
 
 const EXIT_PROBLEM: u8 = 1;
 const EXIT_USAGE: u8 = 2;
+const EXIT_FENCED: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -129,7 +132,7 @@ fn finish(name: &str, outcome: anyhow::Result<Result<(), rowferry::app::RunError
         Ok(Err(e)) => {
             tracing::error!(error = %e, "rowferry {name} stopped");
             eprintln!("rowferry: {e}");
-            ExitCode::from(EXIT_PROBLEM)
+            ExitCode::from(if e.is_fenced() { EXIT_FENCED } else { EXIT_PROBLEM })
         }
         Err(e) => {
             eprintln!("rowferry: {e:#}");

@@ -64,6 +64,7 @@ async fn stock_client_reads_what_rowferry_writes(server: &str) {
         bootstrap_servers: env(KAFKA),
         topic_prefix: "rowferry".into(),
         librdkafka: Default::default(),
+        delivery: Default::default(),
     };
     let registry = Arc::new(EmbeddedRegistry::open(&kafka, &unique("_schemas"), -1).await.expect("registry"));
     let topic = format!("rowferry.{db}.t");

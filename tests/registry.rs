@@ -12,7 +12,12 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn kafka() -> KafkaSettings {
-    KafkaSettings { bootstrap_servers: env(KAFKA), topic_prefix: "t".into(), librdkafka: Default::default() }
+    KafkaSettings {
+        bootstrap_servers: env(KAFKA),
+        topic_prefix: "t".into(),
+        librdkafka: Default::default(),
+        delivery: Default::default(),
+    }
 }
 
 /// A minimal HTTP/1.1 client: (status, body).

@@ -230,8 +230,12 @@ async fn mysql_incompatible_change_stops_one_table() {
 /// A Confluent-compatible registry server for the test: rowferry's registry REST API (on a
 /// schema topic of its own) behind basic auth `rf:s3cret`.
 async fn registry_server() -> String {
-    let kafka =
-        KafkaSettings { bootstrap_servers: env(KAFKA), topic_prefix: "x".into(), librdkafka: Default::default() };
+    let kafka = KafkaSettings {
+        bootstrap_servers: env(KAFKA),
+        topic_prefix: "x".into(),
+        librdkafka: Default::default(),
+        delivery: Default::default(),
+    };
     let registry = Arc::new(EmbeddedRegistry::open(&kafka, &unique("_schemas_ext"), -1).await.expect("registry"));
     let app =
         rowferry::registry::http::router(registry, rowferry::ops::http::Gate::new(None, ([127, 0, 0, 1], 0).into()))

@@ -12,6 +12,19 @@
 //!   the router (its transaction is held, the other tables go on); any other failure stops the run.
 //! - Memory: the publisher bounds the records and bytes in flight; the driver hands in no new
 //!   work while it has no capacity.
+//!
+//! **Exactly-once** (`kafka.delivery = "exactly_once"`): records go into a Kafka transaction,
+//! committed at the first source-transaction boundary (no transaction open, no XA transaction
+//! prepared and undecided) once `kafka.transaction_interval_ms` has passed or
+//! `kafka.transaction_max_bytes` were sent. The commit waits for every record's report, lets the
+//! committer release what they complete, adds the offset record for that position to the same
+//! transaction and commits it: the records and the position after them become visible together,
+//! or neither does. When no boundary comes within half of the Kafka transaction timeout (one
+//! source transaction still being sent, an XA transaction left prepared), the Kafka transaction is
+//! committed anyway with the position before the open source transaction — its part sent so far
+//! would be sent again if rowferry stopped before its end — and one warning says so. A table stop
+//! ends the run in this mode (its transaction's other records are in the open Kafka transaction,
+//! and going on past it would send later records again after the restart its fix needs).
 
 use super::RunError;
 use super::router::{Record, Router, Step, TxnContext};
@@ -19,6 +32,7 @@ use crate::binlog::events::Xid;
 use crate::change::{Op, RowChange, TableId};
 use crate::committer::stage::Committer;
 use crate::committer::{RecordId, TxnId};
+use crate::config::TransactionBounds;
 use crate::encoder::datum::SourceInfo;
 use crate::encoder::stage::Encoder;
 use crate::error::ErrorClass;
@@ -28,6 +42,7 @@ use crate::publisher::{PublishError, Publisher, RecordHeaders};
 use crate::snapshot::merge::{Chunk, Outcome};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The settings delivery needs.
 #[derive(Debug, Clone)]
@@ -41,6 +56,23 @@ pub struct DeliverySettings {
     pub metadata_topic: TopicSpec,
     /// Check every n-th snapshot record against an independent encoding (0: never).
     pub inline_verify_every: u64,
+    /// Exactly-once: when a Kafka transaction is committed, and the Kafka transaction timeout.
+    pub transactions: Option<(TransactionBounds, Duration)>,
+}
+
+/// Exactly-once: the Kafka transaction being filled.
+#[derive(Debug)]
+struct KafkaTxn {
+    bounds: TransactionBounds,
+    /// Past this age (ms) without a boundary, the transaction is committed at the position before
+    /// the open source transaction (half the Kafka transaction timeout).
+    split_ms: i64,
+    /// When its first record was sent (ms since the epoch).
+    started_ms: Option<i64>,
+    /// When the last one was committed.
+    committed_ms: i64,
+    /// Key + value bytes sent in it.
+    bytes: u64,
 }
 
 /// See the module docs.
@@ -59,6 +91,8 @@ pub struct Delivery {
     /// Key and value buffers, reused record after record (the producer copies what it sends).
     key: Vec<u8>,
     value: Vec<u8>,
+    /// Exactly-once: the Kafka transaction (`None`: at-least-once).
+    kafka_txn: Option<KafkaTxn>,
 }
 
 /// Where a snapshot chunk's records go: their `source` block, table, pseudo-transaction and time.
@@ -81,7 +115,6 @@ impl Delivery {
         ops: Arc<Ops>,
     ) -> Delivery {
         Delivery {
-            settings,
             encoder,
             publisher,
             committer,
@@ -91,12 +124,30 @@ impl Delivery {
             parked: HashMap::new(),
             key: Vec::with_capacity(64),
             value: Vec::with_capacity(1024),
+            kafka_txn: settings.transactions.map(|(bounds, timeout)| KafkaTxn {
+                bounds,
+                split_ms: (timeout.as_millis() / 2) as i64,
+                started_ms: None,
+                committed_ms: crate::clock::now_ms() as i64,
+                bytes: 0,
+            }),
+            settings,
         }
     }
 
     /// Carries out `steps` (drained) in order. A table that fails on the way is stopped through
     /// `router`, and its records left in `steps` become holds of their transaction.
     pub async fn carry_out(&mut self, steps: &mut Vec<Step>, router: &mut Router, now_ms: i64) -> Result<(), RunError> {
+        let outcome = self.carry_out_steps(steps, router, now_ms).await;
+        self.fenced_or(outcome)
+    }
+
+    async fn carry_out_steps(
+        &mut self,
+        steps: &mut Vec<Step>,
+        router: &mut Router,
+        now_ms: i64,
+    ) -> Result<(), RunError> {
         for step in steps.drain(..) {
             let Some(step) = router.recheck(step) else { continue };
             if let Some((table, why)) = self.apply(step, now_ms).await? {
@@ -104,7 +155,72 @@ impl Delivery {
                 self.apply(stop, now_ms).await?;
             }
         }
-        self.settle()
+        self.settle()?;
+        self.transaction_tick(now_ms, false).await
+    }
+
+    /// A failure of a fenced producer is reported as the fencing (the cause the operator acts on).
+    fn fenced_or<T>(&self, outcome: Result<T, RunError>) -> Result<T, RunError> {
+        match outcome {
+            Err(e) if self.kafka_txn.is_some() && !matches!(e, RunError::Publish(PublishError::Fenced { .. })) => {
+                match self.publisher.fenced() {
+                    Some(detail) => Err(RunError::Publish(PublishError::Fenced { detail })),
+                    None => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Exactly-once: commits the Kafka transaction when it is due (see the module docs; `force`:
+    /// at any boundary).
+    async fn transaction_tick(&mut self, now_ms: i64, force: bool) -> Result<(), RunError> {
+        let Some(t) = &self.kafka_txn else { return Ok(()) };
+        let boundary = self.open.is_none() && self.parked.is_empty();
+        let due =
+            force || t.bytes >= t.bounds.max_bytes || now_ms - t.committed_ms >= t.bounds.interval.as_millis() as i64;
+        if boundary && due {
+            return self.commit_transaction(now_ms).await;
+        }
+        let age = t.started_ms.map_or(0, |started| now_ms - started);
+        if !boundary && self.publisher.in_transaction() && age >= t.split_ms {
+            tracing::warn!(
+                open_for_ms = age,
+                xa_prepared = self.parked.len(),
+                "exactly_once: no source-transaction boundary within half the Kafka transaction timeout \
+                 (kafka.librdkafka.\"transaction.timeout.ms\"): committing the Kafka transaction with the open \
+                 source transaction's records sent so far and the offset before it. If rowferry stops before that \
+                 source transaction ends, those records are sent again (a read_committed consumer sees them twice). \
+                 Raise transaction.timeout.ms (up to the broker's transaction.max.timeout.ms) to keep such \
+                 transactions whole"
+            );
+            return self.commit_transaction(now_ms).await;
+        }
+        Ok(())
+    }
+
+    /// Exactly-once: waits for every record of the Kafka transaction, adds the offset they
+    /// complete, and commits.
+    async fn commit_transaction(&mut self, now_ms: i64) -> Result<(), RunError> {
+        while self.publisher.inflight() > 0 {
+            self.publisher.next_acks(&mut self.acks).await;
+            self.settle()?;
+        }
+        let offset = self.committer.transaction_offset()?;
+        if let Some((topic, offset)) = &offset {
+            let bytes = serde_json::to_vec(offset).map_err(|e| RunError::Other(e.to_string()))?;
+            self.publisher.send_offset(topic, &offset.connector, &bytes).await?;
+            self.publisher.offset_written(&mut self.acks).await?;
+            self.settle()?;
+        }
+        self.publisher.commit_transaction().await?;
+        if offset.is_some() {
+            self.committer.transaction_committed();
+        }
+        if let Some(t) = &mut self.kafka_txn {
+            (t.started_ms, t.bytes, t.committed_ms) = (None, 0, now_ms);
+        }
+        Ok(())
     }
 
     async fn apply(&mut self, step: Step, now_ms: i64) -> Result<Failure, RunError> {
@@ -131,6 +247,15 @@ impl Delivery {
             Step::Hold => {
                 let txn = self.current("a held change")?;
                 self.committer.hold(txn)?;
+            }
+            Step::Stop { table, why, gtid } if self.kafka_txn.is_some() => {
+                self.ops.table_stopped(table.dotted(), &why);
+                return Err(RunError::Other(format!(
+                    "table {table} cannot be published ({why}) in transaction {gtid}. With kafka.delivery = \
+                     \"exactly_once\" a stopped table stops the run: the open Kafka transaction is not committed \
+                     (none of its records is visible to read_committed consumers) and the stored offset stays before \
+                     this transaction. Fix the cause (or exclude the table) and restart"
+                )));
             }
             Step::Stop { table, why, gtid } => {
                 tracing::error!(
@@ -317,12 +442,21 @@ impl Delivery {
         self.publisher.ensure_topic(topic).await?;
         self.publisher.check_size(topic, key, value, headers)?;
         let record = self.committer.sent(txn)?;
-        let sent = self.publisher.send(record, topic, key, value, headers, &mut self.acks).await;
-        sent.map_err(|e: PublishError| e.into())
+        self.publisher.send(record, topic, key, value, headers, &mut self.acks).await?;
+        if let Some(t) = &mut self.kafka_txn {
+            t.bytes += (key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len)) as u64;
+            t.started_ms.get_or_insert_with(|| crate::clock::now_ms() as i64);
+        }
+        Ok(())
     }
 
     /// Hands every delivery report received so far to the committer.
     pub fn settle(&mut self) -> Result<(), RunError> {
+        let outcome = self.settle_reports();
+        self.fenced_or(outcome)
+    }
+
+    fn settle_reports(&mut self) -> Result<(), RunError> {
         self.publisher.take_acks(&mut self.acks);
         let (mut ok, mut failed) = (0, 0);
         for (record, result) in self.acks.drain(..) {
@@ -359,7 +493,13 @@ impl Delivery {
     /// Stores the position when its interval has passed (`force`: now, waiting for the write),
     /// and reports it.
     pub async fn commit(&mut self, force: bool) -> Result<(), RunError> {
-        let stored = self.committer.commit(force).await?;
+        let stored = if self.kafka_txn.is_some() {
+            let outcome = self.transaction_tick(crate::clock::now_ms() as i64, force).await;
+            self.fenced_or(outcome)?;
+            self.committer.is_stored()
+        } else {
+            self.committer.commit(force).await?
+        };
         let caught_up = self.committer.caught_up(stored);
         let (waiting, held) = self.committer.waiting();
         self.ops.offset(self.committer.position().to_string(), caught_up, waiting, held);
@@ -404,9 +544,31 @@ impl Delivery {
                 }
             }
         }
-        self.committer.commit(true).await?;
+        if self.kafka_txn.is_some() {
+            self.finish_transaction().await?;
+        } else {
+            self.committer.commit(true).await?;
+        }
         self.ops.committed(self.committer.position().to_string());
         tracing::info!(position = %self.committer.position(), "stopped; offset committed");
+        Ok(())
+    }
+}
+
+impl Delivery {
+    /// Exactly-once, at shutdown: commits the Kafka transaction at a boundary; in the middle of a
+    /// source transaction aborts it (nothing of it visible; a restart sends it again whole).
+    async fn finish_transaction(&mut self) -> Result<(), RunError> {
+        let boundary = self.open.is_none() && self.parked.is_empty();
+        if boundary && self.publisher.inflight() == 0 {
+            let outcome = self.commit_transaction(crate::clock::now_ms() as i64).await;
+            return self.fenced_or(outcome);
+        }
+        tracing::warn!(
+            "stopping inside a source transaction (or with records unacknowledged): the open Kafka transaction is \
+             aborted, and a restart sends its records again from the stored offset"
+        );
+        self.publisher.abort_transaction().await;
         Ok(())
     }
 }

@@ -38,12 +38,12 @@
 use crate::check::{PreflightError, PreflightFailure};
 use crate::committer::offsets::OffsetError;
 use crate::committer::stage::{CommitError, Committer};
-use crate::config::Settings;
+use crate::config::{DeliveryMode, Settings};
 use crate::encoder::EncodeError;
 use crate::encoder::stage::Encoder;
 use crate::kafka::TopicSpec;
 use crate::ops::{Ops, State};
-use crate::publisher::{PublishError, Publisher};
+use crate::publisher::PublishError;
 use crate::reader::{EventBatch, EventBudget, Reader, ReaderError, ReaderOptions, ReaderStats, TxnEvent};
 use crate::registry::{Registry, RegistryError};
 use crate::snapshot::SnapshotError;
@@ -98,6 +98,13 @@ pub enum RunError {
     Route(#[from] RouteError),
     #[error("{0}")]
     Other(String),
+}
+
+impl RunError {
+    /// Another instance with this connector's name took over (exactly-once delivery).
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, RunError::Publish(PublishError::Fenced { .. }))
+    }
 }
 
 // The source and reader errors carry mysql_async's (large) error: boxed to keep results small.
@@ -187,10 +194,7 @@ async fn stream(
     ops: &Arc<Ops>,
     options: &RunOptions,
 ) -> Result<(), RunError> {
-    let start::Started { flavor, position, offsets, plan } = started;
-    let publisher =
-        Publisher::new(&settings.kafka, TopicSpec::data(&settings.topics), MAX_INFLIGHT, MAX_INFLIGHT_BYTES)?
-            .with_headers(settings.topics.headers);
+    let start::Started { flavor, position, offsets, plan, publisher } = started;
     ops.attach_latency(publisher.latency());
     let connector = match flavor {
         Flavor::MySql => "mysql",
@@ -216,6 +220,10 @@ async fn stream(
         name: settings.name.as_str().into(),
         metadata_topic: TopicSpec { partitions: 1, ..TopicSpec::data(&settings.topics) },
         inline_verify_every: settings.snapshot.inline_verify_every,
+        transactions: match settings.kafka.delivery {
+            DeliveryMode::AtLeastOnce => None,
+            DeliveryMode::ExactlyOnce(bounds) => Some((bounds, settings.kafka.transaction_timeout())),
+        },
     };
     let delivery = Delivery::new(delivery_settings, encoder, publisher, committer, Arc::clone(ops));
     let (reader, events, budget, reader_stats) = spawn_reader(settings, position, ops);
@@ -295,7 +303,12 @@ impl Driver<'_> {
         self.ops.set_state(if self.delivery.snapshotting() { State::Snapshotting } else { State::Streaming });
         // At least once a second: the tick is also the loop's heartbeat (`/healthz`); the
         // committer stores the offset only once its interval has passed.
-        let mut tick = tokio::time::interval(self.settings.commit_interval.min(Duration::from_secs(1)));
+        let mut every = self.settings.commit_interval.min(Duration::from_secs(1));
+        if let DeliveryMode::ExactlyOnce(bounds) = self.settings.kafka.delivery {
+            // A quiet stream's last Kafka transaction is committed on a tick.
+            every = every.min(bounds.interval);
+        }
+        let mut tick = tokio::time::interval(every);
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
         loop {
             let open = self.delivery.has_capacity() && !*self.paused.borrow();

@@ -5,12 +5,18 @@
 //!
 //! Invariant: a first start stores where it begins (and the snapshot it is about to take) before
 //! anything is published, so a crash before the first commit resumes there, not at a later "now".
+//! With exactly-once delivery the producer's transactions are initialised before the stored
+//! offset is read: an older instance of the connector is fenced first, so none can commit a
+//! transaction (and an offset) after the read.
 
 use super::snapshot::{self, SnapshotPlan};
+use super::{MAX_INFLIGHT, MAX_INFLIGHT_BYTES};
 use super::{RunError, RunOptions};
 use crate::committer::offsets::{OffsetStore, StoredOffset};
-use crate::config::{RegistrySettings, Settings, SnapshotMode};
+use crate::config::{DeliveryMode, RegistrySettings, Settings, SnapshotMode};
+use crate::kafka::TopicSpec;
 use crate::position::Position;
+use crate::publisher::Publisher;
 use crate::reader::ReaderError;
 use crate::registry::Registry;
 use crate::registry::embedded::EmbeddedRegistry;
@@ -25,6 +31,25 @@ pub(super) struct Started {
     pub(super) position: Position,
     pub(super) offsets: OffsetStore,
     pub(super) plan: Option<SnapshotPlan>,
+    pub(super) publisher: Publisher,
+}
+
+/// The data producer: transactional (its transactions initialised, fencing older instances)
+/// with exactly-once delivery.
+async fn publisher(settings: &Settings) -> Result<Publisher, RunError> {
+    let id = match settings.kafka.delivery {
+        DeliveryMode::AtLeastOnce => None,
+        DeliveryMode::ExactlyOnce(_) => Some(format!("rowferry-{}", settings.name)),
+    };
+    let spec = TopicSpec::data(&settings.topics);
+    let publisher =
+        Publisher::with_transactional_id(&settings.kafka, spec, MAX_INFLIGHT, MAX_INFLIGHT_BYTES, id.as_deref())?
+            .with_headers(settings.topics.headers);
+    if let Some(id) = &id {
+        publisher.init_transactions().await?;
+        tracing::info!(transactional_id = %id, "exactly-once delivery: Kafka transactions initialised");
+    }
+    Ok(publisher)
 }
 
 /// Checks the source, opens the offsets store and works out the start (see the module docs).
@@ -41,6 +66,7 @@ pub(super) async fn prepare(settings: &Settings, options: &RunOptions) -> Result
         tracing::warn!("{warning}");
     }
     let offsets = OffsetStore::open(&settings.offsets, &settings.kafka, settings.topics.replication_factor).await?;
+    let publisher = publisher(settings).await?;
     let stored = offsets.load(&settings.name).await?;
     let mut position = match &stored {
         Some(offset) => offset.position(flavor)?,
@@ -86,7 +112,7 @@ pub(super) async fn prepare(settings: &Settings, options: &RunOptions) -> Result
         offsets.store(&first).await?;
     }
     tracing::info!(%position, resumed = stored.is_some(), snapshot = plan.is_some(), "starting");
-    Ok(Started { flavor, position, offsets, plan })
+    Ok(Started { flavor, position, offsets, plan, publisher })
 }
 
 /// The snapshot plan for `progress`: an initial snapshot's keyless tables (their stream rows are

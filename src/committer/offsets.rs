@@ -199,6 +199,14 @@ impl OffsetStore {
         }
     }
 
+    /// The offsets topic (`None`: the file store).
+    pub fn topic(&self) -> Option<&str> {
+        match self {
+            OffsetStore::File { .. } => None,
+            OffsetStore::Kafka { topic, .. } => Some(topic),
+        }
+    }
+
     /// The last stored offset of `connector`, if any.
     pub async fn load(&self, connector: &str) -> Result<Option<StoredOffset>, OffsetError> {
         match self {

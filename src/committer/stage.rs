@@ -141,26 +141,13 @@ impl Committer {
     /// (see the module docs: only `force` waits for the write). Returns whether the stored offset
     /// is now up to date with everything released.
     pub async fn commit(&mut self, force: bool) -> Result<bool, CommitError> {
-        let before = self.tracker.released_before();
-        for released in self.tracker.release()? {
-            match released {
-                Released::Gtid(gtid) => self.position.add(&gtid),
-                Released::Set(set) => self.position.union(&set),
-            }
-            self.dirty = true;
-        }
-        // Snapshot chunks and voided transactions carry no GTID but move the stream on too.
-        self.progressed |= self.tracker.released_before() > before;
-        for table in self.apply_marks() {
-            tracing::info!(table = %table, "table snapshot complete");
-        }
+        self.advance()?;
         self.check_pending(force).await?;
         if self.pending.is_some() {
             return Ok(false);
         }
         if self.dirty && (force || self.last_store.elapsed() >= self.interval) {
-            let snapshot = self.snapshot.clone().filter(|s| !s.is_complete());
-            let offset = StoredOffset::new(&self.connector, &self.position).with_snapshot(snapshot);
+            let offset = self.offset_now();
             self.last_store = Instant::now();
             match self.store.begin(&offset).await {
                 Ok(pending) => {
@@ -175,6 +162,56 @@ impl Committer {
             }
         }
         Ok(!self.dirty && self.pending.is_none())
+    }
+
+    /// The record to store for the position now.
+    fn offset_now(&self) -> StoredOffset {
+        let snapshot = self.snapshot.clone().filter(|s| !s.is_complete());
+        StoredOffset::new(&self.connector, &self.position).with_snapshot(snapshot)
+    }
+
+    /// Exactly-once: moves the position over everything durable and returns the offset to commit
+    /// in the Kafka transaction about to be committed (`None`: nothing moved since the last one).
+    /// The store itself is not written: the offset goes into the transaction with the records.
+    pub fn transaction_offset(&mut self) -> Result<Option<(String, StoredOffset)>, CommitError> {
+        self.advance()?;
+        let Some(topic) = self.store.topic() else {
+            return Err(OffsetError::Invalid { detail: "exactly-once needs the Kafka offset store".into() }.into());
+        };
+        Ok(self.dirty.then(|| (topic.to_string(), self.offset_now())))
+    }
+
+    /// Exactly-once: the Kafka transaction with the offset [`Committer::transaction_offset`] gave
+    /// is committed. Returns whether the stored offset is up to date (as [`Committer::commit`]).
+    pub fn transaction_committed(&mut self) -> bool {
+        self.dirty = false;
+        tracing::debug!(position = %self.position, "offset committed in a Kafka transaction");
+        true
+    }
+
+    /// Whether the stored offset is up to date with the position (exactly-once: committed with
+    /// the last Kafka transaction).
+    pub fn is_stored(&self) -> bool {
+        !self.dirty && self.pending.is_none()
+    }
+
+    /// Moves the position over every released transaction and the snapshot over its durable
+    /// chunks.
+    fn advance(&mut self) -> Result<(), CommitError> {
+        let before = self.tracker.released_before();
+        for released in self.tracker.release()? {
+            match released {
+                Released::Gtid(gtid) => self.position.add(&gtid),
+                Released::Set(set) => self.position.union(&set),
+            }
+            self.dirty = true;
+        }
+        // Snapshot chunks and voided transactions carry no GTID but move the stream on too.
+        self.progressed |= self.tracker.released_before() > before;
+        for table in self.apply_marks() {
+            tracing::info!(table = %table, "table snapshot complete");
+        }
+        Ok(())
     }
 
     /// Checks the write in flight (with `force`, waits for it); a write that failed for a

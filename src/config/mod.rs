@@ -19,8 +19,8 @@ mod topics;
 pub use columns::{ColumnAction, ColumnPattern, ColumnRules};
 pub use secret::Secret;
 pub use settings::{
-    EnvelopeFormat, FlavorSetting, HttpSettings, KafkaSettings, LogFormat, LogSettings, OffsetSettings,
-    RegistrySettings, Settings, SourceSettings, TlsMode, TlsSettings,
+    DeliveryMode, EnvelopeFormat, FlavorSetting, HttpSettings, KafkaSettings, LogFormat, LogSettings, OffsetSettings,
+    RegistrySettings, Settings, SourceSettings, TlsMode, TlsSettings, TransactionBounds,
 };
 pub use snapshot::{SnapshotMode, SnapshotSettings};
 pub use tables::{SYSTEM_SCHEMAS, TableFilter, TablePattern};

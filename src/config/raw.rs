@@ -112,6 +112,12 @@ pub struct RawKafka {
     /// environment, write dots as underscores: `ROWFERRY__KAFKA__LIBRDKAFKA__LINGER_MS=5`.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
+    /// `at_least_once` (default) or `exactly_once` (docs/running.md, "Delivery guarantees").
+    pub delivery: Option<String>,
+    /// exactly_once: how long one Kafka transaction gathers whole source transactions. Default 100.
+    pub transaction_interval_ms: Option<u64>,
+    /// exactly_once: …or how many key + value bytes. Default 16 MiB.
+    pub transaction_max_bytes: Option<u64>,
 }
 
 /// `[registry]`

@@ -117,6 +117,37 @@ pub struct KafkaSettings {
     /// Extra librdkafka properties, keys normalised (`linger_ms` → `linger.ms`). Some are secrets
     /// ([`secret_librdkafka_key`]): `Debug` prints them as `***`.
     pub librdkafka: BTreeMap<String, String>,
+    /// `kafka.delivery`.
+    pub delivery: DeliveryMode,
+}
+
+/// `kafka.delivery`: what a consumer may see after a fault (docs/running.md, "Delivery
+/// guarantees").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeliveryMode {
+    /// Records after the last stored offset are sent again after a crash.
+    #[default]
+    AtLeastOnce,
+    /// Whole source transactions and the offset after them are committed in one Kafka
+    /// transaction: a `read_committed` consumer sees each change once.
+    ExactlyOnce(TransactionBounds),
+}
+
+/// When an exactly-once Kafka transaction is committed: at the first source-transaction boundary
+/// after `interval`, or after `max_bytes` of records, whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransactionBounds {
+    pub interval: Duration,
+    pub max_bytes: u64,
+}
+
+impl KafkaSettings {
+    /// The Kafka transaction timeout the producer asks for (librdkafka's
+    /// `transaction.timeout.ms`, 60 s unless set in `kafka.librdkafka`).
+    pub fn transaction_timeout(&self) -> Duration {
+        let ms = self.librdkafka.get("transaction.timeout.ms").and_then(|v| v.parse().ok()).unwrap_or(60_000);
+        Duration::from_millis(ms)
+    }
 }
 
 /// Whether a librdkafka property holds a secret (a password, a private key, a token).
@@ -137,6 +168,7 @@ impl std::fmt::Debug for KafkaSettings {
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("topic_prefix", &self.topic_prefix)
             .field("librdkafka", &librdkafka)
+            .field("delivery", &self.delivery)
             .finish()
     }
 }
@@ -181,6 +213,16 @@ const OWNED_LIBRDKAFKA_KEYS: &[(&str, &str)] = &[
     ("enable.idempotence", "rowferry always produces idempotently (ordering and no duplicates on retry)"),
     ("acks", "rowferry always uses acks=all (the offset is committed only after a durable ack)"),
     ("request.required.acks", "rowferry always uses acks=all (the offset is committed only after a durable ack)"),
+    (
+        "transactional.id",
+        "set kafka.delivery = \"exactly_once\" instead: rowferry derives the transactional.id from the connector \
+         name (rowferry-<name>), so a restarted or second instance fences the old one",
+    ),
+    (
+        "isolation.level",
+        "rowferry reads its own topics read_committed; what a data consumer sets is the consumer's choice (with \
+         kafka.delivery = \"exactly_once\", consumers set isolation.level=read_committed)",
+    ),
     (
         "allow.auto.create.topics",
         "rowferry creates its topics itself with the layout [topics] and [offsets] ask for; a topic the broker \
@@ -231,7 +273,7 @@ impl Settings {
             commit_interval,
             source: source(raw.source)?,
             registry: registry(raw.registry)?,
-            offsets: offsets(raw.offsets, &kafka.topic_prefix)?,
+            offsets: offsets(raw.offsets, &kafka)?,
             tables: TableFilter::new(
                 raw.tables.include.unwrap_or_else(|| vec!["*.*".to_string()]),
                 raw.tables.exclude.unwrap_or_default(),
@@ -432,7 +474,55 @@ fn kafka(raw: RawKafka) -> Result<KafkaSettings, ConfigError> {
             return Err(invalid(&shown, format!("{normal} is set twice (keys differ only in case or '_' versus '.')")));
         }
     }
-    Ok(KafkaSettings { bootstrap_servers, topic_prefix, librdkafka })
+    let delivery = delivery(&raw.delivery, raw.transaction_interval_ms, raw.transaction_max_bytes, &librdkafka)?;
+    Ok(KafkaSettings { bootstrap_servers, topic_prefix, librdkafka, delivery })
+}
+
+fn delivery(
+    mode: &Option<String>,
+    interval_ms: Option<u64>,
+    max_bytes: Option<u64>,
+    librdkafka: &BTreeMap<String, String>,
+) -> Result<DeliveryMode, ConfigError> {
+    match mode.as_deref() {
+        None | Some("at_least_once") => {
+            for (key, set) in
+                [("transaction_interval_ms", interval_ms.is_some()), ("transaction_max_bytes", max_bytes.is_some())]
+            {
+                if set {
+                    return Err(invalid(&format!("kafka.{key}"), "set only with kafka.delivery = \"exactly_once\""));
+                }
+            }
+            Ok(DeliveryMode::AtLeastOnce)
+        }
+        Some("exactly_once") => {
+            let interval = interval_ms.unwrap_or(100);
+            if !(1..=60_000).contains(&interval) {
+                return Err(invalid("kafka.transaction_interval_ms", format!("{interval} is not between 1 and 60000")));
+            }
+            let max_bytes = max_bytes.unwrap_or(16 << 20);
+            if max_bytes < 1024 {
+                return Err(invalid("kafka.transaction_max_bytes", format!("{max_bytes} is below 1024")));
+            }
+            let timeout: u64 = match librdkafka.get("transaction.timeout.ms") {
+                Some(v) => v.parse().map_err(|_| {
+                    invalid("kafka.librdkafka.\"transaction.timeout.ms\"", format!("{v:?} is not a number of ms"))
+                })?,
+                None => 60_000,
+            };
+            if interval * 2 > timeout {
+                return Err(invalid(
+                    "kafka.transaction_interval_ms",
+                    format!(
+                        "{interval} ms is more than half the Kafka transaction timeout ({timeout} ms, \
+                         kafka.librdkafka.\"transaction.timeout.ms\"): lower it, or raise the timeout"
+                    ),
+                ));
+            }
+            Ok(DeliveryMode::ExactlyOnce(TransactionBounds { interval: Duration::from_millis(interval), max_bytes }))
+        }
+        Some(other) => Err(invalid("kafka.delivery", format!("{other:?} is not one of at_least_once, exactly_once"))),
+    }
 }
 
 fn registry(raw: RawRegistry) -> Result<RegistrySettings, ConfigError> {
@@ -506,7 +596,8 @@ fn without_userinfo(text: &str) -> String {
     }
 }
 
-fn offsets(raw: RawOffsets, topic_prefix: &str) -> Result<OffsetSettings, ConfigError> {
+fn offsets(raw: RawOffsets, kafka: &KafkaSettings) -> Result<OffsetSettings, ConfigError> {
+    let topic_prefix = &kafka.topic_prefix;
     match raw.store.as_deref() {
         None | Some("kafka") => {
             if raw.path.is_some() {
@@ -517,6 +608,13 @@ fn offsets(raw: RawOffsets, topic_prefix: &str) -> Result<OffsetSettings, Config
         Some("file") => {
             if raw.topic.is_some() {
                 return Err(invalid("offsets.topic", "set only with offsets.store = \"kafka\""));
+            }
+            if kafka.delivery != DeliveryMode::AtLeastOnce {
+                return Err(invalid(
+                    "offsets.store",
+                    "\"file\" cannot be used with kafka.delivery = \"exactly_once\": the offset must be committed in \
+                     the same Kafka transaction as the records; use offsets.store = \"kafka\" (the default)",
+                ));
             }
             let path =
                 raw.path.ok_or_else(|| invalid("offsets.path", "missing: file mode needs the offsets file's path"))?;

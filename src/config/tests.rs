@@ -80,6 +80,23 @@ fn librdkafka_keys_with_dots_pass_through() {
 }
 
 #[test]
+fn exactly_once_has_bounded_transactions() {
+    use super::{DeliveryMode, TransactionBounds};
+    let s = load_text(MINIMAL, &[]).expect("valid");
+    assert_eq!(s.kafka.delivery, DeliveryMode::AtLeastOnce);
+    let s = load_text(MINIMAL, &[("ROWFERRY__KAFKA__DELIVERY", "exactly_once")]).expect("valid");
+    let bounds = TransactionBounds { interval: std::time::Duration::from_millis(100), max_bytes: 16 << 20 };
+    assert_eq!(s.kafka.delivery, DeliveryMode::ExactlyOnce(bounds));
+    let s = load_text(
+        &format!("{MINIMAL}\n[kafka]\ndelivery = \"exactly_once\"\ntransaction_interval_ms = 20\ntransaction_max_bytes = 4096\n"),
+        &[],
+    )
+    .expect("valid");
+    let bounds = TransactionBounds { interval: std::time::Duration::from_millis(20), max_bytes: 4096 };
+    assert_eq!(s.kafka.delivery, DeliveryMode::ExactlyOnce(bounds));
+}
+
+#[test]
 fn url_form_is_parsed_and_decoded() {
     let s =
         load_text("[source]\nurl = \"mysql://rf%40x:p%3Ass@db.example:3310\"\nserver_id = 9\n", &[]).expect("valid");
@@ -109,7 +126,8 @@ fn every_bad_value_names_its_key() {
         (
             &format!("{MINIMAL}\n[kafka]\nbootstrap = \"x\"\n"),
             &[],
-            "`kafka.bootstrap`: unknown field `bootstrap`, expected one of `bootstrap_servers`, `topic_prefix`, `librdkafka`",
+            "`kafka.bootstrap`: unknown field `bootstrap`, expected one of `bootstrap_servers`, `topic_prefix`, \
+             `librdkafka`, `delivery`, `transaction_interval_ms`, `transaction_max_bytes`",
         ),
         (MINIMAL, &[("ROWFERRY__SOURCE__FLAVOR", "postgres")], "`source.flavor`"),
         (MINIMAL, &[("ROWFERRY__KAFKA__BOOTSTRAP_SERVERS", "localhost")], "`kafka.bootstrap_servers`"),
@@ -120,6 +138,28 @@ fn every_bad_value_names_its_key() {
             "kafka.bootstrap_servers instead",
         ),
         (&format!("{MINIMAL}\n[kafka.librdkafka]\n\"linger.ms\" = \"1\"\nlinger_ms = \"2\"\n"), &[], "set twice"),
+        (
+            &format!("{MINIMAL}\n[kafka.librdkafka]\n\"transactional.id\" = \"x\"\n"),
+            &[],
+            "set kafka.delivery = \"exactly_once\" instead",
+        ),
+        (&format!("{MINIMAL}\n[kafka.librdkafka]\n\"isolation.level\" = \"read_committed\"\n"), &[], "kafka.delivery"),
+        (MINIMAL, &[("ROWFERRY__KAFKA__DELIVERY", "exactly-once")], "`kafka.delivery`: \"exactly-once\" is not one of"),
+        (
+            MINIMAL,
+            &[("ROWFERRY__KAFKA__TRANSACTION_INTERVAL_MS", "50")],
+            "`kafka.transaction_interval_ms`: set only with kafka.delivery",
+        ),
+        (
+            MINIMAL,
+            &[("ROWFERRY__KAFKA__DELIVERY", "exactly_once"), ("ROWFERRY__OFFSETS__STORE", "file")],
+            "`offsets.store`: \"file\" cannot be used with kafka.delivery = \"exactly_once\"",
+        ),
+        (
+            &format!("{MINIMAL}\n[kafka]\ndelivery = \"exactly_once\"\ntransaction_interval_ms = 40000\n"),
+            &[],
+            "more than half the Kafka transaction timeout",
+        ),
         (MINIMAL, &[("ROWFERRY__REGISTRY__MODE", "external")], "`registry.url`: missing"),
         (MINIMAL, &[("ROWFERRY__OFFSETS__STORE", "file")], "`offsets.path`: missing"),
         (MINIMAL, &[("ROWFERRY__HTTP__LISTEN", "8080")], "`http.listen`"),

@@ -4,6 +4,13 @@
 //! partition); a full local queue is waited out, never dropped; each delivery report comes back as
 //! an ack or a failure for the committer.
 //!
+//! With `kafka.delivery = "exactly_once"` the producer is transactional (`transactional.id`
+//! `rowferry-<name>`): [`Publisher::init_transactions`] fences any older instance of the
+//! connector and aborts its open transaction; records are sent inside a Kafka transaction begun
+//! with the first of them, and [`Publisher::commit_transaction`] makes them visible to
+//! `read_committed` consumers at once, with the offset record [`Publisher::send_offset`] added.
+//! A delivery report then means "written, not yet visible"; only the commit makes it so.
+//!
 //! Delivery reports arrive on librdkafka's polling thread ([`ThreadedProducer`]), which queues
 //! them and wakes the pipeline once per batch, not once per record: one future and one
 //! cross-thread wake per record cost more CPU than encoding it.
@@ -16,7 +23,7 @@ use crate::ops::histogram::Histogram;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use std::collections::{HashSet, VecDeque};
@@ -31,6 +38,19 @@ pub enum PublishError {
     #[error("topic {topic}: {detail}")]
     Topic { topic: String, detail: String },
     /// One record is larger than the producer may send (`message.max.bytes`): its table stops.
+    /// Another instance with this connector's name initialised the same transactional id.
+    #[error(
+        "fenced: another rowferry with the connector name took over this one's Kafka transactions ({detail}); \
+         this instance stops and nothing it wrote since is visible to read_committed consumers. Run one instance \
+         per connector name (in Kubernetes: one replica, strategy Recreate)"
+    )]
+    Fenced { detail: String },
+    /// A Kafka transaction could not be committed (it was aborted: none of its records is visible).
+    #[error(
+        "the Kafka transaction could not be committed: {detail}. It was aborted, so none of its records is visible \
+         to read_committed consumers; a restart sends them again from the stored offset"
+    )]
+    Transaction { detail: String },
     #[error(
         "a record for topic {topic} is {size} bytes, over the producer's message.max.bytes ({limit}); fixes: raise \
          kafka.librdkafka.\"message.max.bytes\" and the topic's max.message.bytes (topics.config) above it, or cut \
@@ -67,6 +87,10 @@ type Report = (usize, u64, Result<(), String>);
 /// What travels with a record through librdkafka: its slot in [`Slots`] (a number, so nothing is
 /// allocated per record here and freed on librdkafka's thread).
 type Opaque = usize;
+
+/// The opaque of the offset record of a Kafka transaction: not a record of the tracker (its
+/// delivery is the transaction's commit).
+const OFFSET_SLOT: Opaque = usize::MAX;
 
 /// The records in flight: id, key + value bytes, source commit time (µs, 0 when unknown), by slot.
 /// Slots are reused; there are as many as records were ever in flight at once.
@@ -133,6 +157,17 @@ impl ProducerContext for Acks {
 /// See the module docs.
 pub struct Publisher {
     producer: ThreadedProducer<Acks>,
+    /// Exactly-once: the producer is transactional, and whether a Kafka transaction is open.
+    transactional: bool,
+    in_transaction: bool,
+    /// How long a transactional call (init, commit, abort) may take.
+    transaction_timeout: Duration,
+    /// A commit running on a blocking thread. Kept here, not only in the future that awaits it:
+    /// that future may be dropped (a signal interrupts the loop) while librdkafka goes on
+    /// committing, and the next transactional call must first learn how it ended.
+    committing: Option<tokio::task::JoinHandle<KafkaResult<()>>>,
+    /// The delivery report of the open transaction's offset record, once it came.
+    offset_report: Option<Result<(), String>>,
     acks: Arc<Acks>,
     /// The records in flight, by the slot their delivery report names.
     slots: Slots,
@@ -171,7 +206,22 @@ impl Publisher {
         max_inflight: usize,
         max_inflight_bytes: usize,
     ) -> Result<Publisher, PublishError> {
+        Publisher::with_transactional_id(kafka, topics, max_inflight, max_inflight_bytes, None)
+    }
+
+    /// [`Publisher::new`], transactional when `transactional_id` is given (exactly-once; call
+    /// [`Publisher::init_transactions`] before anything else).
+    pub fn with_transactional_id(
+        kafka: &KafkaSettings,
+        topics: TopicSpec,
+        max_inflight: usize,
+        max_inflight_bytes: usize,
+        transactional_id: Option<&str>,
+    ) -> Result<Publisher, PublishError> {
         let mut config = crate::kafka::client_config(kafka);
+        if let Some(id) = transactional_id {
+            config.set("transactional.id", id);
+        }
         // Defaults the pass-through may change...
         for (key, value) in [("compression.type", "lz4"), ("partitioner", "murmur2_random"), ("linger.ms", "5")] {
             if !kafka.librdkafka.contains_key(key) {
@@ -195,6 +245,11 @@ impl Publisher {
             kafka.librdkafka.get("message.max.bytes").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
         Ok(Publisher {
             producer,
+            transactional: transactional_id.is_some(),
+            in_transaction: false,
+            transaction_timeout: kafka.transaction_timeout(),
+            committing: None,
+            offset_report: None,
             acks,
             admin,
             topics: HashSet::new(),
@@ -291,6 +346,156 @@ impl Publisher {
         Ok(())
     }
 
+    /// Exactly-once: registers the transactional id with its coordinator, which fences every
+    /// older producer of it and aborts the transaction such a one left open. Before any record
+    /// is sent, and before the stored offset is read (so no older instance commits after it).
+    pub async fn init_transactions(&self) -> Result<(), PublishError> {
+        let (producer, timeout) = (self.producer.clone(), self.transaction_timeout);
+        let outcome = tokio::task::spawn_blocking(move || producer.init_transactions(timeout))
+            .await
+            .map_err(|e| PublishError::Kafka(e.to_string()))?;
+        outcome.map_err(|e| self.transaction_error("initialising transactions", &e))
+    }
+
+    /// Whether a Kafka transaction is open (records were sent since the last commit).
+    pub fn in_transaction(&self) -> bool {
+        self.in_transaction
+    }
+
+    /// Waits for a commit begun by a call whose future was dropped; its outcome is `None` when
+    /// none was running.
+    async fn committed(&mut self) -> Option<KafkaResult<()>> {
+        let handle = self.committing.as_mut()?;
+        let outcome = match handle.await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(error = %e, "the transaction commit's thread failed");
+                Err(KafkaError::Canceled)
+            }
+        };
+        self.committing = None;
+        if outcome.is_ok() {
+            self.in_transaction = false;
+        }
+        Some(outcome)
+    }
+
+    async fn begin_if_needed(&mut self) -> Result<(), PublishError> {
+        if let Some(Err(e)) = self.committed().await {
+            return Err(self.transaction_error("committing the transaction", &e));
+        }
+        if self.transactional && !self.in_transaction {
+            self.producer.begin_transaction().map_err(|e| self.transaction_error("beginning a transaction", &e))?;
+            self.in_transaction = true;
+        }
+        Ok(())
+    }
+
+    /// Exactly-once: adds the offset record (`value` under `key`, partition 0 of `topic`) to the
+    /// open Kafka transaction. Its delivery is the commit's: no report reaches the tracker.
+    pub async fn send_offset(&mut self, topic: &str, key: &str, value: &[u8]) -> Result<(), PublishError> {
+        self.begin_if_needed().await?;
+        let mut record: BaseRecord<'_, str, [u8], Opaque> =
+            BaseRecord::with_opaque_to(topic, OFFSET_SLOT).partition(0).key(key).payload(value);
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    let _ = tokio::time::timeout(Duration::from_millis(100), self.acks.ready.notified()).await;
+                }
+                Err((e, _)) => return Err(self.transaction_error("sending the offset", &e)),
+            }
+        }
+    }
+
+    /// Exactly-once: waits for the delivery report of the offset record sent last (collecting
+    /// other reports into `acks` meanwhile). Committing after it means librdkafka has nothing
+    /// left to flush: rust-rdkafka's commit flushes first, and a flush with messages out waits
+    /// up to 100 ms per round for a report that the producer's polling thread takes instead.
+    pub async fn offset_written(&mut self, acks: &mut Vec<(RecordId, Result<(), String>)>) -> Result<(), PublishError> {
+        loop {
+            self.take_acks(acks);
+            if let Some(report) = self.offset_report.take() {
+                return report.map_err(|detail| match self.fenced() {
+                    Some(detail) => PublishError::Fenced { detail },
+                    None => PublishError::Transaction { detail: format!("writing the offset record: {detail}") },
+                });
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), self.acks.ready.notified()).await;
+        }
+    }
+
+    /// Exactly-once: commits the open Kafka transaction (waits for all its records first). A
+    /// commit Kafka cannot take is aborted (nothing of it visible) and reported; the caller stops.
+    pub async fn commit_transaction(&mut self) -> Result<(), PublishError> {
+        if let Some(Err(e)) = self.committed().await {
+            return Err(self.transaction_error("committing the transaction", &e));
+        }
+        if !self.in_transaction {
+            return Ok(());
+        }
+        let deadline = std::time::Instant::now() + self.transaction_timeout;
+        loop {
+            let (producer, timeout) =
+                (self.producer.clone(), deadline.saturating_duration_since(std::time::Instant::now()));
+            self.committing = Some(tokio::task::spawn_blocking(move || producer.commit_transaction(timeout)));
+            let e = match self.committed().await {
+                Some(Ok(())) | None => return Ok(()),
+                Some(Err(e)) => e,
+            };
+            // A passing fault (a coordinator moving, a broker restarting): the same commit again.
+            let retriable = matches!(&e, KafkaError::Transaction(t) if t.is_retriable())
+                || matches!(&e, KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+            if retriable && std::time::Instant::now() < deadline {
+                tracing::warn!(error = %e, "committing the Kafka transaction: retrying");
+                continue;
+            }
+            let error = self.transaction_error("committing the transaction", &e);
+            if matches!(error, PublishError::Transaction { .. }) {
+                self.abort_transaction().await;
+            }
+            return Err(error);
+        }
+    }
+
+    /// Exactly-once: aborts the open Kafka transaction (its records are never visible to
+    /// read_committed consumers). Best effort: a producer that cannot abort is fenced or gone,
+    /// and the coordinator aborts the transaction at its timeout or at the next instance's start.
+    pub async fn abort_transaction(&mut self) {
+        if self.committed().await.is_some_and(|outcome| outcome.is_ok()) || !self.in_transaction {
+            return;
+        }
+        self.in_transaction = false;
+        let (producer, timeout) = (self.producer.clone(), self.transaction_timeout);
+        match tokio::task::spawn_blocking(move || producer.abort_transaction(timeout)).await {
+            Ok(Ok(())) => tracing::info!("Kafka transaction aborted"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the Kafka transaction could not be aborted; its coordinator will")
+            }
+            Err(e) => tracing::warn!(error = %e, "aborting the Kafka transaction"),
+        }
+    }
+
+    /// Why this producer was fenced, if it was (the fatal error librdkafka recorded).
+    pub fn fenced(&self) -> Option<String> {
+        let (code, reason) = self.producer.client().fatal_error()?;
+        is_fencing(code).then(|| format!("{code}: {reason}"))
+    }
+
+    /// A transactional call's failure, classed: fenced, or a transaction that cannot go on.
+    fn transaction_error(&self, what: &str, e: &KafkaError) -> PublishError {
+        let fenced = match e {
+            KafkaError::Transaction(t) => is_fencing(t.code()),
+            other => other.rdkafka_error_code().is_some_and(is_fencing),
+        };
+        match self.fenced() {
+            Some(detail) => PublishError::Fenced { detail },
+            None if fenced => PublishError::Fenced { detail: e.to_string() },
+            None => PublishError::Transaction { detail: format!("{what}: {e}") },
+        }
+    }
+
     pub async fn send(
         &mut self,
         id: RecordId,
@@ -300,6 +505,9 @@ impl Publisher {
         headers: &RecordHeaders<'_>,
         acks: &mut Vec<(RecordId, Result<(), String>)>,
     ) -> Result<(), PublishError> {
+        if self.transactional {
+            self.begin_if_needed().await?;
+        }
         let size = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
         let slot = self.slots.insert((id, size, headers.commit_us));
         let mut record: BaseRecord<'_, [u8], [u8], Opaque> = BaseRecord::with_opaque_to(topic, slot);
@@ -333,6 +541,9 @@ impl Publisher {
                 }
                 Err((e, _)) => {
                     self.slots.remove(slot);
+                    if let Some(detail) = self.fenced() {
+                        return Err(PublishError::Fenced { detail });
+                    }
                     return Err(PublishError::Kafka(e.to_string()));
                 }
             }
@@ -343,6 +554,11 @@ impl Publisher {
     pub fn take_acks(&mut self, out: &mut Vec<(RecordId, Result<(), String>)>) {
         let Ok(mut queue) = self.acks.queue.lock() else { return };
         for (slot, at_us, result) in queue.drain(..) {
+            if slot == OFFSET_SLOT {
+                // Not a record of the tracker: the commit waits for it (see `offset_written`).
+                self.offset_report = Some(result);
+                continue;
+            }
             let Some((id, size, commit_us)) = self.slots.remove(slot) else {
                 tracing::error!(slot, "a delivery report for no record in flight");
                 continue;
@@ -375,6 +591,11 @@ impl Publisher {
             self.take_acks(out);
         }
     }
+}
+
+/// Whether a fatal producer error means another producer took over the transactional id.
+fn is_fencing(code: RDKafkaErrorCode) -> bool {
+    matches!(code, RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::Fenced | RDKafkaErrorCode::InvalidProducerEpoch)
 }
 
 /// `n` in decimal, written into `buf` (no allocation).

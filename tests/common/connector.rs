@@ -25,6 +25,8 @@ pub struct Connector {
     pub extra: String,
     /// Top-level keys added to the config (`stall_timeout_secs = 3`).
     pub top: String,
+    /// Keys added to its `[kafka]` section (`delivery = "exactly_once"`).
+    pub kafka_keys: String,
     /// Keys added to its `[http]` section (`token = "…"`).
     pub http_extra: String,
     /// Where offsets are stored (default: a file in `offsets`).
@@ -54,6 +56,7 @@ impl Connector {
             registry_url: format!("http://127.0.0.1:{http_port}"),
             extra: String::new(),
             top: String::new(),
+            kafka_keys: String::new(),
             http_extra: String::new(),
             snapshots: false,
             store: Store::File,
@@ -118,6 +121,13 @@ impl Connector {
         self
     }
 
+    /// Adds keys to `[kafka]`.
+    pub fn with_kafka_keys(mut self, lines: &str) -> Connector {
+        self.kafka_keys = lines.to_string();
+        self.point_at(&self.source.clone());
+        self
+    }
+
     /// Adds keys to `[http]`.
     pub fn with_http(mut self, lines: &str) -> Connector {
         self.http_extra = lines.to_string();
@@ -143,7 +153,7 @@ impl Connector {
             file,
             "name = \"{db}\"\nshutdown_timeout_secs = 20\n{}\n\
              [source]\nhost = \"{host}\"\nport = {port}\nuser = \"{}\"\npassword = \"{}\"\nserver_id = {}\n\
-             [kafka]\nbootstrap_servers = \"{}\"\ntopic_prefix = \"{db}\"\n\
+             [kafka]\nbootstrap_servers = \"{}\"\ntopic_prefix = \"{db}\"\n{}\n\
              [registry]\n{}\n\
              [offsets]\n{}\n\
              [tables]\ninclude = [\"{db}.*\"]\n\
@@ -153,6 +163,7 @@ impl Connector {
             parsed.password().unwrap_or_default(),
             self.server_id,
             self.kafka,
+            self.kafka_keys,
             self.registry,
             match self.store {
                 Store::File => format!("store = \"file\"\npath = \"{}/offset.json\"", self.offsets.path().display()),
@@ -338,14 +349,20 @@ pub async fn offset_reaches(c: &Connector, want: impl Fn(&str) -> bool) {
     }
 }
 
-/// The topic's records as the stock Python client decodes them.
+/// The topic's records as the stock Python client decodes them (read_committed, its default).
 pub async fn consume(c: &Connector, topic: &str, count: usize) -> Vec<serde_json::Value> {
+    consume_as(c, topic, count, "read_committed").await
+}
+
+/// [`consume`] with the consumer's `isolation.level`.
+pub async fn consume_as(c: &Connector, topic: &str, count: usize, isolation: &str) -> Vec<serde_json::Value> {
     let args = [
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/consume_avro.py").to_string(),
         c.observer().to_string(),
         c.registry_url.clone(),
         topic.to_string(),
         count.to_string(),
+        isolation.to_string(),
     ];
     // Off the runtime: the connector under test may be served by it (proxy, registry).
     let out = tokio::task::spawn_blocking(move || Command::new(env("ROWFERRY_TEST_PYTHON")).args(args).output())

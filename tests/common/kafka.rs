@@ -92,3 +92,40 @@ impl Drop for Kafka {
         let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka")).args(["stop", &self.name]).status();
     }
 }
+
+/// How many records `topic` (every partition) holds for a consumer with `isolation`
+/// (`read_committed` or `read_uncommitted`), read to each partition's end (its EOF).
+pub fn count_records(bootstrap: &str, topic: &str, isolation: &str) -> usize {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::KafkaError;
+    use std::time::{Duration, Instant};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "rowferry-count")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", isolation)
+        .create()
+        .expect("consumer");
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for &p in &partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning).expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let (mut count, mut ended) = (0, std::collections::HashSet::new());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ended.len() < partitions.len() {
+        assert!(Instant::now() < deadline, "{topic} not read to its end");
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(_)) => count += 1,
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                ended.insert(p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    count
+}
