@@ -59,7 +59,9 @@ fn the_benchmark_runs_tiny_and_reports_every_phase() {
         "A bulk",
         "B OLTP",
         "÷ceiling",
-        "latency, source commit → Kafka ack",
+        "latency (at-least-once), source commit → Kafka ack",
+        "latency (exactly-once), source commit → Kafka ack",
+        "exactly-once (kafka.delivery",
         "snapshot of sbtest1",
         "C compressed",
         "side by side with Debezium",
@@ -92,6 +94,18 @@ fn the_benchmark_runs_tiny_and_reports_every_phase() {
     assert!(number(&json, &["workloads", "C", "rowferry_rows"]) as u64 >= BULK_ROWS, "C: rowferry streamed them all");
     for figure in ["rowferry_rows_per_s", "rowferry_cpu_s_per_mrow", "rowferry_peak_rss_mib"] {
         assert!(number(&json, &["workloads", "C", figure]) > 0.0, "C: {figure}");
+    }
+    // Exactly-once: A and B again in that mode, against their at-least-once runs.
+    for name in ["A", "B"] {
+        for figure in ["rowferry_rows_per_s", "rowferry_cpu_s_per_mrow", "to_at_least_once"] {
+            assert!(number(&json, &["exactly_once", name, figure]) > 0.0, "exactly-once {name}: {figure}");
+        }
+    }
+    // Source commit → visible to a read_committed consumer, in both modes.
+    for key in ["latency", "latency_exactly_once"] {
+        let p50 = number(&json, &[key, "visible_p50_ms"]);
+        assert!(0.0 < p50 && p50 <= number(&json, &[key, "visible_p99_ms"]), "{key}: visible quantiles in order");
+        assert!(number(&json, &[key, "visible_records"]) >= 100.0, "{key}: the consumer saw the load");
     }
     let p50 = number(&json, &["latency", "p50_ms"]);
     let p99 = number(&json, &["latency", "p99_ms"]);

@@ -1,12 +1,15 @@
 """Report for scripts/bench: the medians of its repetitions as one table, and the same as JSON.
 
 usage: report.py JSON CORES STREAM_RESULTS LATENCY_RESULTS SNAPSHOT_RESULTS SNAPSHOT_ROWS LAT_TPS LAT_SECS DEBEZIUM_RESULTS
-                 [COMPRESSED_RESULTS COMPRESSED_ROWS]
+                 [COMPRESSED_RESULTS COMPRESSED_ROWS [EOS_RESULTS EOS_LATENCY_RESULTS]]
 
 Input files that a phase did not write are skipped (PHASES picks the phases):
   STREAM_RESULTS   per line: name rep raw_s produce_s rowferry_s cpu_s peak_kib rows records
                    binlog_bytes peer_s peer_rows
-  LATENCY_RESULTS  per line: "latency" rep rows seconds metrics_file
+  LATENCY_RESULTS  per line: "latency" rep rows seconds metrics_file visible_count visible_p50_ms visible_p99_ms
+                   visible_max_ms (the last four: source commit → visible to a read_committed consumer)
+  EOS_RESULTS      per line: name rep rowferry_s cpu_s peak_kib rows records (kafka.delivery = "exactly_once")
+  EOS_LATENCY_RESULTS  as LATENCY_RESULTS, in exactly-once mode
   SNAPSHOT_RESULTS per line: scan_s snapshot_s snapshot_cpu_s snapshot_peak_kib verify_s verify_peak_kib
   DEBEZIUM_RESULTS per line: workload side rep rows to_first_s first_to_last_s cpu_s peak_kib records
   COMPRESSED_RESULTS per line: "C" rep rowferry_s cpu_s peak_kib rows records
@@ -98,17 +101,41 @@ def stream(rows, out):
               f"{w['ratio_to_ceiling']:>10}{w['ratio_to_peer']:>8}")
 
 
-def latency(rows, tps, secs, out):
-    runs = [dict(latency_of(r[4]), rows_per_s=int(r[2]) / float(r[3])) for r in rows]
+def latency(rows, tps, secs, out, key="latency", mode="at-least-once"):
+    runs = [dict(latency_of(r[4]), rows_per_s=int(r[2]) / float(r[3]), visible_records=int(r[5]),
+                 visible_p50_ms=float(r[6]), visible_p99_ms=float(r[7]), visible_max_ms=float(r[8])) for r in rows]
     med = lambda k: statistics.median(run[k] for run in runs)
-    out["latency"] = {
-        "source": "MySQL 9.7", "load": f"sysbench oltp_write_only, {tps} tx/s for {secs} s",
+    out[key] = {
+        "source": "MySQL 9.7", "load": f"sysbench oltp_write_only, {tps} tx/s for {secs} s", "delivery": mode,
         "rows_per_s": round(med("rows_per_s")), "p50_ms": round(med("p50_ms"), 2), "p99_ms": round(med("p99_ms"), 2),
         "max_ms": round(med("max_ms"), 2), "records": int(med("records")), "repetitions": len(runs),
+        "visible_p50_ms": round(med("visible_p50_ms"), 1), "visible_p99_ms": round(med("visible_p99_ms"), 1),
+        "visible_max_ms": round(med("visible_max_ms"), 1), "visible_records": int(med("visible_records")),
     }
-    l = out["latency"]
-    print(f"\nlatency, source commit → Kafka ack, MySQL 9.7 at {l['rows_per_s']:,} rows/s ({l['load']}): "
-          f"p50 {l['p50_ms']} ms, p99 {l['p99_ms']} ms, max ≤ {l['max_ms']} ms ({l['records']:,} records)")
+    l = out[key]
+    print(f"\nlatency ({mode}), source commit → Kafka ack, MySQL 9.7 at {l['rows_per_s']:,} rows/s ({l['load']}): "
+          f"p50 {l['p50_ms']} ms, p99 {l['p99_ms']} ms, max ≤ {l['max_ms']} ms ({l['records']:,} records); "
+          f"→ visible to a read_committed consumer: p50 {l['visible_p50_ms']} ms, p99 {l['visible_p99_ms']} ms, "
+          f"max {l['visible_max_ms']} ms ({l['visible_records']:,} records)")
+
+
+def exactly_once(rows, out):
+    """Workloads A and B with kafka.delivery = "exactly_once", against their at-least-once runs."""
+    out["exactly_once"] = {}
+    print("\nexactly-once (kafka.delivery = \"exactly_once\") on the same binlogs:")
+    for name in dict.fromkeys(r[0] for r in rows):
+        rs = [r for r in rows if r[0] == name]
+        med = lambda i: statistics.median(float(r[i]) for r in rs)  # noqa: E731
+        alo = out["workloads"].get(name, {})
+        n = alo.get("rows") or int(med(5))
+        e = {"rows": n, "repetitions": len(rs), "rowferry_rows_per_s": round(n / med(2)), "rowferry_cpu_s": med(3),
+             "rowferry_cpu_s_per_mrow": round(med(3) / n * 1e6, 2), "rowferry_peak_rss_mib": round(med(4) / 1024, 1)}
+        if alo.get("rowferry_rows_per_s"):
+            e["to_at_least_once"] = round(e["rowferry_rows_per_s"] / alo["rowferry_rows_per_s"], 2)
+        out["exactly_once"][name] = e
+        vs = f" = {e['to_at_least_once']} of at-least-once ({alo['rowferry_rows_per_s']:,} r/s)" if "to_at_least_once" in e else ""
+        print(f"  {name}: {e['rowferry_rows_per_s']:,} r/s{vs}, {e['rowferry_cpu_s']} CPU s "
+              f"({e['rowferry_cpu_s_per_mrow']} s/Mrow), {e['rowferry_peak_rss_mib']} MiB peak")
 
 
 def snapshot(rows, n, out):
@@ -194,6 +221,10 @@ def main():
         debezium(rows, out)
     if len(sys.argv) > 11 and (rows := lines(sys.argv[10])):
         compressed(rows, int(sys.argv[11]), out)
+    if len(sys.argv) > 12 and (rows := lines(sys.argv[12])):
+        exactly_once(rows, out)
+    if len(sys.argv) > 13 and (rows := lines(sys.argv[13])):
+        latency(rows, tps, secs, out, "latency_exactly_once", "exactly-once")
     json.dump(out, open(path, "w"), indent=2)
     print(f"\nmedians of the repetitions; JSON: {path}")
 
