@@ -191,10 +191,9 @@ async fn mysql_kill_nine_ten_times_under_load_every_change_once() {
 /// The only broker is killed and started again on its data while Kafka transactions are open;
 /// rowferry rides it out (or, if a transaction had to be aborted, stops and is restarted as a
 /// supervisor would) and nothing is visible twice.
-#[tokio::test]
-async fn mariadb_broker_restart_in_the_middle_of_a_transaction() {
+async fn broker_restart(server: &str, socket_var: &str) {
     let kafka = Kafka::single(&unique("eos_broker"));
-    let url = env(MARIADB);
+    let url = env(server);
     let db = unique("eos_broker");
     let c = Connector::new(&url, &db)
         .with_kafka(&kafka.bootstrap)
@@ -203,7 +202,7 @@ async fn mariadb_broker_restart_in_the_middle_of_a_transaction() {
     let mut child = c.start();
     let start = position_now(&url).await.to_string();
     offset_reaches(&c, |g| covers(g, &start)).await;
-    let load = loaded(&url, "ROWFERRY_TEST_MARIADB_SOCKET", &db).await;
+    let load = loaded(&url, socket_var, &db).await;
     let topic = format!("{db}.{db}.sbtest1");
     // Records of an open transaction on the broker: the topic has some.
     wait_for_records(&kafka.bootstrap, &topic).await;
@@ -233,6 +232,16 @@ async fn mariadb_broker_restart_in_the_middle_of_a_transaction() {
     admin(&url, &[format!("DROP DATABASE {db}")]).await;
 }
 
+#[tokio::test]
+async fn mariadb_broker_restart_in_the_middle_of_a_transaction() {
+    broker_restart(MARIADB, "ROWFERRY_TEST_MARIADB_SOCKET").await;
+}
+
+#[tokio::test]
+async fn mysql_broker_restart_in_the_middle_of_a_transaction() {
+    broker_restart(MYSQL, "ROWFERRY_TEST_MYSQL_SOCKET").await;
+}
+
 /// Waits until `topic` has records (committed or not).
 async fn wait_for_records(bootstrap: &str, topic: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -249,15 +258,15 @@ async fn wait_for_records(bootstrap: &str, topic: &str) {
 
 /// A snapshot killed in the middle of its copy and resumed: each row's snapshot record is
 /// visible once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mysql_snapshot_killed_mid_copy_resumes_without_a_duplicate() {
-    let url = env(MYSQL);
+async fn snapshot_killed(server: &str) {
+    let url = env(server);
     let db = unique("eos_snap");
     let rows = 40_000;
     admin(&url, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.sbtest1 (id INT PRIMARY KEY, k INT)")])
         .await;
     let mut conn = mysql_async::Conn::from_url(url.as_str()).await.expect("connect");
-    conn.query_drop("SET SESSION cte_max_recursion_depth = 1000000").await.expect("depth");
+    let depth = if server == MYSQL { "cte_max_recursion_depth" } else { "max_recursive_iterations" };
+    conn.query_drop(format!("SET SESSION {depth} = 1000000")).await.expect("depth");
     conn.query_drop(format!(
         "INSERT INTO {db}.sbtest1 WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {rows}) \
          SELECT n, n * 7 FROM s"
@@ -316,17 +325,26 @@ async fn mysql_snapshot_killed_mid_copy_resumes_without_a_duplicate() {
     admin(&url, &[format!("DROP DATABASE {db}")]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_snapshot_killed_mid_copy_resumes_without_a_duplicate() {
+    snapshot_killed(MARIADB).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_snapshot_killed_mid_copy_resumes_without_a_duplicate() {
+    snapshot_killed(MYSQL).await;
+}
+
 /// A second instance with the same name takes over; the first is fenced: it exits with code 3
 /// and a message saying so, and nothing it wrote after is visible.
-#[tokio::test]
-async fn mariadb_a_second_instance_fences_the_first() {
-    let url = env(MARIADB);
+async fn fencing(server: &str, socket_var: &str) {
+    let url = env(server);
     let db = unique("eos_fence");
     let first = Connector::new(&url, &db).with_store(Store::Kafka).with_kafka_keys(&exactly_once(100));
     let mut a = first.start();
     let start = position_now(&url).await.to_string();
     offset_reaches(&first, |g| covers(g, &start)).await;
-    let load = loaded(&url, "ROWFERRY_TEST_MARIADB_SOCKET", &db).await;
+    let load = loaded(&url, socket_var, &db).await;
     let topic = format!("{db}.{db}.sbtest1");
     wait_for_records(&first.kafka, &topic).await;
     // Same name (so the same transactional id and offsets), its own HTTP port and server id.
@@ -339,6 +357,16 @@ async fn mariadb_a_second_instance_fences_the_first() {
     judge(&second, &topic, &url, &db, false).await;
     assert_eq!(stop(&mut b).await, Some(0), "{}", second.log());
     admin(&url, &[format!("DROP DATABASE {db}")]).await;
+}
+
+#[tokio::test]
+async fn mariadb_a_second_instance_fences_the_first() {
+    fencing(MARIADB, "ROWFERRY_TEST_MARIADB_SOCKET").await;
+}
+
+#[tokio::test]
+async fn mysql_a_second_instance_fences_the_first() {
+    fencing(MYSQL, "ROWFERRY_TEST_MYSQL_SOCKET").await;
 }
 
 /// One source transaction that takes longer to send than half the Kafka transaction timeout is

@@ -16,10 +16,12 @@
 //! **Exactly-once** (`kafka.delivery = "exactly_once"`): records go into a Kafka transaction,
 //! committed at the first source-transaction boundary (no transaction open, no XA transaction
 //! prepared and undecided) once `kafka.transaction_interval_ms` has passed or
-//! `kafka.transaction_max_bytes` were sent. The commit waits for every record's report, lets the
-//! committer release what they complete, adds the offset record for that position to the same
-//! transaction and commits it: the records and the position after them become visible together,
-//! or neither does. When no boundary comes within half of the Kafka transaction timeout (one
+//! `kafka.transaction_max_bytes` were sent. The offset record for the position those records
+//! complete is added to the same transaction — computed before the commit, as if every record
+//! were acknowledged, since a committed transaction makes them all durable and a failed one none —
+//! and the transaction is committed (librdkafka flushes the records first; after it, every
+//! delivery report has come and the committer releases exactly that position). The records and
+//! the position after them become visible together, or neither does. When no boundary comes within half of the Kafka transaction timeout (one
 //! source transaction still being sent, an XA transaction left prepared), the Kafka transaction is
 //! committed anyway with the position before the open source transaction — its part sent so far
 //! would be sent again if rowferry stopped before its end — and one warning says so. A table stop
@@ -180,7 +182,7 @@ impl Delivery {
         let due =
             force || t.bytes >= t.bounds.max_bytes || now_ms - t.committed_ms >= t.bounds.interval.as_millis() as i64;
         if boundary && due {
-            return self.commit_transaction(now_ms).await;
+            return self.commit_transaction().await;
         }
         let age = t.started_ms.map_or(0, |started| now_ms - started);
         if !boundary && self.publisher.in_transaction() && age >= t.split_ms {
@@ -189,36 +191,43 @@ impl Delivery {
                 xa_prepared = self.parked.len(),
                 "exactly_once: no source-transaction boundary within half the Kafka transaction timeout \
                  (kafka.librdkafka.\"transaction.timeout.ms\"): committing the Kafka transaction with the open \
-                 source transaction's records sent so far and the offset before it. If rowferry stops before that \
-                 source transaction ends, those records are sent again (a read_committed consumer sees them twice). \
-                 Raise transaction.timeout.ms (up to the broker's transaction.max.timeout.ms) to keep such \
-                 transactions whole"
+                 source transaction's records sent so far (with an XA transaction prepared and undecided: every \
+                 transaction's since its PREPARE) and the offset before them. If rowferry stops before the \
+                 transaction ends (or the XA transaction is decided), those records are sent again: a \
+                 read_committed consumer sees them twice. Raise transaction.timeout.ms (up to the broker's \
+                 transaction.max.timeout.ms) to keep such transactions whole"
             );
-            return self.commit_transaction(now_ms).await;
+            return self.commit_transaction().await;
         }
         Ok(())
     }
 
-    /// Exactly-once: waits for every record of the Kafka transaction, adds the offset they
-    /// complete, and commits.
-    async fn commit_transaction(&mut self, now_ms: i64) -> Result<(), RunError> {
-        while self.publisher.inflight() > 0 {
-            self.publisher.next_acks(&mut self.acks).await;
-            self.settle()?;
-        }
+    /// Exactly-once: adds the offset that the Kafka transaction's records complete and commits
+    /// it (librdkafka flushes the records first: when the commit returns, every delivery report
+    /// has come).
+    async fn commit_transaction(&mut self) -> Result<(), RunError> {
+        let started = std::time::Instant::now();
+        self.settle()?;
         let offset = self.committer.transaction_offset()?;
         if let Some((topic, offset)) = &offset {
             let bytes = serde_json::to_vec(offset).map_err(|e| RunError::Other(e.to_string()))?;
             self.publisher.send_offset(topic, &offset.connector, &bytes).await?;
-            self.publisher.offset_written(&mut self.acks).await?;
-            self.settle()?;
         }
         self.publisher.commit_transaction().await?;
-        if offset.is_some() {
-            self.committer.transaction_committed();
+        // Reports not yet handed over (normally none are left in flight).
+        self.settle()?;
+        while self.publisher.inflight() > 0 {
+            self.publisher.next_acks(&mut self.acks).await;
+            self.settle()?;
         }
+        if offset.is_some() {
+            self.committer.transaction_committed()?;
+        }
+        tracing::debug!(took = ?started.elapsed(), "Kafka transaction committed");
         if let Some(t) = &mut self.kafka_txn {
-            (t.started_ms, t.bytes, t.committed_ms) = (None, 0, now_ms);
+            // The interval runs from the commit's end (`now_ms` is when the batch being carried
+            // out began: a commit as long as the interval would make the next one due at once).
+            (t.started_ms, t.bytes, t.committed_ms) = (None, 0, crate::clock::now_ms() as i64);
         }
         Ok(())
     }
@@ -561,7 +570,7 @@ impl Delivery {
     async fn finish_transaction(&mut self) -> Result<(), RunError> {
         let boundary = self.open.is_none() && self.parked.is_empty();
         if boundary && self.publisher.inflight() == 0 {
-            let outcome = self.commit_transaction(crate::clock::now_ms() as i64).await;
+            let outcome = self.commit_transaction().await;
             return self.fenced_or(outcome);
         }
         tracing::warn!(

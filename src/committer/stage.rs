@@ -34,6 +34,8 @@ pub struct Committer {
     marks: VecDeque<(TxnId, String, TableProgress)>,
     /// Transactions were released since [`Committer::caught_up`] last said yes.
     progressed: bool,
+    /// Exactly-once: the position of the offset in the Kafka transaction being committed.
+    expected: Option<Position>,
 }
 
 /// Committer failures.
@@ -59,6 +61,7 @@ impl Committer {
             snapshot: None,
             marks: VecDeque::new(),
             progressed: false,
+            expected: None,
         }
     }
 
@@ -175,18 +178,51 @@ impl Committer {
     /// The store itself is not written: the offset goes into the transaction with the records.
     pub fn transaction_offset(&mut self) -> Result<Option<(String, StoredOffset)>, CommitError> {
         self.advance()?;
-        let Some(topic) = self.store.topic() else {
+        let Some(topic) = self.store.topic().map(String::from) else {
             return Err(OffsetError::Invalid { detail: "exactly-once needs the Kafka offset store".into() }.into());
         };
-        Ok(self.dirty.then(|| (topic.to_string(), self.offset_now())))
+        // The position once the transaction's records are durable, which its commit makes them
+        // all (or none): everything ended, acknowledged yet or not.
+        let (more, upto) = self.tracker.release_if_acked()?;
+        let marked = self.marks.front().is_some_and(|(txn, _, _)| *txn < upto);
+        if more.is_empty() && !marked && !self.dirty {
+            return Ok(None);
+        }
+        let mut position = self.position.clone();
+        for released in more {
+            match released {
+                Released::Gtid(gtid) => position.add(&gtid),
+                Released::Set(set) => position.union(&set),
+            }
+        }
+        let mut snapshot = self.snapshot.clone();
+        if let Some(s) = &mut snapshot {
+            for (_, table, progress) in self.marks.iter().take_while(|(txn, _, _)| *txn < upto) {
+                s.tables.insert(table.clone(), progress.clone());
+            }
+        }
+        let offset = StoredOffset::new(&self.connector, &position).with_snapshot(snapshot.filter(|s| !s.is_complete()));
+        self.expected = Some(position);
+        Ok(Some((topic, offset)))
     }
 
     /// Exactly-once: the Kafka transaction with the offset [`Committer::transaction_offset`] gave
-    /// is committed. Returns whether the stored offset is up to date (as [`Committer::commit`]).
-    pub fn transaction_committed(&mut self) -> bool {
-        self.dirty = false;
-        tracing::debug!(position = %self.position, "offset committed in a Kafka transaction");
-        true
+    /// is committed, and every delivery report of it was given to [`Committer::delivered`]. The
+    /// position moves to that offset's.
+    pub fn transaction_committed(&mut self) -> Result<(), CommitError> {
+        self.advance()?;
+        match self.expected.take() {
+            Some(expected) if expected != self.position => {
+                // Not expected: every record of a committed transaction is acknowledged. The
+                // next commit writes the released position again.
+                tracing::warn!(committed = %expected, released = %self.position, "the committed offset and the released position differ");
+            }
+            _ => {
+                self.dirty = false;
+                tracing::debug!(position = %self.position, "offset committed in a Kafka transaction");
+            }
+        }
+        Ok(())
     }
 
     /// Whether the stored offset is up to date with the position (exactly-once: committed with

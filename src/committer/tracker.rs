@@ -280,6 +280,30 @@ impl Tracker {
         Ok(out)
     }
 
+    /// What [`Tracker::release`] would hand out if every record sent so far were acknowledged,
+    /// and the first transaction that would still not be released; nothing changes. For
+    /// exactly-once delivery, where one Kafka transaction makes all its records durable or none:
+    /// the offset written into it is computed before its commit.
+    pub fn release_if_acked(&self) -> Result<(Vec<Released>, TxnId), TrackerError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let mut out = Vec::new();
+        let mut upto = self.released_before();
+        for t in self.open.iter().take_while(|t| t.ended) {
+            if !t.void
+                && let Some(g) = &t.gtid
+            {
+                out.push(Released::Gtid(g.clone()));
+            }
+            if let Some(set) = &t.merged {
+                out.push(Released::Set(set.clone()));
+            }
+            upto = t.last + 1;
+        }
+        Ok((out, upto))
+    }
+
     /// Transactions registered and not yet released.
     pub fn pending(&self) -> usize {
         self.open.iter().map(|t| (t.last - t.id + 1) as usize).sum()
@@ -316,6 +340,48 @@ mod tests {
             })
             .max()
             .unwrap_or(0)
+    }
+
+    /// Position of `released` (MariaDB domain 0).
+    fn applied(released: &[Released]) -> Position {
+        let mut p = Position::MariaDb(MariaDbPosition::new());
+        for r in released {
+            match r {
+                Released::Gtid(g) => p.add(g),
+                Released::Set(s) => p.union(s),
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn release_if_acked_is_what_release_gives_once_everything_is_acked() {
+        let mut t = Tracker::new();
+        let mut records = Vec::new();
+        for seq in 1..=6 {
+            let id = t.begin(Some(g(seq)));
+            for _ in 0..seq % 3 {
+                records.push(t.sent(id).expect("sent"));
+            }
+            if seq == 3 {
+                t.void(id).expect("void");
+            } else if seq != 6 {
+                t.end(id).expect("end");
+            }
+        }
+        // 1 is acked already; 6 is still open.
+        t.acked(records.remove(0)).expect("ack");
+        let (expected, upto) = t.release_if_acked().expect("no failure");
+        assert_eq!(upto, 5, "everything before the open transaction");
+        assert_eq!(super::tests::upto(&expected), 5);
+        for r in records {
+            if r.txn < upto {
+                t.acked(r).expect("ack");
+            }
+        }
+        let released = t.release().expect("release");
+        assert_eq!(applied(&released), applied(&expected));
+        assert!(!expected.contains(&rel(3)), "3 was voided");
     }
 
     #[test]

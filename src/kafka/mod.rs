@@ -9,6 +9,7 @@
 //! [`REPEAT_WINDOW`] and says how many it held back.
 
 pub mod authorized;
+pub mod transaction;
 pub mod version;
 
 use crate::config::KafkaSettings;

@@ -18,12 +18,13 @@
 use crate::committer::RecordId;
 use crate::config::KafkaSettings;
 use crate::error::ErrorClass;
+use crate::kafka::transaction::TransactionError;
 use crate::kafka::{Context, TopicSpec};
 use crate::ops::histogram::Histogram;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use std::collections::{HashSet, VecDeque};
@@ -42,7 +43,7 @@ pub enum PublishError {
     #[error(
         "fenced: another rowferry with the connector name took over this one's Kafka transactions ({detail}); \
          this instance stops and nothing it wrote since is visible to read_committed consumers. Run one instance \
-         per connector name (in Kubernetes: one replica, strategy Recreate)"
+         per connector name (the Helm chart's StatefulSet runs one pod)"
     )]
     Fenced { detail: String },
     /// A Kafka transaction could not be committed (it was aborted: none of its records is visible).
@@ -165,9 +166,7 @@ pub struct Publisher {
     /// A commit running on a blocking thread. Kept here, not only in the future that awaits it:
     /// that future may be dropped (a signal interrupts the loop) while librdkafka goes on
     /// committing, and the next transactional call must first learn how it ended.
-    committing: Option<tokio::task::JoinHandle<KafkaResult<()>>>,
-    /// The delivery report of the open transaction's offset record, once it came.
-    offset_report: Option<Result<(), String>>,
+    committing: Option<tokio::task::JoinHandle<Result<(), TransactionError>>>,
     acks: Arc<Acks>,
     /// The records in flight, by the slot their delivery report names.
     slots: Slots,
@@ -249,7 +248,6 @@ impl Publisher {
             in_transaction: false,
             transaction_timeout: kafka.transaction_timeout(),
             committing: None,
-            offset_report: None,
             acks,
             admin,
             topics: HashSet::new(),
@@ -364,14 +362,17 @@ impl Publisher {
 
     /// Waits for a commit begun by a call whose future was dropped; its outcome is `None` when
     /// none was running.
-    async fn committed(&mut self) -> Option<KafkaResult<()>> {
+    async fn committed(&mut self) -> Option<Result<(), TransactionError>> {
         let handle = self.committing.as_mut()?;
         let outcome = match handle.await {
             Ok(outcome) => outcome,
-            Err(e) => {
-                tracing::error!(error = %e, "the transaction commit's thread failed");
-                Err(KafkaError::Canceled)
-            }
+            Err(e) => Err(TransactionError {
+                code: RDKafkaErrorCode::Fail,
+                message: format!("the commit's thread failed: {e}"),
+                retriable: false,
+                abortable: false,
+                fatal: true,
+            }),
         };
         self.committing = None;
         if outcome.is_ok() {
@@ -382,7 +383,7 @@ impl Publisher {
 
     async fn begin_if_needed(&mut self) -> Result<(), PublishError> {
         if let Some(Err(e)) = self.committed().await {
-            return Err(self.transaction_error("committing the transaction", &e));
+            return Err(self.commit_error(&e));
         }
         if self.transactional && !self.in_transaction {
             self.producer.begin_transaction().map_err(|e| self.transaction_error("beginning a transaction", &e))?;
@@ -409,28 +410,12 @@ impl Publisher {
         }
     }
 
-    /// Exactly-once: waits for the delivery report of the offset record sent last (collecting
-    /// other reports into `acks` meanwhile). Committing after it means librdkafka has nothing
-    /// left to flush: rust-rdkafka's commit flushes first, and a flush with messages out waits
-    /// up to 100 ms per round for a report that the producer's polling thread takes instead.
-    pub async fn offset_written(&mut self, acks: &mut Vec<(RecordId, Result<(), String>)>) -> Result<(), PublishError> {
-        loop {
-            self.take_acks(acks);
-            if let Some(report) = self.offset_report.take() {
-                return report.map_err(|detail| match self.fenced() {
-                    Some(detail) => PublishError::Fenced { detail },
-                    None => PublishError::Transaction { detail: format!("writing the offset record: {detail}") },
-                });
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(100), self.acks.ready.notified()).await;
-        }
-    }
-
-    /// Exactly-once: commits the open Kafka transaction (waits for all its records first). A
-    /// commit Kafka cannot take is aborted (nothing of it visible) and reported; the caller stops.
+    /// Exactly-once: commits the open Kafka transaction — librdkafka first flushes its records
+    /// and the offset record, so every delivery report has come when this returns. A commit Kafka
+    /// cannot take is aborted (nothing of it visible) and reported; the caller stops.
     pub async fn commit_transaction(&mut self) -> Result<(), PublishError> {
         if let Some(Err(e)) = self.committed().await {
-            return Err(self.transaction_error("committing the transaction", &e));
+            return Err(self.commit_error(&e));
         }
         if !self.in_transaction {
             return Ok(());
@@ -439,23 +424,32 @@ impl Publisher {
         loop {
             let (producer, timeout) =
                 (self.producer.clone(), deadline.saturating_duration_since(std::time::Instant::now()));
-            self.committing = Some(tokio::task::spawn_blocking(move || producer.commit_transaction(timeout)));
+            self.committing = Some(tokio::task::spawn_blocking(move || {
+                crate::kafka::transaction::commit(producer.client(), timeout)
+            }));
             let e = match self.committed().await {
                 Some(Ok(())) | None => return Ok(()),
                 Some(Err(e)) => e,
             };
             // A passing fault (a coordinator moving, a broker restarting): the same commit again.
-            let retriable = matches!(&e, KafkaError::Transaction(t) if t.is_retriable())
-                || matches!(&e, KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
-            if retriable && std::time::Instant::now() < deadline {
+            if e.retriable && std::time::Instant::now() < deadline {
                 tracing::warn!(error = %e, "committing the Kafka transaction: retrying");
                 continue;
             }
-            let error = self.transaction_error("committing the transaction", &e);
+            let error = self.commit_error(&e);
             if matches!(error, PublishError::Transaction { .. }) {
                 self.abort_transaction().await;
             }
             return Err(error);
+        }
+    }
+
+    /// A failed commit, classed: fenced, or a transaction that cannot go on.
+    fn commit_error(&self, e: &TransactionError) -> PublishError {
+        match self.fenced() {
+            Some(detail) => PublishError::Fenced { detail },
+            None if is_fencing(e.code) => PublishError::Fenced { detail: e.to_string() },
+            None => PublishError::Transaction { detail: format!("committing the transaction: {e}") },
         }
     }
 
@@ -555,8 +549,7 @@ impl Publisher {
         let Ok(mut queue) = self.acks.queue.lock() else { return };
         for (slot, at_us, result) in queue.drain(..) {
             if slot == OFFSET_SLOT {
-                // Not a record of the tracker: the commit waits for it (see `offset_written`).
-                self.offset_report = Some(result);
+                // Not a record of the tracker: the commit reports its fate.
                 continue;
             }
             let Some((id, size, commit_us)) = self.slots.remove(slot) else {
