@@ -115,6 +115,33 @@ async fn sasl_scram_with_acls_check_names_the_missing_permission() {
         "the reason and its fix:\n{log}"
     );
 
+    // Exactly-once without Write on its transactional id: run stops at start, naming the ACL;
+    // with it, it streams.
+    let txn = format!("{db}-txn");
+    user(
+        &kafka,
+        &txn,
+        &[(&prefix, "prefixed", "Create,Describe,Read,Write"), (&schemas, "literal", "Create,Describe,Read,Write")],
+    );
+    let c = connector(&url, &db, &kafka, &txn).with_kafka_keys("delivery = \"exactly_once\"\n");
+    let mut child = c.start();
+    let code = exit_code(&mut child, Duration::from_secs(60), "stopped on the refused transactional id").await;
+    let log = c.log();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains(&format!("transactional.id rowferry-{db}")) && log.contains("--transactional-id rowferry-<name>"),
+        "the id and the fix:\n{log}"
+    );
+    operator(
+        &kafka,
+        &["allow", &format!("User:{txn}"), "transactional-id", &format!("rowferry-{db}"), "literal", "Describe,Write"],
+    );
+    let mut child = c.start();
+    admin(&url, &[format!("INSERT INTO {db}.t VALUES (4)")]).await;
+    let end = position_now(&url).await.to_string();
+    offset_reaches(&c, |g| covers(g, &end)).await;
+    assert_eq!(stop(&mut child).await, Some(0), "{}", c.log());
+
     // No Create, on topics that do not exist yet: check says so.
     let fresh = unique("acl");
     admin(&url, &[format!("CREATE DATABASE {fresh}"), format!("CREATE TABLE {fresh}.t (id INT PRIMARY KEY)")]).await;

@@ -117,6 +117,11 @@ pub fn refusal_fix(code: RDKafkaErrorCode) -> Option<&'static str> {
              User:<name> --operation IdempotentWrite --cluster), or Write on its topics (Kafka 2.8+ accepts \
              either for an idempotent producer)"
         }
+        TransactionalIdAuthorizationFailed => {
+            "kafka.delivery = \"exactly_once\" needs Write and Describe on the transactional id \
+             rowferry-<name> (kafka-acls.sh --add --allow-principal User:<name> --operation Write --operation \
+             Describe --transactional-id rowferry-<name>), and IdempotentWrite on the cluster"
+        }
         MessageSizeTooLarge | InvalidMessageSize | MessageBatchTooLarge => {
             "the record is larger than Kafka accepts: raise the topic's max.message.bytes (and the producer's \
              kafka.librdkafka message.max.bytes), or make rows smaller with columns.truncate / columns.exclude"

@@ -46,11 +46,9 @@ pub enum PublishError {
          per connector name (the Helm chart's StatefulSet runs one pod)"
     )]
     Fenced { detail: String },
-    /// A Kafka transaction could not be committed (it was aborted: none of its records is visible).
-    #[error(
-        "the Kafka transaction could not be committed: {detail}. It was aborted, so none of its records is visible \
-         to read_committed consumers; a restart sends them again from the stored offset"
-    )]
+    /// A transactional call failed: initialising, beginning, or committing (then the transaction
+    /// was aborted: none of its records is visible).
+    #[error("Kafka transaction: {detail}")]
     Transaction { detail: String },
     #[error(
         "a record for topic {topic} is {size} bytes, over the producer's message.max.bytes ({limit}); fixes: raise \
@@ -158,8 +156,10 @@ impl ProducerContext for Acks {
 /// See the module docs.
 pub struct Publisher {
     producer: ThreadedProducer<Acks>,
-    /// Exactly-once: the producer is transactional, and whether a Kafka transaction is open.
+    /// Exactly-once: the producer is transactional (with this id), and whether a Kafka
+    /// transaction is open.
     transactional: bool,
+    transactional_id: String,
     in_transaction: bool,
     /// How long a transactional call (init, commit, abort) may take.
     transaction_timeout: Duration,
@@ -245,6 +245,7 @@ impl Publisher {
         Ok(Publisher {
             producer,
             transactional: transactional_id.is_some(),
+            transactional_id: transactional_id.unwrap_or_default().to_string(),
             in_transaction: false,
             transaction_timeout: kafka.transaction_timeout(),
             committing: None,
@@ -352,7 +353,8 @@ impl Publisher {
         let outcome = tokio::task::spawn_blocking(move || producer.init_transactions(timeout))
             .await
             .map_err(|e| PublishError::Kafka(e.to_string()))?;
-        outcome.map_err(|e| self.transaction_error("initialising transactions", &e))
+        let what = format!("initialising transactions (transactional.id {})", self.transactional_id);
+        outcome.map_err(|e| self.transaction_error(&what, &e))
     }
 
     /// Whether a Kafka transaction is open (records were sent since the last commit).
@@ -449,7 +451,12 @@ impl Publisher {
         match self.fenced() {
             Some(detail) => PublishError::Fenced { detail },
             None if is_fencing(e.code) => PublishError::Fenced { detail: e.to_string() },
-            None => PublishError::Transaction { detail: format!("committing the transaction: {e}") },
+            None => PublishError::Transaction {
+                detail: format!(
+                    "the commit failed: {e}. The transaction was aborted, so none of its records is visible to \
+                     read_committed consumers; a restart sends them again from the stored offset"
+                ),
+            },
         }
     }
 
@@ -486,7 +493,10 @@ impl Publisher {
         match self.fenced() {
             Some(detail) => PublishError::Fenced { detail },
             None if fenced => PublishError::Fenced { detail: e.to_string() },
-            None => PublishError::Transaction { detail: format!("{what}: {e}") },
+            None => match crate::kafka::refusal(e) {
+                Some(fix) => PublishError::Transaction { detail: format!("{what}: {e} — fix: {fix}") },
+                None => PublishError::Transaction { detail: format!("{what}: {e}") },
+            },
         }
     }
 

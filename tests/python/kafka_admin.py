@@ -2,7 +2,7 @@
 
 usage: kafka_admin.py BOOTSTRAP user NAME PASSWORD
            a SCRAM-SHA-512 user
-       kafka_admin.py BOOTSTRAP allow PRINCIPAL topic|cluster NAME literal|prefixed OPERATION[,OPERATION...]
+       kafka_admin.py BOOTSTRAP allow PRINCIPAL topic|cluster|transactional-id NAME literal|prefixed OPERATION[,OPERATION...]
            ALLOW ACLs for PRINCIPAL (e.g. User:alice) from any host
 BOOTSTRAP is the operator's listener (a super user).
 """
@@ -27,7 +27,8 @@ def main():
         wait(admin.alter_user_scram_credentials([UserScramCredentialUpsertion(name, info, password.encode())]))
     elif action == "allow":
         principal, kind, name, pattern, operations = sys.argv[3:8]
-        resource = {"topic": ResourceType.TOPIC, "cluster": ResourceType.BROKER}[kind]
+        resource = {"topic": ResourceType.TOPIC, "cluster": ResourceType.BROKER,
+                    "transactional-id": ResourceType.TRANSACTIONAL_ID}[kind]
         if kind == "cluster":
             name = "kafka-cluster"
         pattern_type = {"literal": ResourcePatternType.LITERAL, "prefixed": ResourcePatternType.PREFIXED}[pattern]
