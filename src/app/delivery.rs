@@ -60,6 +60,9 @@ pub struct DeliverySettings {
     pub inline_verify_every: u64,
     /// Exactly-once: when a Kafka transaction is committed, and the Kafka transaction timeout.
     pub transactions: Option<(TransactionBounds, Duration)>,
+    /// How often a position that moved without records (filtered tables, DDL) is stored
+    /// (`offsets.interval_ms`; exactly-once: in a transaction of its own).
+    pub commit_interval: Duration,
 }
 
 /// Exactly-once: the Kafka transaction being filled.
@@ -75,6 +78,8 @@ struct KafkaTxn {
     committed_ms: i64,
     /// Key + value bytes sent in it.
     bytes: u64,
+    /// `offsets.interval_ms`: a transaction with no record, only the offset, waits this long.
+    offset_only_ms: i64,
 }
 
 /// See the module docs.
@@ -132,6 +137,7 @@ impl Delivery {
                 started_ms: None,
                 committed_ms: crate::clock::now_ms() as i64,
                 bytes: 0,
+                offset_only_ms: settings.commit_interval.as_millis() as i64,
             }),
             settings,
         }
@@ -179,8 +185,11 @@ impl Delivery {
     async fn transaction_tick(&mut self, now_ms: i64, force: bool) -> Result<(), RunError> {
         let Some(t) = &self.kafka_txn else { return Ok(()) };
         let boundary = self.open.is_none() && self.parked.is_empty();
-        let due =
-            force || t.bytes >= t.bounds.max_bytes || now_ms - t.committed_ms >= t.bounds.interval.as_millis() as i64;
+        // Records wait for the transaction interval; a position that moved without any (filtered
+        // tables) is stored as often as at-least-once stores it.
+        let interval =
+            if self.publisher.in_transaction() { t.bounds.interval.as_millis() as i64 } else { t.offset_only_ms };
+        let due = force || t.bytes >= t.bounds.max_bytes || now_ms - t.committed_ms >= interval;
         if boundary && due {
             return self.commit_transaction().await;
         }

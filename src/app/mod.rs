@@ -224,6 +224,7 @@ async fn stream(
             DeliveryMode::AtLeastOnce => None,
             DeliveryMode::ExactlyOnce(bounds) => Some((bounds, settings.kafka.transaction_timeout())),
         },
+        commit_interval: settings.commit_interval,
     };
     let delivery = Delivery::new(delivery_settings, encoder, publisher, committer, Arc::clone(ops));
     let (reader, events, budget, reader_stats) = spawn_reader(settings, position, ops);
