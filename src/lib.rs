@@ -25,6 +25,7 @@ pub mod encoder;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod histogram;
 pub mod kafka;
 pub mod logging;
 pub mod ops;

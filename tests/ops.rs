@@ -95,6 +95,10 @@ async fn metrics_status_and_control() {
     assert_eq!(sample(&metrics, "rowferry_commit_to_ack_seconds_count"), Some(5.0), "{metrics}");
     assert_eq!(sample(&metrics, "rowferry_commit_to_ack_seconds_bucket{le=\"+Inf\"}"), Some(5.0));
     assert!(sample(&metrics, "rowferry_commit_to_ack_seconds_sum").is_some_and(|s| s >= 0.0));
+    // Every transaction read (the server's others too) is in the read-latency histogram.
+    let read = sample(&metrics, "rowferry_commit_to_read_seconds_count").unwrap_or(0.0);
+    assert!(read >= 2.0, "at least this test's two transactions: {metrics}");
+    assert_eq!(sample(&metrics, "rowferry_commit_to_read_seconds_bucket{le=\"+Inf\"}"), Some(read));
 
     let (_, body) = get(&connector, "/status").await;
     let status: serde_json::Value = serde_json::from_str(&body).expect("status JSON");

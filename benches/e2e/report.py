@@ -41,23 +41,24 @@ def quantile(q, buckets, count):
     return lower
 
 
-def histogram(metrics_file):
+def histogram(metrics_file, name=HISTOGRAM):
     buckets, count, top = [], 0, 0.0
     for line in open(metrics_file):
-        if line.startswith(HISTOGRAM + "_bucket"):
+        if line.startswith(name + "_bucket"):
             le = line.split('le="', 1)[1].split('"', 1)[0]
             buckets.append((float("inf") if le == "+Inf" else float(le), int(float(line.split()[-1]))))
-        elif line.startswith(HISTOGRAM + "_count"):
+        elif line.startswith(name + "_count"):
             count = int(float(line.split()[-1]))
-        elif line.startswith(HISTOGRAM + "_max"):
+        elif line.startswith(name + "_max"):
             top = float(line.split()[-1])
     return buckets, count, top
 
 
-def latency_of(metrics_file):
-    """The records acknowledged between the warm-up's end (METRICS.base) and METRICS."""
-    base, base_count, _ = histogram(metrics_file + ".base")
-    end, end_count, top = histogram(metrics_file)
+def latency_of(metrics_file, name=HISTOGRAM):
+    """The records acknowledged (with NAME, what it observes) between the warm-up's end
+    (METRICS.base) and METRICS."""
+    base, base_count, _ = histogram(metrics_file + ".base", name)
+    end, end_count, top = histogram(metrics_file, name)
     buckets = [(le, n - b) for (le, n), (_, b) in zip(end, base)]
     count = end_count - base_count
     if count <= 0:
@@ -65,7 +66,8 @@ def latency_of(metrics_file):
     # The max gauge covers the warm-up too: the measured max is at most it, and at most the
     # upper bound of the highest bucket that grew.
     grown = next(le for le, n in buckets if n == count)
-    top = min(top, grown)
+    # (A histogram without a max gauge: the bucket's bound alone.)
+    top = min(top, grown) if top > 0 else grown
     at = lambda q: min(quantile(q, buckets, count), top) * 1e3
     return {"p50_ms": at(0.5), "p99_ms": at(0.99), "max_ms": top * 1e3, "records": count}
 
@@ -102,7 +104,9 @@ def stream(rows, out):
 
 
 def latency(rows, tps, secs, out, key="latency", mode="at-least-once"):
-    runs = [dict(latency_of(r[4]), rows_per_s=int(r[2]) / float(r[3]), visible_records=int(r[5]),
+    read = lambda r: latency_of(r[4], "rowferry_commit_to_read_seconds")  # noqa: E731
+    runs = [dict(latency_of(r[4]), read_p50_ms=read(r)["p50_ms"], read_p99_ms=read(r)["p99_ms"],
+                 rows_per_s=int(r[2]) / float(r[3]), visible_records=int(r[5]),
                  visible_p50_ms=float(r[6]), visible_p99_ms=float(r[7]), visible_max_ms=float(r[8])) for r in rows]
     med = lambda k: statistics.median(run[k] for run in runs)
     out[key] = {
@@ -111,12 +115,14 @@ def latency(rows, tps, secs, out, key="latency", mode="at-least-once"):
         "max_ms": round(med("max_ms"), 2), "records": int(med("records")), "repetitions": len(runs),
         "visible_p50_ms": round(med("visible_p50_ms"), 1), "visible_p99_ms": round(med("visible_p99_ms"), 1),
         "visible_max_ms": round(med("visible_max_ms"), 1), "visible_records": int(med("visible_records")),
+        "read_p50_ms": round(med("read_p50_ms"), 2), "read_p99_ms": round(med("read_p99_ms"), 2),
     }
     l = out[key]
     print(f"\nlatency ({mode}), source commit → Kafka ack, MySQL 9.7 at {l['rows_per_s']:,} rows/s ({l['load']}): "
           f"p50 {l['p50_ms']} ms, p99 {l['p99_ms']} ms, max ≤ {l['max_ms']} ms ({l['records']:,} records); "
           f"→ visible to a read_committed consumer: p50 {l['visible_p50_ms']} ms, p99 {l['visible_p99_ms']} ms, "
-          f"max {l['visible_max_ms']} ms ({l['visible_records']:,} records)")
+          f"max {l['visible_max_ms']} ms ({l['visible_records']:,} records); source commit → read by rowferry: "
+          f"p50 {l['read_p50_ms']} ms, p99 {l['read_p99_ms']} ms")
 
 
 def exactly_once(rows, out):

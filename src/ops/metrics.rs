@@ -35,6 +35,11 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "Source commit to Kafka acknowledgement, per record (MySQL 8+: microsecond commit times; MariaDB: whole seconds).",
     ),
     (
+        "rowferry_commit_to_read_seconds",
+        "histogram",
+        "Source commit to the transaction's first event read by rowferry, per transaction (the source's and the network's part of commit to ack).",
+    ),
+    (
         "rowferry_commit_to_ack_seconds_max",
         "gauge",
         "The largest source commit to Kafka acknowledgement time since start.",
@@ -75,6 +80,16 @@ fn escape(value: &str) -> String {
 }
 
 /// The exposition text.
+/// A histogram's buckets, sum and count, as Prometheus' text format has them.
+fn histogram(out: &mut String, name: &str, h: &crate::histogram::Histogram) {
+    let (buckets, sum, count) = h.snapshot();
+    let bounds = crate::histogram::BOUNDS.iter().map(|b| b.to_string()).chain(["+Inf".to_string()]);
+    for (le, n) in bounds.zip(buckets) {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+}
+
 pub fn render(ops: &Ops) -> String {
     let readiness = ops.readiness();
     let reader = ops.reader.get();
@@ -115,12 +130,12 @@ pub fn render(ops: &Ops) -> String {
             "rowferry_seconds_behind_source" => sample("", ops.behind_ms.load(Ordering::Relaxed) as f64 / 1000.0),
             "rowferry_commit_to_ack_seconds" => {
                 if let Some(h) = ops.latency.get() {
-                    let (buckets, sum, count) = h.snapshot();
-                    let bounds = super::histogram::BOUNDS.iter().map(|b| b.to_string()).chain(["+Inf".to_string()]);
-                    for (le, n) in bounds.zip(buckets) {
-                        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
-                    }
-                    let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+                    histogram(&mut out, name, h);
+                }
+            }
+            "rowferry_commit_to_read_seconds" => {
+                if let Some(r) = ops.reader.get() {
+                    histogram(&mut out, name, &r.commit_to_read);
                 }
             }
             "rowferry_commit_to_ack_seconds_max" => {

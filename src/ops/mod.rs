@@ -19,7 +19,8 @@
 //! Liveness: `/healthz` fails once the stream loop, which beats on every tick, has not beaten for
 //! `stall_timeout` (a wedged loop); before the loop's first beat and while stopping it passes.
 
-pub mod histogram;
+/// Latency histograms (shared with the reader and the publisher, which fill them).
+pub use crate::histogram;
 pub mod http;
 pub mod metrics;
 

@@ -18,9 +18,9 @@
 use crate::committer::RecordId;
 use crate::config::KafkaSettings;
 use crate::error::ErrorClass;
+use crate::histogram::Histogram;
 use crate::kafka::transaction::TransactionError;
 use crate::kafka::{Context, TopicSpec};
-use crate::ops::histogram::Histogram;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;

@@ -374,6 +374,10 @@ pub struct ReaderStats {
     pub kick: tokio::sync::Notify,
     /// Why the last connection ended (shown while reconnecting).
     pub last_error: std::sync::Mutex<Option<String>>,
+    /// Source commit → the transaction's first event read from the socket, per transaction
+    /// (MySQL 8+: µs commit times; MariaDB: whole seconds): the source's and the network's part of
+    /// the commit → ack latency.
+    pub commit_to_read: crate::histogram::Histogram,
 }
 
 impl ReaderStats {
@@ -592,7 +596,13 @@ impl Reader {
                     // ends right after with an error: only what follows resets the reconnect backoff.
                     *progressed |= !matches!(item, Item::Rotate { .. } | Item::MariaDbGtidList(_));
                     ddl |= matches!(&item, Item::Statement { sql, .. } if assembler::first_keyword(sql) != "XA");
-                    assembler.push(item, &mut |e| out.push(e))?;
+                    assembler.push(item, &mut |e| {
+                        if let TxnEvent::Begin { commit_us, .. } = &e {
+                            let read_us = crate::clock::now_us() as i64;
+                            self.stats.commit_to_read.observe(read_us - *commit_us as i64);
+                        }
+                        out.push(e)
+                    })?;
                 }
                 if ddl && let Some(conn) = metadata.as_mut() {
                     let refresh = mariadb_extras(conn);
