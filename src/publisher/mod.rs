@@ -31,6 +31,8 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod transaction;
+
 /// Publishing failures.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -156,10 +158,9 @@ impl ProducerContext for Acks {
 /// See the module docs.
 pub struct Publisher {
     producer: ThreadedProducer<Acks>,
-    /// Exactly-once: the producer is transactional (with this id), and whether a Kafka
-    /// transaction is open.
-    transactional: bool,
-    transactional_id: String,
+    /// Exactly-once: the producer's transactional id (`None`: not transactional), and whether a
+    /// Kafka transaction is open.
+    transactional_id: Option<String>,
     in_transaction: bool,
     /// How long a transactional call (init, commit, abort) may take.
     transaction_timeout: Duration,
@@ -244,8 +245,7 @@ impl Publisher {
             kafka.librdkafka.get("message.max.bytes").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
         Ok(Publisher {
             producer,
-            transactional: transactional_id.is_some(),
-            transactional_id: transactional_id.unwrap_or_default().to_string(),
+            transactional_id: transactional_id.map(String::from),
             in_transaction: false,
             transaction_timeout: kafka.transaction_timeout(),
             committing: None,
@@ -345,161 +345,6 @@ impl Publisher {
         Ok(())
     }
 
-    /// Exactly-once: registers the transactional id with its coordinator, which fences every
-    /// older producer of it and aborts the transaction such a one left open. Before any record
-    /// is sent, and before the stored offset is read (so no older instance commits after it).
-    pub async fn init_transactions(&self) -> Result<(), PublishError> {
-        let (producer, timeout) = (self.producer.clone(), self.transaction_timeout);
-        let outcome = tokio::task::spawn_blocking(move || producer.init_transactions(timeout))
-            .await
-            .map_err(|e| PublishError::Kafka(e.to_string()))?;
-        let what = format!("initialising transactions (transactional.id {})", self.transactional_id);
-        outcome.map_err(|e| self.transaction_error(&what, &e))
-    }
-
-    /// Whether a Kafka transaction is open (records were sent since the last commit).
-    pub fn in_transaction(&self) -> bool {
-        self.in_transaction
-    }
-
-    /// Waits for a commit begun by a call whose future was dropped; its outcome is `None` when
-    /// none was running.
-    async fn committed(&mut self) -> Option<Result<(), TransactionError>> {
-        let handle = self.committing.as_mut()?;
-        let outcome = match handle.await {
-            Ok(outcome) => outcome,
-            Err(e) => Err(TransactionError {
-                code: RDKafkaErrorCode::Fail,
-                message: format!("the commit's thread failed: {e}"),
-                retriable: false,
-                abortable: false,
-                fatal: true,
-            }),
-        };
-        self.committing = None;
-        if outcome.is_ok() {
-            self.in_transaction = false;
-        }
-        Some(outcome)
-    }
-
-    async fn begin_if_needed(&mut self) -> Result<(), PublishError> {
-        if let Some(Err(e)) = self.committed().await {
-            return Err(self.commit_error(&e));
-        }
-        if self.transactional && !self.in_transaction {
-            self.producer.begin_transaction().map_err(|e| self.transaction_error("beginning a transaction", &e))?;
-            self.in_transaction = true;
-        }
-        Ok(())
-    }
-
-    /// Exactly-once: adds the offset record (`value` under `key`, partition 0 of `topic`) to the
-    /// open Kafka transaction. Its delivery is the commit's: no report reaches the tracker.
-    pub async fn send_offset(&mut self, topic: &str, key: &str, value: &[u8]) -> Result<(), PublishError> {
-        self.begin_if_needed().await?;
-        let mut record: BaseRecord<'_, str, [u8], Opaque> =
-            BaseRecord::with_opaque_to(topic, OFFSET_SLOT).partition(0).key(key).payload(value);
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    let _ = tokio::time::timeout(Duration::from_millis(100), self.acks.ready.notified()).await;
-                }
-                Err((e, _)) => return Err(self.transaction_error("sending the offset", &e)),
-            }
-        }
-    }
-
-    /// Exactly-once: commits the open Kafka transaction — librdkafka first flushes its records
-    /// and the offset record, so every delivery report has come when this returns. A commit Kafka
-    /// cannot take is aborted (nothing of it visible) and reported; the caller stops.
-    pub async fn commit_transaction(&mut self) -> Result<(), PublishError> {
-        if let Some(Err(e)) = self.committed().await {
-            return Err(self.commit_error(&e));
-        }
-        if !self.in_transaction {
-            return Ok(());
-        }
-        let deadline = std::time::Instant::now() + self.transaction_timeout;
-        loop {
-            let (producer, timeout) =
-                (self.producer.clone(), deadline.saturating_duration_since(std::time::Instant::now()));
-            self.committing = Some(tokio::task::spawn_blocking(move || {
-                crate::kafka::transaction::commit(producer.client(), timeout)
-            }));
-            let e = match self.committed().await {
-                Some(Ok(())) | None => return Ok(()),
-                Some(Err(e)) => e,
-            };
-            // A passing fault (a coordinator moving, a broker restarting): the same commit again.
-            if e.retriable && std::time::Instant::now() < deadline {
-                tracing::warn!(error = %e, "committing the Kafka transaction: retrying");
-                continue;
-            }
-            let error = self.commit_error(&e);
-            if matches!(error, PublishError::Transaction { .. }) {
-                self.abort_transaction().await;
-            }
-            return Err(error);
-        }
-    }
-
-    /// A failed commit, classed: fenced, or a transaction that cannot go on.
-    fn commit_error(&self, e: &TransactionError) -> PublishError {
-        match self.fenced() {
-            Some(detail) => PublishError::Fenced { detail },
-            None if is_fencing(e.code) => PublishError::Fenced { detail: e.to_string() },
-            None => PublishError::Transaction {
-                detail: format!(
-                    "the commit failed: {e}. The transaction was aborted, so none of its records is visible to \
-                     read_committed consumers; a restart sends them again from the stored offset"
-                ),
-            },
-        }
-    }
-
-    /// Exactly-once: aborts the open Kafka transaction (its records are never visible to
-    /// read_committed consumers). Best effort: a producer that cannot abort is fenced or gone,
-    /// and the coordinator aborts the transaction at its timeout or at the next instance's start.
-    pub async fn abort_transaction(&mut self) {
-        if self.committed().await.is_some_and(|outcome| outcome.is_ok()) || !self.in_transaction {
-            return;
-        }
-        self.in_transaction = false;
-        let (producer, timeout) = (self.producer.clone(), self.transaction_timeout);
-        match tokio::task::spawn_blocking(move || producer.abort_transaction(timeout)).await {
-            Ok(Ok(())) => tracing::info!("Kafka transaction aborted"),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "the Kafka transaction could not be aborted; its coordinator will")
-            }
-            Err(e) => tracing::warn!(error = %e, "aborting the Kafka transaction"),
-        }
-    }
-
-    /// Why this producer was fenced, if it was (the fatal error librdkafka recorded).
-    pub fn fenced(&self) -> Option<String> {
-        let (code, reason) = self.producer.client().fatal_error()?;
-        is_fencing(code).then(|| format!("{code}: {reason}"))
-    }
-
-    /// A transactional call's failure, classed: fenced, or a transaction that cannot go on.
-    fn transaction_error(&self, what: &str, e: &KafkaError) -> PublishError {
-        let fenced = match e {
-            KafkaError::Transaction(t) => is_fencing(t.code()),
-            other => other.rdkafka_error_code().is_some_and(is_fencing),
-        };
-        match self.fenced() {
-            Some(detail) => PublishError::Fenced { detail },
-            None if fenced => PublishError::Fenced { detail: e.to_string() },
-            None => match crate::kafka::refusal(e) {
-                Some(fix) => PublishError::Transaction { detail: format!("{what}: {e} — fix: {fix}") },
-                None => PublishError::Transaction { detail: format!("{what}: {e}") },
-            },
-        }
-    }
-
     pub async fn send(
         &mut self,
         id: RecordId,
@@ -509,7 +354,7 @@ impl Publisher {
         headers: &RecordHeaders<'_>,
         acks: &mut Vec<(RecordId, Result<(), String>)>,
     ) -> Result<(), PublishError> {
-        if self.transactional {
+        if self.transactional_id.is_some() {
             self.begin_if_needed().await?;
         }
         let size = key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len);
@@ -594,11 +439,6 @@ impl Publisher {
             self.take_acks(out);
         }
     }
-}
-
-/// Whether a fatal producer error means another producer took over the transactional id.
-fn is_fencing(code: RDKafkaErrorCode) -> bool {
-    matches!(code, RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::Fenced | RDKafkaErrorCode::InvalidProducerEpoch)
 }
 
 /// `n` in decimal, written into `buf` (no allocation).
