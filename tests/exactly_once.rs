@@ -54,6 +54,14 @@ async fn loaded(url: &str, socket_var: &str, db: &str) -> Child {
     sysbench(socket_var, db, &["--rate=150", "--time=600", "run"]).spawn().expect("sysbench run")
 }
 
+/// Starts `c`, waits until it has stored where it begins, then the sysbench load on `db`.
+async fn start_under_load(c: &Connector, url: &str, socket_var: &str, db: &str) -> (Child, Child) {
+    let child = c.start();
+    let start = position_now(url).await.to_string();
+    offset_reaches(c, |g| covers(g, &start)).await;
+    (child, loaded(url, socket_var, db).await)
+}
+
 /// Ends the load and waits until the stored offset covers everything written.
 async fn drain(mut load: Child, url: &str, c: &Connector) {
     let _ = load.kill();
@@ -137,10 +145,7 @@ async fn kill_nine_ten_times(server: &str, socket_var: &str) {
         .with_store(Store::Kafka)
         .with_kafka_keys(&exactly_once(1000))
         .with_extra("[topics]\ntransaction_metadata = true\n");
-    let mut child = c.start();
-    let start = position_now(&url).await.to_string();
-    offset_reaches(&c, |g| covers(g, &start)).await;
-    let load = loaded(&url, socket_var, &db).await;
+    let (mut child, load) = start_under_load(&c, &url, socket_var, &db).await;
     for k in 0..10u64 {
         // kill -9 at timer-set moments (fault injection, not synchronisation).
         tokio::time::sleep(Duration::from_millis(600 + 150 * (k % 4))).await;
@@ -199,10 +204,7 @@ async fn broker_restart(server: &str, socket_var: &str) {
         .with_kafka(&kafka.bootstrap)
         .with_store(Store::Kafka)
         .with_kafka_keys(&exactly_once(1000));
-    let mut child = c.start();
-    let start = position_now(&url).await.to_string();
-    offset_reaches(&c, |g| covers(g, &start)).await;
-    let load = loaded(&url, socket_var, &db).await;
+    let (mut child, load) = start_under_load(&c, &url, socket_var, &db).await;
     let topic = format!("{db}.{db}.sbtest1");
     // Records of an open transaction on the broker: the topic has some.
     wait_for_records(&kafka.bootstrap, &topic).await;
@@ -211,7 +213,7 @@ async fn broker_restart(server: &str, socket_var: &str) {
     kafka.start_node(1);
     let mut restarts = 0;
     let deadline = Instant::now() + Duration::from_secs(90);
-    let end = loop {
+    loop {
         if let Ok(Some(_)) = child.try_wait() {
             restarts += 1;
             child = c.start();
@@ -219,12 +221,11 @@ async fn broker_restart(server: &str, socket_var: &str) {
         // Written after the broker came back, and streamed.
         let now = position_now(&url).await.to_string();
         if c.offset().and_then(|o| o["gtid_set"].as_str().map(|g| covers(g, &now))).unwrap_or(false) {
-            break now;
+            break;
         }
         assert!(Instant::now() < deadline, "no progress after the broker restart:\n{}", c.log());
         tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let _ = end;
+    }
     drain(load, &url, &c).await;
     judge(&c, &topic, &url, &db, false).await;
     eprintln!("rowferry restarted {restarts} times after the broker restart");
@@ -345,10 +346,7 @@ async fn fencing(server: &str, socket_var: &str) {
     let url = env(server);
     let db = unique("eos_fence");
     let first = Connector::new(&url, &db).with_store(Store::Kafka).with_kafka_keys(&exactly_once(100));
-    let mut a = first.start();
-    let start = position_now(&url).await.to_string();
-    offset_reaches(&first, |g| covers(g, &start)).await;
-    let load = loaded(&url, socket_var, &db).await;
+    let (mut a, load) = start_under_load(&first, &url, socket_var, &db).await;
     let topic = format!("{db}.{db}.sbtest1");
     wait_for_records(&first.kafka, &topic).await;
     // Same name (so the same transactional id and offsets), its own HTTP port and server id.

@@ -40,11 +40,14 @@ use crate::encoder::stage::Encoder;
 use crate::error::ErrorClass;
 use crate::kafka::TopicSpec;
 use crate::ops::Ops;
-use crate::publisher::{PublishError, Publisher, RecordHeaders};
+use crate::publisher::{Publisher, RecordHeaders};
 use crate::snapshot::merge::{Chunk, Outcome};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use transaction::KafkaTxn;
+
+mod transaction;
 
 /// The settings delivery needs.
 #[derive(Debug, Clone)]
@@ -63,23 +66,6 @@ pub struct DeliverySettings {
     /// How often a position that moved without records (filtered tables, DDL) is stored
     /// (`offsets.interval_ms`; exactly-once: in a transaction of its own).
     pub commit_interval: Duration,
-}
-
-/// Exactly-once: the Kafka transaction being filled.
-#[derive(Debug)]
-struct KafkaTxn {
-    bounds: TransactionBounds,
-    /// Past this age (ms) without a boundary, the transaction is committed at the position before
-    /// the open source transaction (half the Kafka transaction timeout).
-    split_ms: i64,
-    /// When its first record was sent (ms since the epoch).
-    started_ms: Option<i64>,
-    /// When the last one was committed.
-    committed_ms: i64,
-    /// Key + value bytes sent in it.
-    bytes: u64,
-    /// `offsets.interval_ms`: a transaction with no record, only the offset, waits this long.
-    offset_only_ms: i64,
 }
 
 /// See the module docs.
@@ -131,14 +117,9 @@ impl Delivery {
             parked: HashMap::new(),
             key: Vec::with_capacity(64),
             value: Vec::with_capacity(1024),
-            kafka_txn: settings.transactions.map(|(bounds, timeout)| KafkaTxn {
-                bounds,
-                split_ms: (timeout.as_millis() / 2) as i64,
-                started_ms: None,
-                committed_ms: crate::clock::now_ms() as i64,
-                bytes: 0,
-                offset_only_ms: settings.commit_interval.as_millis() as i64,
-            }),
+            kafka_txn: settings
+                .transactions
+                .map(|(bounds, timeout)| KafkaTxn::new(bounds, timeout, settings.commit_interval)),
             settings,
         }
     }
@@ -165,80 +146,6 @@ impl Delivery {
         }
         self.settle()?;
         self.transaction_tick(now_ms, false).await
-    }
-
-    /// A failure of a fenced producer is reported as the fencing (the cause the operator acts on).
-    fn fenced_or<T>(&self, outcome: Result<T, RunError>) -> Result<T, RunError> {
-        match outcome {
-            Err(e) if self.kafka_txn.is_some() && !matches!(e, RunError::Publish(PublishError::Fenced { .. })) => {
-                match self.publisher.fenced() {
-                    Some(detail) => Err(RunError::Publish(PublishError::Fenced { detail })),
-                    None => Err(e),
-                }
-            }
-            other => other,
-        }
-    }
-
-    /// Exactly-once: commits the Kafka transaction when it is due (see the module docs; `force`:
-    /// at any boundary).
-    async fn transaction_tick(&mut self, now_ms: i64, force: bool) -> Result<(), RunError> {
-        let Some(t) = &self.kafka_txn else { return Ok(()) };
-        let boundary = self.open.is_none() && self.parked.is_empty();
-        // Records wait for the transaction interval; a position that moved without any (filtered
-        // tables) is stored as often as at-least-once stores it.
-        let interval =
-            if self.publisher.in_transaction() { t.bounds.interval.as_millis() as i64 } else { t.offset_only_ms };
-        let due = force || t.bytes >= t.bounds.max_bytes || now_ms - t.committed_ms >= interval;
-        if boundary && due {
-            return self.commit_transaction().await;
-        }
-        let age = t.started_ms.map_or(0, |started| now_ms - started);
-        if !boundary && self.publisher.in_transaction() && age >= t.split_ms {
-            tracing::warn!(
-                open_for_ms = age,
-                xa_prepared = self.parked.len(),
-                "exactly_once: no source-transaction boundary within half the Kafka transaction timeout \
-                 (kafka.librdkafka.\"transaction.timeout.ms\"): committing the Kafka transaction with the open \
-                 source transaction's records sent so far (with an XA transaction prepared and undecided: every \
-                 transaction's since its PREPARE) and the offset before them. If rowferry stops before the \
-                 transaction ends (or the XA transaction is decided), those records are sent again: a \
-                 read_committed consumer sees them twice. Raise transaction.timeout.ms (up to the broker's \
-                 transaction.max.timeout.ms) to keep such transactions whole"
-            );
-            return self.commit_transaction().await;
-        }
-        Ok(())
-    }
-
-    /// Exactly-once: adds the offset that the Kafka transaction's records complete and commits
-    /// it (librdkafka flushes the records first: when the commit returns, every delivery report
-    /// has come).
-    async fn commit_transaction(&mut self) -> Result<(), RunError> {
-        let started = std::time::Instant::now();
-        self.settle()?;
-        let offset = self.committer.transaction_offset()?;
-        if let Some((topic, offset)) = &offset {
-            let bytes = serde_json::to_vec(offset).map_err(|e| RunError::Other(e.to_string()))?;
-            self.publisher.send_offset(topic, &offset.connector, &bytes).await?;
-        }
-        self.publisher.commit_transaction().await?;
-        // Reports not yet handed over (normally none are left in flight).
-        self.settle()?;
-        while self.publisher.inflight() > 0 {
-            self.publisher.next_acks(&mut self.acks).await;
-            self.settle()?;
-        }
-        if offset.is_some() {
-            self.committer.transaction_committed()?;
-        }
-        tracing::debug!(took = ?started.elapsed(), "Kafka transaction committed");
-        if let Some(t) = &mut self.kafka_txn {
-            // The interval runs from the commit's end (`now_ms` is when the batch being carried
-            // out began: a commit as long as the interval would make the next one due at once).
-            (t.started_ms, t.bytes, t.committed_ms) = (None, 0, crate::clock::now_ms() as i64);
-        }
-        Ok(())
     }
 
     async fn apply(&mut self, step: Step, now_ms: i64) -> Result<Failure, RunError> {
@@ -462,8 +369,7 @@ impl Delivery {
         let record = self.committer.sent(txn)?;
         self.publisher.send(record, topic, key, value, headers, &mut self.acks).await?;
         if let Some(t) = &mut self.kafka_txn {
-            t.bytes += (key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len)) as u64;
-            t.started_ms.get_or_insert_with(|| crate::clock::now_ms() as i64);
+            t.sent(key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len));
         }
         Ok(())
     }
@@ -569,24 +475,6 @@ impl Delivery {
         }
         self.ops.committed(self.committer.position().to_string());
         tracing::info!(position = %self.committer.position(), "stopped; offset committed");
-        Ok(())
-    }
-}
-
-impl Delivery {
-    /// Exactly-once, at shutdown: commits the Kafka transaction at a boundary; in the middle of a
-    /// source transaction aborts it (nothing of it visible; a restart sends it again whole).
-    async fn finish_transaction(&mut self) -> Result<(), RunError> {
-        let boundary = self.open.is_none() && self.parked.is_empty();
-        if boundary && self.publisher.inflight() == 0 {
-            let outcome = self.commit_transaction().await;
-            return self.fenced_or(outcome);
-        }
-        tracing::warn!(
-            "stopping inside a source transaction (or with records unacknowledged): the open Kafka transaction is \
-             aborted, and a restart sends its records again from the stored offset"
-        );
-        self.publisher.abort_transaction().await;
         Ok(())
     }
 }
