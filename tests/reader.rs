@@ -657,6 +657,10 @@ async fn mysql_reader_displaced_by_one_with_the_same_server_id_stops_with_a_clea
     let seen = committed_until(&mut first_rx, &db, LIMIT, |t| !t.is_empty()).await;
     assert_eq!(row_count(&seen), 1);
     assert!(first_stats.connected.load(Relaxed));
+    // Keep taking what the first reader sends, as the pipeline would: the server is shared with
+    // other tests, and a full channel would hold the reader in its send, never reading the
+    // socket that tells it it was dropped.
+    tokio::spawn(async move { while first_rx.recv().await.is_some() {} });
 
     let (mut second_rx, _) = spawn_reader(source_settings(&url, id, None), options, start);
     let err = tokio::time::timeout(LIMIT, first_task)
