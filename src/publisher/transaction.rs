@@ -8,18 +8,32 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, Producer};
 use std::time::Duration;
 
+/// How long initialising transactions may take in all (a retriable failure is retried).
+const INIT_LIMIT: Duration = Duration::from_secs(60);
+
 impl Publisher {
     /// Exactly-once: registers the transactional id with its coordinator, which fences every
     /// older producer of it and aborts the transaction such a one left open. Before any record
     /// is sent, and before the stored offset is read (so no older instance commits after it).
     pub async fn init_transactions(&self) -> Result<(), PublishError> {
-        let (producer, timeout) = (self.producer.clone(), self.transaction_timeout);
-        let outcome = tokio::task::spawn_blocking(move || producer.init_transactions(timeout))
-            .await
-            .map_err(|e| PublishError::Kafka(e.to_string()))?;
+        // Not bounded by the transaction timeout (a setting for transactions, possibly short): a
+        // fresh cluster first creates its coordinator's topic, which takes seconds.
+        let deadline = std::time::Instant::now() + INIT_LIMIT;
         let what =
             format!("initialising transactions (transactional.id {})", self.transactional_id.as_deref().unwrap_or("-"));
-        outcome.map_err(|e| self.transaction_error(&what, &e))
+        loop {
+            let producer = self.producer.clone();
+            let outcome = tokio::task::spawn_blocking(move || producer.init_transactions(INIT_LIMIT / 6))
+                .await
+                .map_err(|e| PublishError::Kafka(e.to_string()))?;
+            match outcome {
+                Ok(()) => return Ok(()),
+                Err(KafkaError::Transaction(e)) if e.is_retriable() && std::time::Instant::now() < deadline => {
+                    tracing::info!(error = %e, "{what}: the coordinator is not ready yet; asking again");
+                }
+                Err(e) => return Err(self.transaction_error(&what, &e)),
+            }
+        }
     }
 
     /// Whether a Kafka transaction is open (records were sent since the last commit).
