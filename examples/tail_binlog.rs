@@ -22,6 +22,7 @@ async fn main() -> anyhow::Result<()> {
         flavor: FlavorSetting::Auto,
         connect_timeout: Duration::from_secs(10),
         tls: TlsSettings { mode: TlsMode::Disabled, ca_file: None, client_identity: None },
+        semi_sync: false,
     };
     let mut conn = rowferry::source::connect(&settings).await?;
     let flavor = flavor(&mut conn).await?;

@@ -194,7 +194,7 @@ pub fn assemble(data: &[u8]) {
         TxnEvent::Row(_) | TxnEvent::Statement { .. } | TxnEvent::TableError { .. } => {
             assert!(open, "{e:?} outside a transaction");
         }
-        TxnEvent::Heartbeat => {}
+        TxnEvent::Heartbeat | TxnEvent::Ack(_) => {}
     };
     let mut bytes = data.iter().copied();
     while let Some(op) = bytes.next() {

@@ -557,6 +557,7 @@ async fn dead_links_lose_nothing(server: &str) {
         buffer_rows: 2,
         tables: None,
         budget: None,
+        acks: None,
     };
     let (mut rx, stats) = spawn_reader(settings, options, position_now(&url).await);
     let mut conn = mysql_async::Conn::from_url(url.as_str()).await.expect("writer connection");
@@ -641,6 +642,7 @@ async fn mysql_reader_displaced_by_one_with_the_same_server_id_stops_with_a_clea
         buffer_rows: 100,
         tables: None,
         budget: None,
+        acks: None,
     };
     let id = unique_server_id();
     let start = position_now(&url).await;

@@ -42,11 +42,13 @@ use crate::kafka::TopicSpec;
 use crate::ops::Ops;
 use crate::publisher::{Publisher, RecordHeaders};
 use crate::snapshot::merge::{Chunk, Outcome};
+use semi_sync::SemiSync;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use transaction::KafkaTxn;
 
+mod semi_sync;
 mod transaction;
 
 /// The settings delivery needs.
@@ -86,6 +88,8 @@ pub struct Delivery {
     value: Vec<u8>,
     /// Exactly-once: the Kafka transaction (`None`: at-least-once).
     kafka_txn: Option<KafkaTxn>,
+    /// Semi-sync: the points waiting to be ACKed (`None`: off).
+    semi_sync: Option<SemiSync>,
 }
 
 /// Where a snapshot chunk's records go: their `source` block, table, pseudo-transaction and time.
@@ -120,8 +124,14 @@ impl Delivery {
             kafka_txn: settings
                 .transactions
                 .map(|(bounds, timeout)| KafkaTxn::new(bounds, timeout, settings.commit_interval)),
+            semi_sync: None,
             settings,
         }
+    }
+
+    /// Semi-sync: the points due for an ACK go to `to_reader` (see `delivery::semi_sync`).
+    pub fn ack_to(&mut self, to_reader: tokio::sync::watch::Sender<Option<crate::reader::AckPoint>>) {
+        self.semi_sync = Some(SemiSync::new(to_reader));
     }
 
     /// Carries out `steps` (drained) in order. A table that fails on the way is stopped through
@@ -200,6 +210,7 @@ impl Delivery {
                 let _ = reply.send(outcome);
             }
             Step::Heartbeat => self.ops.heartbeat(),
+            Step::Ack(point) => self.ack_point(point),
             Step::Truncated => self.ops.truncated(),
         }
         Ok(None)
@@ -394,6 +405,7 @@ impl Delivery {
         self.ops.acked(ok, failed);
         // With the records' count, so the two figures always agree.
         self.ops.published_bytes(self.publisher.acked_bytes());
+        self.release_acks();
         Ok(())
     }
 

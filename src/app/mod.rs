@@ -226,8 +226,14 @@ async fn stream(
         },
         commit_interval: settings.commit_interval,
     };
-    let delivery = Delivery::new(delivery_settings, encoder, publisher, committer, Arc::clone(ops));
-    let (reader, events, budget, reader_stats) = spawn_reader(settings, position, ops);
+    let mut delivery = Delivery::new(delivery_settings, encoder, publisher, committer, Arc::clone(ops));
+    // Semi-sync: delivery tells the reader which binlog point is in Kafka, to ACK.
+    let acks = settings.source.semi_sync.then(|| {
+        let (to_reader, acks) = tokio::sync::watch::channel(None);
+        delivery.ack_to(to_reader);
+        acks
+    });
+    let (reader, events, budget, reader_stats) = spawn_reader(settings, position, ops, acks);
     let mut driver = Driver {
         settings,
         ops,
@@ -254,6 +260,7 @@ fn spawn_reader(
     settings: &Settings,
     start: crate::position::Position,
     ops: &Ops,
+    acks: Option<tokio::sync::watch::Receiver<Option<crate::reader::AckPoint>>>,
 ) -> (ReaderTask, mpsc::Receiver<EventBatch>, Arc<EventBudget>, Arc<ReaderStats>) {
     let (tx, rx) = mpsc::channel(CHANNEL);
     // Heartbeats at least three times per stall bound; a dead link is noticed after three.
@@ -264,6 +271,7 @@ fn spawn_reader(
         read_timeout: heartbeat * 3,
         tables: Some(settings.tables.clone()),
         budget: Some(Arc::clone(&budget)),
+        acks,
         ..ReaderOptions::default()
     };
     let reader = Reader::new(settings.source.clone(), options);

@@ -149,6 +149,8 @@ pub enum Step {
     },
     /// The source is alive.
     Heartbeat,
+    /// Semi-sync: ACK this point once everything routed before it is in Kafka.
+    Ack(crate::reader::AckPoint),
     /// A captured table was truncated (counted).
     Truncated,
 }
@@ -239,6 +241,7 @@ impl Router {
                 out.push(if self.stopped.contains_key(&table) { Step::Hold } else { self.stop(table, error) });
             }
             TxnEvent::Heartbeat => out.push(Step::Heartbeat),
+            TxnEvent::Ack(point) => out.push(Step::Ack(point)),
             TxnEvent::Statement { db, sql } => {
                 self.merger.ddl();
                 if let Some((db, table)) = truncated_table(&db, &sql)

@@ -225,5 +225,8 @@ pub fn replication_grants(flavor: Flavor, privileges: &BTreeSet<String>, grantee
         .collect()
 }
 
+mod semi_sync;
+pub use semi_sync::{VARIABLES as SEMI_SYNC_VARIABLES, semi_sync};
+
 #[cfg(test)]
 mod tests;

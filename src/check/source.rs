@@ -66,7 +66,11 @@ pub(super) async fn gather(conn: &mut Conn, settings: &Settings) -> Result<Vec<F
             },
         ));
     }
-    findings.extend(rules::settings(&info, &variables(conn).await?, settings.source.server_id.get()));
+    let vars = variables(conn).await?;
+    findings.extend(rules::settings(&info, &vars, settings.source.server_id.get()));
+    if settings.source.semi_sync {
+        findings.extend(rules::semi_sync(info.flavor, &vars));
+    }
 
     let grantee = grantee(conn).await?;
     let privileges = global_privileges(conn, &grantee).await?;
@@ -76,7 +80,12 @@ pub(super) async fn gather(conn: &mut Conn, settings: &Settings) -> Result<Vec<F
 }
 
 async fn variables(conn: &mut Conn) -> Result<Variables, SourceError> {
-    let names = rules::VARIABLES.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(",");
+    let names = rules::VARIABLES
+        .iter()
+        .chain(rules::SEMI_SYNC_VARIABLES)
+        .map(|v| format!("'{v}'"))
+        .collect::<Vec<_>>()
+        .join(",");
     let rows = query_text(conn, &format!("SHOW GLOBAL VARIABLES WHERE Variable_name IN ({names})")).await?;
     Ok(rows
         .into_iter()

@@ -276,6 +276,16 @@ impl Committer {
         Ok(())
     }
 
+    /// See [`Tracker::acked_before`].
+    pub fn acked_before(&self, upto: TxnId) -> bool {
+        self.tracker.acked_before(upto)
+    }
+
+    /// The id the next transaction will get: every transaction begun so far is before it.
+    pub fn next_txn(&self) -> TxnId {
+        self.tracker.next_id()
+    }
+
     pub fn position(&self) -> &Position {
         &self.position
     }

@@ -304,6 +304,20 @@ impl Tracker {
         Ok((out, upto))
     }
 
+    /// Whether every record of the transactions before `upto` is acknowledged and none of them is
+    /// held: what the stream carried before that point is in Kafka, though the position may still
+    /// wait (behind a prepared XA transaction, whose records so far count). For semi-sync ACKs.
+    pub fn acked_before(&self, upto: TxnId) -> bool {
+        self.failed.is_none()
+            && self.held.is_none_or(|h| h >= upto)
+            && self.open.iter().take_while(|t| t.id < upto).all(|t| t.unacked == 0)
+    }
+
+    /// The id the next transaction will get.
+    pub fn next_id(&self) -> TxnId {
+        self.next_id
+    }
+
     /// Transactions registered and not yet released.
     pub fn pending(&self) -> usize {
         self.open.iter().map(|t| (t.last - t.id + 1) as usize).sum()
@@ -522,6 +536,43 @@ mod tests {
         assert_eq!(t.release(), Ok(vec![]));
         assert_eq!(t.held(), Some(b));
         t.hold(a).expect_err("a released transaction cannot be held");
+    }
+
+    #[test]
+    fn acked_before_counts_records_not_releases() {
+        let mut t = Tracker::new();
+        // An XA transaction prepared (not ended) with its one record acknowledged...
+        let xa = t.begin(Some(g(1)));
+        let rx = t.sent(xa).expect("sent");
+        let a = t.begin(Some(g(2)));
+        let ra = t.sent(a).expect("sent");
+        t.end(a).expect("end");
+        let upto = t.next_id();
+        assert!(!t.acked_before(upto), "a's record is not acknowledged");
+        t.acked(ra).expect("ack");
+        assert!(!t.acked_before(upto), "the XA transaction's record is not acknowledged");
+        t.acked(rx).expect("ack");
+        // ...lets a later point be ACKed although the position stays before it.
+        assert!(t.acked_before(upto));
+        assert_eq!(t.release(), Ok(vec![]));
+        // A filtered transaction after it: nothing to wait for.
+        let f = t.begin(Some(g(3)));
+        t.end(f).expect("end");
+        assert!(t.acked_before(t.next_id()));
+        // A held transaction is never ACKed, nor anything after it; what came before still is.
+        let h = t.begin(Some(g(4)));
+        t.hold(h).expect("hold");
+        let after = t.begin(Some(g(5)));
+        t.end(after).expect("end");
+        assert!(t.acked_before(h));
+        assert!(!t.acked_before(h + 1));
+        assert!(!t.acked_before(t.next_id()));
+        // Nor after a delivery failure.
+        let mut t = Tracker::new();
+        let a = t.begin(Some(g(1)));
+        let r = t.sent(a).expect("sent");
+        t.failed(r, "gone").expect("failed");
+        assert!(!t.acked_before(t.next_id()));
     }
 
     #[derive(Debug, Clone)]

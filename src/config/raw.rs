@@ -81,6 +81,8 @@ pub struct RawSource {
     pub flavor: Option<String>,
     /// Seconds to wait for a connection. Default 10.
     pub connect_timeout_secs: Option<u64>,
+    /// Register as a semi-synchronous replica: ACK a transaction once Kafka has it. Default false.
+    pub semi_sync: Option<bool>,
     /// TLS to the server.
     #[serde(default)]
     pub tls: RawTls,

@@ -108,6 +108,9 @@ pub struct SourceSettings {
     pub flavor: FlavorSetting,
     pub connect_timeout: Duration,
     pub tls: TlsSettings,
+    /// `source.semi_sync`: the binlog connection registers as a semi-synchronous replica and
+    /// ACKs a transaction only once Kafka has every record of it (docs/running.md, "Semi-sync").
+    pub semi_sync: bool,
 }
 
 #[derive(Clone)]
@@ -392,6 +395,7 @@ fn source(raw: RawSource) -> Result<SourceSettings, ConfigError> {
         flavor,
         connect_timeout,
         tls: tls(raw.tls)?,
+        semi_sync: raw.semi_sync.unwrap_or(false),
     })
 }
 

@@ -63,6 +63,12 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "TRUNCATE TABLE statements on captured tables: no record says their rows are gone (see the log).",
     ),
     ("rowferry_reconnects_total", "counter", "Binlog connections re-established."),
+    (
+        "rowferry_semi_sync_active",
+        "gauge",
+        "1 while the binlog connection is a semi-sync replica of the source (source.semi_sync).",
+    ),
+    ("rowferry_semi_sync_acks_total", "counter", "Semi-sync ACKs sent to the source (each once Kafka has the point)."),
     ("rowferry_stalls_total", "counter", "Times the watchdog found the source silent and reconnected it."),
     ("rowferry_tables_stopped", "gauge", "Tables stopped by a per-table error (see /status)."),
     ("rowferry_snapshot_rows", "gauge", "Rows copied by the snapshot so far, per table."),
@@ -159,6 +165,12 @@ pub fn render(ops: &Ops) -> String {
             "rowferry_truncates_total" => sample("", ops.truncates() as f64),
             "rowferry_reconnects_total" => {
                 sample("", reader.map_or(0, |r| r.reconnects.load(Ordering::Relaxed)) as f64)
+            }
+            "rowferry_semi_sync_active" => {
+                sample("", f64::from(u8::from(reader.is_some_and(|r| r.semi_sync.load(Ordering::Relaxed)))))
+            }
+            "rowferry_semi_sync_acks_total" => {
+                sample("", reader.map_or(0, |r| r.semi_sync_acks.load(Ordering::Relaxed)) as f64)
             }
             "rowferry_stalls_total" => sample("", ops.stalls.load(Ordering::Relaxed) as f64),
             "rowferry_tables_stopped" => sample("", tables.iter().filter(|(_, _, s)| *s).count() as f64),

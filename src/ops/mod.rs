@@ -455,6 +455,8 @@ impl Ops {
                 "last_event_age_secs": reader.map(|r| Ops::age_secs(r.last_seen_ms.load(Ordering::Relaxed))),
                 "reconnects": reader.map_or(0, |r| r.reconnects.load(Ordering::Relaxed)),
                 "last_error": reader.and_then(|r| r.last_error()),
+                "semi_sync": reader.is_some_and(|r| r.semi_sync.load(Ordering::Relaxed)),
+                "semi_sync_acks": reader.map_or(0, |r| r.semi_sync_acks.load(Ordering::Relaxed)),
             },
             "kafka": {
                 "inflight_records": self.inflight_records.load(Ordering::Relaxed),

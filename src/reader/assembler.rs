@@ -76,6 +76,9 @@ pub enum TxnEvent {
     Abort,
     /// The source is alive (heartbeat while idle).
     Heartbeat,
+    /// Semi-sync: the source waits for an ACK of this point; send it once everything before it
+    /// in the stream is in Kafka.
+    Ack(super::AckPoint),
 }
 
 /// The stream did not have the expected shape.
@@ -502,6 +505,7 @@ mod tests {
             }
             TxnEvent::Abort => "abort".into(),
             TxnEvent::Heartbeat => "heartbeat".into(),
+            TxnEvent::Ack(p) => format!("ack {}:{}", p.file, p.position),
         }
     }
 

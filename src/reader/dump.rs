@@ -13,9 +13,15 @@
 //! authentication over TLS or with the server's RSA key), `mysql_clear_password` over TLS; TLS
 //! modes as [`crate::config::TlsMode`] says, with the same meaning as for the other connections.
 //!
+//! **Semi-sync** ([`DumpConn::semi_sync`]): every dump packet then carries a two-byte header
+//! (0xEF, and a flag: the source waits for an ACK of this event), stripped here; the write half
+//! of the connection goes to an [`Acker`], which sends the ACK packets (0xEF, the 8-byte binlog
+//! position, the file name) while the reader goes on reading.
+//!
 //! Invariants: a packet is at most [`MAX_PACKET`] bytes once reassembled (a larger one is an
 //! error, never an allocation); sequence numbers are checked, so a desynchronised link is an
-//! error, not a misread event; nothing here retries — the reader decides by the error's class.
+//! error, not a misread event; a semi-sync dump packet without its header is an error; nothing
+//! here retries — the reader decides by the error's class.
 
 use crate::config::{SourceSettings, TlsMode};
 use crate::error::ErrorClass;
@@ -27,7 +33,7 @@ use mysql_common::packets::{
 };
 use mysql_common::proto::MySerialize;
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
 /// Largest packet accepted: MySQL's and MariaDB's `max_allowed_packet` cannot exceed 1 GiB, and
@@ -72,13 +78,38 @@ impl DumpError {
 trait Link: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Link for T {}
 
+/// The buffered read half of a link, and its write half.
+type Reading = BufReader<ReadHalf<Box<dyn Link>>>;
+type Writing = WriteHalf<Box<dyn Link>>;
+
+/// The semi-sync header's first byte, and the first byte of an ACK packet.
+const SEMI_SYNC_MAGIC: u8 = 0xef;
+
 /// One replication connection (see the module docs).
 pub struct DumpConn {
-    io: BufReader<Box<dyn Link>>,
+    io: Reading,
+    /// The write half; with the [`Acker`] once it is taken.
+    out: Option<Writing>,
     seq: u8,
     capabilities: CapabilityFlags,
     /// The packet being read, reused.
     packet: Vec<u8>,
+    /// Dump packets carry the semi-sync header.
+    semi_sync: bool,
+}
+
+/// One event of the dump: its bytes as the server sent them, and whether the source waits for
+/// an ACK of it (semi-sync).
+#[derive(Debug)]
+pub struct DumpEvent<'a> {
+    pub bytes: &'a [u8],
+    pub ack: bool,
+}
+
+/// The read and write halves of a link.
+fn halves(link: Box<dyn Link>) -> (Reading, Writing) {
+    let (read, write) = tokio::io::split(link);
+    (BufReader::new(read), write)
 }
 
 impl std::fmt::Debug for DumpConn {
@@ -101,11 +132,14 @@ impl DumpConn {
     pub async fn connect(settings: &SourceSettings) -> Result<DumpConn, DumpError> {
         let tcp = TcpStream::connect((settings.host.as_str(), settings.port)).await?;
         tcp.set_nodelay(true)?;
+        let (io, out) = halves(Box::new(tcp));
         let mut conn = DumpConn {
-            io: BufReader::new(Box::new(tcp)),
+            io,
+            out: Some(out),
             seq: 0,
             capabilities: CapabilityFlags::empty(),
             packet: Vec::new(),
+            semi_sync: false,
         };
         conn.read_packet().await?;
         if conn.packet.first() == Some(&0xff) {
@@ -215,11 +249,10 @@ impl DumpConn {
         let config = tls_config(settings)?;
         let name = rustls::pki_types::ServerName::try_from(settings.host.clone())
             .map_err(|e| DumpError::Tls(format!("source.host {:?} as a TLS name: {e}", settings.host)))?;
-        let plain = std::mem::replace(
-            &mut self.io,
-            BufReader::new(Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()))),
-        );
-        let stream = plain.into_inner();
+        let (none, _) = halves(Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink())));
+        let read = std::mem::replace(&mut self.io, none).into_inner();
+        let write = self.out.take().ok_or_else(|| DumpError::Protocol("TLS after the dump began".into()))?;
+        let stream = read.unsplit(write);
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream).await.map_err(|e| {
             let text = e.to_string();
             if text.contains("certificate") || text.contains("Certificate") {
@@ -228,7 +261,8 @@ impl DumpConn {
                 DumpError::Tls(text)
             }
         })?;
-        self.io = BufReader::new(Box::new(tls));
+        let (io, out) = halves(Box::new(tls));
+        (self.io, self.out) = (io, Some(out));
         Ok(())
     }
 
@@ -265,6 +299,17 @@ impl DumpConn {
         self.write_packet(&command).await
     }
 
+    /// From the next dump on, dump packets carry the semi-sync header: set after telling a source
+    /// that has semi-sync (`@rpl_semi_sync_replica`) that this is a semi-sync replica.
+    pub fn semi_sync(&mut self) {
+        self.semi_sync = true;
+    }
+
+    /// The ACK sender (semi-sync), once the dump is requested: it takes the write half.
+    pub fn acker(&mut self) -> Option<Acker> {
+        self.out.take().map(|out| Acker { out, packet: Vec::new() })
+    }
+
     /// Whether the next packet is already read from the socket whole (so reading it will not
     /// wait for the server).
     pub fn event_buffered(&self) -> bool {
@@ -280,10 +325,21 @@ impl DumpConn {
 
     /// The next event's bytes (header, body, checksum) as the server sent them; `None` when the
     /// server ends the dump.
-    pub async fn next_event(&mut self) -> Result<Option<&[u8]>, DumpError> {
+    pub async fn next_event(&mut self) -> Result<Option<DumpEvent<'_>>, DumpError> {
         self.read_packet().await?;
         match self.packet.first() {
-            Some(0x00) => Ok(Some(&self.packet[1..])),
+            Some(0x00) if self.semi_sync => match self.packet.get(1..3) {
+                Some(&[SEMI_SYNC_MAGIC, flag]) => {
+                    let ack = flag & 1 == 1;
+                    if ack {
+                        // The source numbers the ACK 0 and goes on from 1 (both servers' flush_net).
+                        self.seq = 1;
+                    }
+                    Ok(Some(DumpEvent { bytes: &self.packet[3..], ack }))
+                }
+                _ => Err(DumpError::Protocol("a semi-sync dump packet without its header".into())),
+            },
+            Some(0x00) => Ok(Some(DumpEvent { bytes: &self.packet[1..], ack: false })),
             Some(0xff) => Err(self.server_error()),
             Some(0xfe) if self.packet.len() < 9 => Ok(None),
             other => Err(DumpError::Protocol(format!("a dump packet starting with {other:?}"))),
@@ -348,9 +404,39 @@ impl DumpConn {
                 break;
             }
         }
-        let io = self.io.get_mut();
+        let io = self.out.as_mut().ok_or_else(|| DumpError::Protocol("a command after the dump began".into()))?;
         io.write_all(&out).await?;
         io.flush().await?;
+        Ok(())
+    }
+}
+
+/// Sends semi-sync ACKs on a dump connection (its write half; see the module docs).
+pub struct Acker {
+    out: Writing,
+    packet: Vec<u8>,
+}
+
+impl std::fmt::Debug for Acker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acker").finish()
+    }
+}
+
+impl Acker {
+    /// Tells the source that the binlog up to `position` of `file` is received (and, for
+    /// rowferry, in Kafka). Each ACK is a packet of its own, numbered 0, as a replica's are.
+    pub async fn ack(&mut self, file: &str, position: u64) -> Result<(), DumpError> {
+        let len = 1 + 8 + file.len();
+        if len >= 0xff_ffff {
+            return Err(DumpError::Protocol(format!("a binlog file name of {} bytes", file.len())));
+        }
+        self.packet.clear();
+        self.packet.extend_from_slice(&[len as u8, (len >> 8) as u8, (len >> 16) as u8, 0, SEMI_SYNC_MAGIC]);
+        self.packet.extend_from_slice(&position.to_le_bytes());
+        self.packet.extend_from_slice(file.as_bytes());
+        self.out.write_all(&self.packet).await?;
+        self.out.flush().await?;
         Ok(())
     }
 }

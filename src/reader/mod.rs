@@ -22,6 +22,14 @@
 //!   channel, their bytes bounded by an [`EventBudget`]; a slow consumer slows the reads, and the
 //!   server's socket buffers, not rowferry's memory, absorb the difference.
 //!
+//! * **Semi-sync** (`source.semi_sync`). When the source has semi-sync (the MySQL source plugin;
+//!   MariaDB's is built in), the connection registers as a semi-sync replica. An event the source
+//!   waits on becomes a [`TxnEvent::Ack`] after the events it completes; downstream decides when
+//!   that point is in Kafka and sends it back through [`ReaderOptions::acks`], and this session's
+//!   acker task writes the ACK on the dump connection. Points are tied to the session that read
+//!   them: an ACK never goes to another connection (after a failover, another server's binlog
+//!   positions mean something else).
+//!
 //! A MySQL TRANSACTION_PAYLOAD (`binlog_transaction_compression=ON`) is held compressed (the
 //! packet) and decoded in batches of [`crate::decoder::PAYLOAD_BATCH`] embedded events,
 //! each handed downstream before the next: a large compressed transaction costs its compressed
@@ -60,6 +68,18 @@ pub struct ReaderOptions {
     /// Bytes of rows handed over and not yet taken back by the consumer ([`EventBudget`]);
     /// `None`: the channel's length is the only bound.
     pub budget: Option<Arc<EventBudget>>,
+    /// Semi-sync: the latest binlog point that is in Kafka, to ACK (`None`: no ACKs are sent, and
+    /// the connection does not register as a semi-sync replica).
+    pub acks: Option<tokio::sync::watch::Receiver<Option<AckPoint>>>,
+}
+
+/// A binlog point the source waits for an ACK of (semi-sync): `file` up to `position`, read by
+/// the reader's session number `session`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckPoint {
+    pub session: u64,
+    pub file: Arc<str>,
+    pub position: u64,
 }
 
 /// A bound in bytes on the rows between the reader and its consumer: the reader takes an
@@ -165,6 +185,7 @@ impl Default for ReaderOptions {
             buffer_rows: 10_000,
             tables: None,
             budget: None,
+            acks: None,
         }
     }
 }
@@ -374,6 +395,10 @@ pub struct ReaderStats {
     pub kick: tokio::sync::Notify,
     /// Why the last connection ended (shown while reconnecting).
     pub last_error: std::sync::Mutex<Option<String>>,
+    /// Semi-sync: the binlog connection is a semi-sync replica of the source now.
+    pub semi_sync: std::sync::atomic::AtomicBool,
+    /// Semi-sync ACKs sent.
+    pub semi_sync_acks: std::sync::atomic::AtomicU64,
     /// Source commit → the transaction's first event read from the socket, per transaction
     /// (MySQL 8+: µs commit times; MariaDB: whole seconds): the source's and the network's part of
     /// the commit → ack latency.
@@ -401,6 +426,56 @@ impl<'a> Connected<'a> {
 impl Drop for Connected<'_> {
     fn drop(&mut self) {
         self.0.connected.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.0.semi_sync.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Whether the source can do semi-sync: its semi-sync variable exists (MySQL: the source plugin
+/// is installed; MariaDB: always). Whether it is enabled is `rowferry check`'s business: a
+/// disabled source still sends the header, and starts waiting for ACKs when enabled.
+pub async fn semi_sync_capable(conn: &mut Conn) -> Result<bool, SourceError> {
+    let rows = query_text(
+        conn,
+        "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('rpl_semi_sync_source_enabled', 'rpl_semi_sync_master_enabled')",
+    )
+    .await?;
+    Ok(!rows.is_empty())
+}
+
+/// Writes this session's ACKs (see the module docs) until the session ends (the task is aborted)
+/// or the link fails (the reader then finds it dead too).
+async fn send_acks(
+    mut acker: dump::Acker,
+    session: u64,
+    mut points: tokio::sync::watch::Receiver<Option<AckPoint>>,
+    stats: Arc<ReaderStats>,
+) {
+    let mut last: Option<AckPoint> = None;
+    loop {
+        let point = points.borrow_and_update().clone();
+        if let Some(p) = point
+            && p.session == session
+            && last.as_ref() != Some(&p)
+        {
+            if let Err(e) = acker.ack(&p.file, p.position).await {
+                tracing::warn!(error = %e, "semi-sync: the ACK could not be sent");
+                return;
+            }
+            stats.semi_sync_acks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            last = Some(p);
+        }
+        if points.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -477,12 +552,14 @@ impl Reader {
         // Events the assembler has passed and the session has not handed on yet: kept across a
         // lost connection (the assembler's position already counts them).
         let mut out = EventBatch::default();
+        let mut session = 0;
         loop {
+            session += 1;
             let mut progressed = false;
             // Downstream gone (shutdown) ends the reader whatever the session is doing: waiting
             // for a connection, for an event, or for room in the channel.
             let outcome = tokio::select! {
-                outcome = self.session(&mut assembler, &tx, &mut progressed, &mut out) => outcome,
+                outcome = self.session(session, &mut assembler, &tx, &mut progressed, &mut out) => outcome,
                 _ = tx.closed() => return Ok(()),
             };
             let error = match outcome {
@@ -526,6 +603,7 @@ impl Reader {
 
     async fn session(
         &self,
+        session: u64,
         assembler: &mut Assembler,
         tx: &impl EventSink,
         progressed: &mut bool,
@@ -541,14 +619,33 @@ impl Reader {
                 Flavor::MariaDb => Some(mariadb_extras(&mut conn).await?),
                 Flavor::MySql => None,
             };
+            let semi_sync = self.options.acks.is_some() && semi_sync_capable(&mut conn).await?;
+            if self.options.acks.is_some() && !semi_sync {
+                tracing::warn!(
+                    "source.semi_sync = true, but the source has no semi-sync (MySQL: the rpl_semi_sync_source plugin \
+                     is not installed): streaming asynchronously. Fix: INSTALL PLUGIN rpl_semi_sync_source SONAME \
+                     'semisync_source.so' and SET GLOBAL rpl_semi_sync_source_enabled = ON (rowferry check tells)"
+                );
+            }
             // The setup connection ends cleanly (the server logs no aborted connection).
             let _ = conn.disconnect().await;
-            let stream = self.request(flavor, assembler.position()).await?;
-            Ok::<_, ReaderError>((stream, collations, extras))
+            let stream = self.request(flavor, assembler.position(), semi_sync).await?;
+            Ok::<_, ReaderError>((stream, collations, extras, semi_sync))
         };
         let limit = self.settings.connect_timeout + self.options.read_timeout;
-        let (mut stream, collations, extras) =
+        let (mut stream, collations, extras, semi_sync) =
             tokio::time::timeout(limit, setup).await.map_err(|_| ReaderError::Silent(limit))??;
+        // Semi-sync: this session's ACKs are written by a task of their own while the loop reads.
+        let _acker = match (&self.options.acks, stream.acker()) {
+            (Some(points), Some(acker)) if semi_sync => {
+                self.stats.semi_sync.store(true, std::sync::atomic::Ordering::Relaxed);
+                let task = send_acks(acker, session, points.clone(), Arc::clone(&self.stats));
+                Some(AbortOnDrop(tokio::spawn(task)))
+            }
+            _ => None,
+        };
+        // The binlog file being read (every dump starts with a rotate that names it).
+        let mut file: Arc<str> = Arc::from("");
         let mut decoder = StreamDecoder::new(collations, SchemaOptions { require_full_metadata: true });
         if let Some(tables) = &self.options.tables {
             decoder = decoder.with_tables(tables.clone());
@@ -584,6 +681,13 @@ impl Reader {
                 Ok(Err(e)) => return Err(ReaderError::stream(e, server_id)),
                 Ok(Ok(Some(event))) => event,
             };
+            // Semi-sync: where the source waits for an ACK (the event's end in the binlog file).
+            let ack = event
+                .ack
+                .then(|| event.bytes.get(13..17))
+                .flatten()
+                .map(|p| u64::from(u32::from_le_bytes([p[0], p[1], p[2], p[3]])));
+            let event = event.bytes;
             self.stats.last_seen_ms.store(crate::clock::now_ms(), std::sync::atomic::Ordering::Relaxed);
             // The event's bytes as the server sent them: decoded once, checksum verified.
             // A compressed transaction comes out in batches of embedded events, each handed on
@@ -595,6 +699,9 @@ impl Reader {
                     // Every dump starts with a rotate (and MariaDB a GTID list), also one the server
                     // ends right after with an error: only what follows resets the reconnect backoff.
                     *progressed |= !matches!(item, Item::Rotate { .. } | Item::MariaDbGtidList(_));
+                    if let Item::Rotate { file: next, .. } = &item {
+                        file = Arc::from(next.as_str());
+                    }
                     ddl |= matches!(&item, Item::Statement { sql, .. } if assembler::first_keyword(sql) != "XA");
                     assembler.push(item, &mut |e| {
                         if let TxnEvent::Begin { commit_us, .. } = &e {
@@ -612,6 +719,11 @@ impl Reader {
                     decoder.set_all_extras(extras);
                 }
                 if !more {
+                    // After the events it completes, in stream order: downstream ACKs it once
+                    // everything before it is in Kafka.
+                    if let Some(position) = ack {
+                        out.push(TxnEvent::Ack(AckPoint { session, file: Arc::clone(&file), position }));
+                    }
                     break;
                 }
                 // A compressed transaction's batch goes on before the next one is decoded.
@@ -626,7 +738,7 @@ impl Reader {
 
     /// rowferry's own replication connection ([`dump`]): the session variables of a replica,
     /// registration, and the dump request from `start`.
-    async fn request(&self, flavor: Flavor, start: &Position) -> Result<dump::DumpConn, ReaderError> {
+    async fn request(&self, flavor: Flavor, start: &Position, semi_sync: bool) -> Result<dump::DumpConn, ReaderError> {
         let server_id = self.settings.server_id.get();
         let stream_error = |e: dump::DumpError| ReaderError::stream(e, server_id);
         let period_ns = self.options.heartbeat.as_nanos();
@@ -638,6 +750,11 @@ impl Reader {
             "SET @master_binlog_checksum = @@global.binlog_checksum".to_string(),
             "SET @source_binlog_checksum = @@global.binlog_checksum".to_string(),
         ];
+        if semi_sync {
+            // MySQL 8.0.26+ reads the first, MariaDB and older MySQL the second.
+            statements.push("SET @rpl_semi_sync_replica = 1".into());
+            statements.push("SET @rpl_semi_sync_slave = 1".into());
+        }
         let mut sids = Vec::new();
         let dump_start = match (flavor, start) {
             (Flavor::MariaDb, Position::MariaDb(pos)) => {
@@ -682,6 +799,9 @@ impl Reader {
             conn.execute(sql).await.map_err(stream_error)?;
         }
         conn.register(server_id).await.map_err(stream_error)?;
+        if semi_sync {
+            conn.semi_sync();
+        }
         conn.dump(server_id, dump_start).await.map_err(stream_error)?;
         Ok(conn)
     }

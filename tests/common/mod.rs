@@ -143,6 +143,7 @@ pub fn source_settings(url: &str, server_id: u32, via: Option<std::net::SocketAd
         flavor: FlavorSetting::Auto,
         connect_timeout: std::time::Duration::from_secs(10),
         tls: TlsSettings { mode: TlsMode::Disabled, ca_file: None, client_identity: None },
+        semi_sync: false,
     }
 }
 
@@ -220,7 +221,7 @@ pub async fn committed_until(
                 }
             }
             TxnEvent::Abort => open = None,
-            TxnEvent::Heartbeat => {}
+            TxnEvent::Heartbeat | TxnEvent::Ack(_) => {}
             other => open.as_mut().expect("event outside a transaction").1.push(other),
         }
     }

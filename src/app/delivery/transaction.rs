@@ -3,6 +3,7 @@
 //! transaction timeout, and the commit or abort at shutdown.
 
 use super::{Delivery, RunError};
+use crate::committer::TxnId;
 use crate::config::TransactionBounds;
 use crate::publisher::PublishError;
 use std::time::Duration;
@@ -99,6 +100,9 @@ impl Delivery {
     async fn commit_transaction(&mut self) -> Result<(), RunError> {
         let started = std::time::Instant::now();
         self.settle()?;
+        // Every record of the transactions before the first one still open (or prepared) is in
+        // this Kafka transaction; an open one's later records are not.
+        let upto = self.parked.values().chain(self.open.iter()).copied().fold(self.committer.next_txn(), TxnId::min);
         let offset = self.committer.transaction_offset()?;
         if let Some((topic, offset)) = &offset {
             let bytes = serde_json::to_vec(offset).map_err(|e| RunError::Other(e.to_string()))?;
@@ -114,6 +118,8 @@ impl Delivery {
         if offset.is_some() {
             self.committer.transaction_committed()?;
         }
+        self.acks_committed(upto);
+        self.release_acks();
         tracing::debug!(took = ?started.elapsed(), "Kafka transaction committed");
         if let Some(t) = &mut self.kafka_txn {
             // The interval runs from the commit's end (`now_ms` is when the batch being carried

@@ -85,6 +85,7 @@ fn show(step: &Step) -> String {
         Step::Chunk { .. } => "chunk".into(),
         Step::Heartbeat => "heartbeat".into(),
         Step::Truncated => "truncated".into(),
+        Step::Ack(p) => format!("ack {}", p.position),
     }
 }
 
