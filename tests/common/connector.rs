@@ -27,6 +27,8 @@ pub struct Connector {
     pub top: String,
     /// Keys added to its `[kafka]` section (`delivery = "exactly_once"`).
     pub kafka_keys: String,
+    /// Keys added to its `[source]` section (`semi_sync = true`).
+    pub source_keys: String,
     /// Keys added to its `[http]` section (`token = "…"`).
     pub http_extra: String,
     /// Where offsets are stored (default: a file in `offsets`).
@@ -57,6 +59,7 @@ impl Connector {
             extra: String::new(),
             top: String::new(),
             kafka_keys: String::new(),
+            source_keys: String::new(),
             http_extra: String::new(),
             snapshots: false,
             store: Store::File,
@@ -128,6 +131,13 @@ impl Connector {
         self
     }
 
+    /// Adds keys to `[source]`.
+    pub fn with_source_keys(mut self, lines: &str) -> Connector {
+        self.source_keys = lines.to_string();
+        self.point_at(&self.source.clone());
+        self
+    }
+
     /// Adds keys to `[http]`.
     pub fn with_http(mut self, lines: &str) -> Connector {
         self.http_extra = lines.to_string();
@@ -152,7 +162,7 @@ impl Connector {
         write!(
             file,
             "name = \"{db}\"\nshutdown_timeout_secs = 20\n{}\n\
-             [source]\nhost = \"{host}\"\nport = {port}\nuser = \"{}\"\npassword = \"{}\"\nserver_id = {}\n\
+             [source]\nhost = \"{host}\"\nport = {port}\nuser = \"{}\"\npassword = \"{}\"\nserver_id = {}\n{}\n\
              [kafka]\nbootstrap_servers = \"{}\"\ntopic_prefix = \"{db}\"\n{}\n\
              [registry]\n{}\n\
              [offsets]\n{}\n\
@@ -162,6 +172,7 @@ impl Connector {
             parsed.username(),
             parsed.password().unwrap_or_default(),
             self.server_id,
+            self.source_keys,
             self.kafka,
             self.kafka_keys,
             self.registry,
