@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::connector::{Connector, consume, covers, offset_reaches, stop};
+use common::connector::{Connector, Store, consume, covers, offset_reaches, stop};
 use common::{admin, env, position_now, unique};
 use mysql_async::prelude::Queryable;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -222,14 +222,19 @@ async fn post(c: &Connector, path: &str) {
     assert_eq!(status, 200, "POST {path}");
 }
 
-/// 1,000 autocommit INSERTs, each checked the moment its COMMIT returns: the topic already holds
-/// its record. The primary waited for an ACK every time (no `no_tx`), and the records read back
-/// are the rows.
-async fn commit_returns_after_kafka_has_it(flavor: Flavor) {
-    const COMMITS: i64 = 1000;
+/// `commits` autocommit INSERTs, each checked the moment its COMMIT returns: the topic already
+/// holds its record (exactly-once: committed — the watermark a `read_committed` client gets is the
+/// last stable offset). The primary waited for an ACK every time (no `no_tx`), and the records
+/// read back are the rows.
+async fn commit_returns_after_kafka_has_it(flavor: Flavor, commits: i64, exactly_once: bool) {
     let primary = Primary::start(flavor, 10_000);
     let db = unique("semi");
-    let c = setup(&primary, &db).await;
+    let mut c = setup(&primary, &db).await;
+    if exactly_once {
+        c = c
+            .with_store(Store::Kafka)
+            .with_kafka_keys("delivery = \"exactly_once\"\n");
+    }
     let mut child = c.start();
     let mut conn = primary.conn().await;
     primary.until_semi_sync(&mut conn, &db, &c).await;
@@ -237,7 +242,7 @@ async fn commit_returns_after_kafka_has_it(flavor: Flavor) {
     let yes_before = primary.count(&mut conn, "yes_tx").await;
     let topic = format!("{db}.{db}.t");
     let mut visible = Watermarks::new(&topic);
-    for i in 1..=COMMITS {
+    for i in 1..=commits {
         conn.query_drop(format!("INSERT INTO {db}.t VALUES ({i}, 'row {i}')")).await.expect("insert");
         let readable = visible.records();
         assert!(
@@ -249,21 +254,28 @@ async fn commit_returns_after_kafka_has_it(flavor: Flavor) {
     let no_tx = primary.count(&mut conn, "no_tx").await - no_before;
     let yes_tx = primary.count(&mut conn, "yes_tx").await - yes_before;
     assert_eq!(no_tx, 0, "commits that did not wait for rowferry's ACK");
-    assert!(yes_tx >= COMMITS as u64, "only {yes_tx} commits waited for an ACK");
-    let records = consume(&c, &topic, COMMITS as usize).await;
+    assert!(yes_tx >= commits as u64, "only {yes_tx} commits waited for an ACK");
+    let records = consume(&c, &topic, commits as usize).await;
     let ids: BTreeSet<i64> = records.iter().filter_map(|r| r["value"]["after"]["id"].as_i64()).collect();
-    assert_eq!(ids, (1..=COMMITS).collect::<BTreeSet<_>>());
+    assert_eq!(ids, (1..=commits).collect::<BTreeSet<_>>());
     assert_eq!(stop(&mut child).await, Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_commit_returns_only_once_kafka_has_it() {
-    commit_returns_after_kafka_has_it(Flavor::MySql).await;
+    commit_returns_after_kafka_has_it(Flavor::MySql, 1000, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_commit_returns_only_once_kafka_has_it() {
-    commit_returns_after_kafka_has_it(Flavor::MariaDb).await;
+    commit_returns_after_kafka_has_it(Flavor::MariaDb, 1000, false).await;
+}
+
+/// Exactly-once: the ACK waits for the Kafka transaction's commit (every
+/// `transaction_interval_ms`, 100 by default), not for the records' acks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_exactly_once_commit_returns_only_once_the_kafka_transaction_committed() {
+    commit_returns_after_kafka_has_it(Flavor::MySql, 100, true).await;
 }
 
 /// Inserts a row into `t` and says whether the primary committed it without an ACK (after its
