@@ -13,16 +13,17 @@ use std::process::Command;
 const BULK_ROWS: u64 = 3000;
 const OLTP_EVENTS: u64 = 300;
 
-/// The test build's directory, with examples/produce_ceiling built into it (`cargo test` builds
-/// examples only under hashed names; cargo does not hold its build lock while tests run).
+/// The test build's directory, with examples/produce_ceiling and commit_latency built into it
+/// (`cargo test` builds examples only under hashed names; cargo does not hold its build lock
+/// while tests run).
 fn bin_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_BIN_EXE_rowferry")).parent().expect("bin dir").to_path_buf();
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--locked", "--quiet", "--example", "produce_ceiling"])
+        .args(["build", "--locked", "--quiet", "--example", "produce_ceiling", "--example", "commit_latency"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("run cargo build");
-    assert!(status.success(), "cargo build --example produce_ceiling failed");
+    assert!(status.success(), "cargo build of the bench's examples failed");
     assert!(dir.join("examples/produce_ceiling").exists(), "no examples/produce_ceiling in {}", dir.display());
     dir
 }
@@ -50,6 +51,7 @@ fn the_benchmark_runs_tiny_and_reports_every_phase() {
         .env("LAT_SECS", "3")
         .env("LAT_TPS", "100")
         .env("LAT_ROWS", "1000")
+        .env("SEMI_MAX_SECS", "2")
         .output()
         .expect("run scripts/bench");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -64,6 +66,7 @@ fn the_benchmark_runs_tiny_and_reports_every_phase() {
         "exactly-once (kafka.delivery",
         "snapshot of sbtest1",
         "C compressed",
+        "semi-sync, MySQL 9.7 (AFTER_SYNC), COMMIT latency",
         "side by side with Debezium",
     ] {
         assert!(stdout.contains(line), "no '{line}' in the bench's output:\n{stdout}");
@@ -112,6 +115,14 @@ fn the_benchmark_runs_tiny_and_reports_every_phase() {
     let max = number(&json, &["latency", "max_ms"]);
     assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "latency quantiles in order: {p50} {p99} {max}");
     assert!(number(&json, &["latency", "records"]) >= 100.0, "the load was measured");
+    // Semi-sync: COMMIT latency and throughput in both modes; no commit timed out waiting for
+    // rowferry's ACK.
+    for mode in ["async", "semi"] {
+        let m = |figure| number(&json, &["semi_sync", mode, figure]);
+        assert!(0.0 < m("commit_p50_ms") && m("commit_p50_ms") <= m("commit_p99_ms"), "{mode}: quantiles in order");
+        assert!(m("txn_per_s") > 0.0 && m("max_txn_per_s") > 0.0, "{mode}: throughput");
+    }
+    assert_eq!(number(&json, &["semi_sync", "semi", "timed_out_commits"]), 0.0, "semi-sync commits that timed out");
     // oltp_write_only deletes a row and inserts it again: the table keeps its size.
     assert_eq!(number(&json, &["snapshot", "rows"]) as u64, BULK_ROWS, "snapshot table rows");
     assert!(number(&json, &["snapshot", "snapshot_rows_per_s"]) > 0.0);

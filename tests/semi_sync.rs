@@ -231,9 +231,7 @@ async fn commit_returns_after_kafka_has_it(flavor: Flavor, commits: i64, exactly
     let db = unique("semi");
     let mut c = setup(&primary, &db).await;
     if exactly_once {
-        c = c
-            .with_store(Store::Kafka)
-            .with_kafka_keys("delivery = \"exactly_once\"\n");
+        c = c.with_store(Store::Kafka).with_kafka_keys("delivery = \"exactly_once\"\n");
     }
     let mut child = c.start();
     let mut conn = primary.conn().await;

@@ -1,7 +1,7 @@
 """Report for scripts/bench: the medians of its repetitions as one table, and the same as JSON.
 
 usage: report.py JSON CORES STREAM_RESULTS LATENCY_RESULTS SNAPSHOT_RESULTS SNAPSHOT_ROWS LAT_TPS LAT_SECS DEBEZIUM_RESULTS
-                 [COMPRESSED_RESULTS COMPRESSED_ROWS [EOS_RESULTS EOS_LATENCY_RESULTS]]
+                 [COMPRESSED_RESULTS COMPRESSED_ROWS [EOS_RESULTS EOS_LATENCY_RESULTS [SEMI_RESULTS SEMI_TPS]]]
 
 Input files that a phase did not write are skipped (PHASES picks the phases):
   STREAM_RESULTS   per line: name rep raw_s produce_s rowferry_s cpu_s peak_kib rows records
@@ -13,6 +13,9 @@ Input files that a phase did not write are skipped (PHASES picks the phases):
   SNAPSHOT_RESULTS per line: scan_s snapshot_s snapshot_cpu_s snapshot_peak_kib verify_s verify_peak_kib
   DEBEZIUM_RESULTS per line: workload side rep rows to_first_s first_to_last_s cpu_s peak_kib records
   COMPRESSED_RESULTS per line: "C" rep rowferry_s cpu_s peak_kib rows records
+  SEMI_RESULTS     per line: "semi_sync" rep mode p50_ms p99_ms max_ms txn_per_s max_txn_per_s no_tx
+                   (mode: async or semi; COMMIT latency at SEMI_TPS transactions/s, the most
+                   transactions/s on 16 connections, commits that timed out waiting for an ACK)
 """
 import json
 import os
@@ -213,6 +216,32 @@ def compressed(rows, n, out):
           f"{c['rowferry_cpu_s']} CPU s ({c['rowferry_cpu_s_per_mrow']} s/Mrow), {c['rowferry_peak_rss_mib']} MiB peak")
 
 
+def semi_sync(rows, tps, out):
+    """COMMIT latency and throughput on MySQL 9.7, rowferry asynchronous vs semi-sync replica."""
+    res = {}
+    for mode in ("async", "semi"):
+        runs = [r for r in rows if r[2] == mode]
+        if not runs:
+            continue
+        med = lambda i: statistics.median(float(r[i]) for r in runs)  # noqa: E731
+        res[mode] = {
+            "repetitions": len(runs), "commit_p50_ms": round(med(3), 2), "commit_p99_ms": round(med(4), 2),
+            "commit_max_ms": round(med(5), 2), "txn_per_s": round(med(6)), "max_txn_per_s": round(med(7)),
+            "timed_out_commits": int(max(float(r[8]) for r in runs)),
+        }
+    out["semi_sync"] = res
+    print(f"\nsemi-sync, MySQL 9.7 (AFTER_SYNC), COMMIT latency of autocommit single-row INSERTs at {int(tps):,} txn/s "
+          "(16 connections), and the most txn/s on 16 connections:")
+    for mode, label in (("async", "rowferry asynchronous"), ("semi", "source.semi_sync = true")):
+        if m := res.get(mode):
+            print(f"  {label:<24} p50 {m['commit_p50_ms']} ms  p99 {m['commit_p99_ms']} ms  max {m['commit_max_ms']} ms  "
+                  f"at {m['txn_per_s']:,} txn/s; most {m['max_txn_per_s']:,} txn/s; "
+                  f"{m['timed_out_commits']} commits timed out waiting for an ACK")
+    if "async" in res and "semi" in res:
+        res["max_txn_ratio"] = round(res["semi"]["max_txn_per_s"] / res["async"]["max_txn_per_s"], 2)
+        print(f"  semi-sync ÷ async, most txn/s: {res['max_txn_ratio']}")
+
+
 def main():
     path, cores, stream_file, latency_file, snapshot_file, snapshot_rows, tps, secs = sys.argv[1:9]
     debezium_file = sys.argv[9] if len(sys.argv) > 9 else ""
@@ -231,6 +260,8 @@ def main():
         exactly_once(rows, out)
     if len(sys.argv) > 13 and (rows := lines(sys.argv[13])):
         latency(rows, tps, secs, out, "latency_exactly_once", "exactly-once")
+    if len(sys.argv) > 15 and (rows := lines(sys.argv[14])):
+        semi_sync(rows, sys.argv[15], out)
     json.dump(out, open(path, "w"), indent=2)
     print(f"\nmedians of the repetitions; JSON: {path}")
 

@@ -97,6 +97,10 @@ pub struct TlsSettings {
     pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
+/// `linger.ms` when `source.semi_sync` is on and `kafka.librdkafka` does not set it (1 ms: a
+/// COMMIT waits for it; 0 shortens the wait further at low rates, at some cost in batching).
+pub const SEMI_SYNC_LINGER_MS: u32 = 1;
+
 #[derive(Debug, Clone)]
 pub struct SourceSettings {
     pub host: String,
@@ -247,7 +251,13 @@ impl Settings {
                 format!("{name:?} is not a valid connector name: use letters, digits, '.', '_' and '-'"),
             ));
         }
-        let kafka = kafka(raw.kafka)?;
+        let source = source(raw.source)?;
+        let mut kafka = kafka(raw.kafka)?;
+        if source.semi_sync {
+            // Every COMMIT on the primary waits for Kafka's ack of its records: the producer's
+            // default 5 ms of lingering would be added to each one.
+            kafka.librdkafka.entry("linger.ms".to_string()).or_insert_with(|| SEMI_SYNC_LINGER_MS.to_string());
+        }
         let shutdown_timeout = match raw.shutdown_timeout_secs {
             Some(0) => return Err(invalid("shutdown_timeout_secs", "must be at least 1")),
             Some(s) => Duration::from_secs(s),
@@ -274,7 +284,7 @@ impl Settings {
             shutdown_timeout,
             stall_timeout,
             commit_interval,
-            source: source(raw.source)?,
+            source,
             registry: registry(raw.registry)?,
             offsets: offsets(raw.offsets, &kafka)?,
             tables: TableFilter::new(
