@@ -293,6 +293,25 @@ async fn falls_back_and_resumes(flavor: Flavor) {
     let db = unique("semifall");
     let c = setup(&primary, &db).await;
     let topic = format!("{db}.{db}.t");
+    // `rowferry check` reports the primary's semi-sync settings (MariaDB's names are master_).
+    let out = c.cli(&["check"]).await;
+    let report = String::from_utf8_lossy(&out.stdout);
+    let name = |v: &str| match flavor {
+        Flavor::MySql => format!("rpl_semi_sync_source_{v}"),
+        Flavor::MariaDb => format!("rpl_semi_sync_master_{v}"),
+    };
+    for line in [
+        format!("ok   {}: expected ON, found ON", name("enabled")),
+        format!("ok   {}: expected AFTER_SYNC, found AFTER_SYNC", name("wait_point")),
+        format!("ok   {}: expected ≥ 1000 ms", name("timeout")),
+        match flavor {
+            Flavor::MySql => "ok   rpl_semi_sync_source_wait_for_replica_count: expected 1".into(),
+            Flavor::MariaDb => "ok   semi-sync replicas waited for: expected 1".into(),
+        },
+    ] {
+        assert!(report.contains(&line), "no {line:?} in:\n{report}");
+    }
+    assert!(out.status.success(), "{report}");
     let mut child = c.start();
     let mut conn = primary.conn().await;
     primary.until_semi_sync(&mut conn, &db, &c).await;
