@@ -42,9 +42,14 @@ async fn publisher(settings: &Settings) -> Result<Publisher, RunError> {
         DeliveryMode::ExactlyOnce(_) => Some(format!("rowferry-{}", settings.name)),
     };
     let spec = TopicSpec::data(&settings.topics);
-    let publisher =
-        Publisher::with_transactional_id(&settings.kafka, spec, MAX_INFLIGHT, MAX_INFLIGHT_BYTES, id.as_deref())?
-            .with_headers(settings.topics.headers);
+    let publisher = Publisher::with_transactional_id(
+        &settings.data_producer(),
+        spec,
+        MAX_INFLIGHT,
+        MAX_INFLIGHT_BYTES,
+        id.as_deref(),
+    )?
+    .with_headers(settings.topics.headers);
     if let Some(id) = &id {
         publisher.init_transactions().await?;
         tracing::info!(transactional_id = %id, "exactly-once delivery: Kafka transactions initialised");

@@ -6,7 +6,9 @@
 //! replication grant, a server_id it shares with the source). Such a start would skip changes
 //! silently or stop at the first row; instead it stops before reading, with the same lines
 //! `check` prints. Findings that do not make the stream wrong — short binlog retention, the
-//! monitoring grant, SELECT when no snapshot can be asked for — are returned as warnings.
+//! monitoring grant, SELECT when no snapshot can be asked for, the primary's semi-sync off or
+//! missing with `source.semi_sync = true` (rowferry then streams asynchronously) — are returned as
+//! warnings.
 
 use super::report::{Finding, Status};
 use crate::config::Settings;
@@ -16,7 +18,14 @@ use mysql_async::Conn;
 use std::fmt;
 
 /// Settings that can fail without making the stream wrong.
-const ADVISORY: &[&str] = &["binlog retention", "REPLICATION CLIENT", "BINLOG MONITOR"];
+const ADVISORY: &[&str] = &[
+    "binlog retention",
+    "REPLICATION CLIENT",
+    "BINLOG MONITOR",
+    "semi-sync",
+    "rpl_semi_sync_source_enabled",
+    "rpl_semi_sync_master_enabled",
+];
 
 /// The source fails a requirement streaming depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -97,10 +97,6 @@ pub struct TlsSettings {
     pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
-/// `linger.ms` when `source.semi_sync` is on and `kafka.librdkafka` does not set it (1 ms: a
-/// COMMIT waits for it; 0 shortens the wait further at low rates, at some cost in batching).
-pub const SEMI_SYNC_LINGER_MS: u32 = 1;
-
 #[derive(Debug, Clone)]
 pub struct SourceSettings {
     pub host: String,
@@ -146,6 +142,23 @@ pub enum DeliveryMode {
 pub struct TransactionBounds {
     pub interval: Duration,
     pub max_bytes: u64,
+}
+
+/// The data producer's `linger.ms` when `source.semi_sync` is on and `kafka.librdkafka` does not
+/// set it (1 ms: every COMMIT on the primary waits for it; 0 shortens the wait further at low
+/// rates, at some cost in batching). Otherwise the publisher's default, 5 ms.
+pub const SEMI_SYNC_LINGER_MS: u32 = 1;
+
+impl Settings {
+    /// The settings of the data producer: `kafka`, with semi-sync's `linger.ms` default (only
+    /// the producer gets it: consumers would warn about a producer property).
+    pub fn data_producer(&self) -> KafkaSettings {
+        let mut kafka = self.kafka.clone();
+        if self.source.semi_sync {
+            kafka.librdkafka.entry("linger.ms".to_string()).or_insert_with(|| SEMI_SYNC_LINGER_MS.to_string());
+        }
+        kafka
+    }
 }
 
 impl KafkaSettings {
@@ -252,12 +265,7 @@ impl Settings {
             ));
         }
         let source = source(raw.source)?;
-        let mut kafka = kafka(raw.kafka)?;
-        if source.semi_sync {
-            // Every COMMIT on the primary waits for Kafka's ack of its records: the producer's
-            // default 5 ms of lingering would be added to each one.
-            kafka.librdkafka.entry("linger.ms".to_string()).or_insert_with(|| SEMI_SYNC_LINGER_MS.to_string());
-        }
+        let kafka = kafka(raw.kafka)?;
         let shutdown_timeout = match raw.shutdown_timeout_secs {
             Some(0) => return Err(invalid("shutdown_timeout_secs", "must be at least 1")),
             Some(s) => Duration::from_secs(s),

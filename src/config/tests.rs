@@ -229,11 +229,12 @@ fn semi_sync_lingers_1_ms_unless_told_otherwise() {
     let semi = MINIMAL.replace("[source]", "[source]\nsemi_sync = true");
     let s = load_text(&semi, &[]).expect("valid");
     assert!(s.source.semi_sync);
-    assert_eq!(s.kafka.librdkafka.get("linger.ms").map(String::as_str), Some("1"));
+    assert_eq!(s.data_producer().librdkafka.get("linger.ms").map(String::as_str), Some("1"));
+    assert!(!s.kafka.librdkafka.contains_key("linger.ms"), "only the data producer lingers less");
     let s = load_text(&format!("{semi}\n[kafka.librdkafka]\n\"linger.ms\" = \"0\"\n"), &[]).expect("valid");
-    assert_eq!(s.kafka.librdkafka.get("linger.ms").map(String::as_str), Some("0"));
+    assert_eq!(s.data_producer().librdkafka.get("linger.ms").map(String::as_str), Some("0"));
     let s = load_text(MINIMAL, &[]).expect("valid");
-    assert!(!s.source.semi_sync && !s.kafka.librdkafka.contains_key("linger.ms"));
+    assert!(!s.source.semi_sync && !s.data_producer().librdkafka.contains_key("linger.ms"));
     let s = load_text(MINIMAL, &[("ROWFERRY__SOURCE__SEMI_SYNC", "true")]).expect("valid");
     assert!(s.source.semi_sync, "from the environment");
 }

@@ -37,8 +37,11 @@
 
 pub mod assembler;
 pub mod dump;
+mod semi_sync;
 
 pub use assembler::{Assembler, AssemblerError, TxnEvent};
+use semi_sync::{AbortOnDrop, send_acks};
+pub use semi_sync::{AckPoint, semi_sync_capable};
 
 use crate::config::SourceSettings;
 use crate::decoder::{DecodeError, Item, StreamDecoder};
@@ -71,15 +74,6 @@ pub struct ReaderOptions {
     /// Semi-sync: the latest binlog point that is in Kafka, to ACK (`None`: no ACKs are sent, and
     /// the connection does not register as a semi-sync replica).
     pub acks: Option<tokio::sync::watch::Receiver<Option<AckPoint>>>,
-}
-
-/// A binlog point the source waits for an ACK of (semi-sync): `file` up to `position`, read by
-/// the reader's session number `session`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AckPoint {
-    pub session: u64,
-    pub file: Arc<str>,
-    pub position: u64,
 }
 
 /// A bound in bytes on the rows between the reader and its consumer: the reader takes an
@@ -427,55 +421,6 @@ impl Drop for Connected<'_> {
     fn drop(&mut self) {
         self.0.connected.store(false, std::sync::atomic::Ordering::Relaxed);
         self.0.semi_sync.store(false, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// Whether the source can do semi-sync: its semi-sync variable exists (MySQL: the source plugin
-/// is installed; MariaDB: always). Whether it is enabled is `rowferry check`'s business: a
-/// disabled source still sends the header, and starts waiting for ACKs when enabled.
-pub async fn semi_sync_capable(conn: &mut Conn) -> Result<bool, SourceError> {
-    let rows = query_text(
-        conn,
-        "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('rpl_semi_sync_source_enabled', 'rpl_semi_sync_master_enabled')",
-    )
-    .await?;
-    Ok(!rows.is_empty())
-}
-
-/// Writes this session's ACKs (see the module docs) until the session ends (the task is aborted)
-/// or the link fails (the reader then finds it dead too).
-async fn send_acks(
-    mut acker: dump::Acker,
-    session: u64,
-    mut points: tokio::sync::watch::Receiver<Option<AckPoint>>,
-    stats: Arc<ReaderStats>,
-) {
-    let mut last: Option<AckPoint> = None;
-    loop {
-        let point = points.borrow_and_update().clone();
-        if let Some(p) = point
-            && p.session == session
-            && last.as_ref() != Some(&p)
-        {
-            if let Err(e) = acker.ack(&p.file, p.position).await {
-                tracing::warn!(error = %e, "semi-sync: the ACK could not be sent");
-                return;
-            }
-            stats.semi_sync_acks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            last = Some(p);
-        }
-        if points.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
