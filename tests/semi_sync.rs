@@ -430,3 +430,36 @@ async fn mysql_kill_9_under_load_loses_no_acknowledged_commit() {
 async fn mariadb_kill_9_under_load_loses_no_acknowledged_commit() {
     kill_under_load(Flavor::MariaDb).await;
 }
+
+/// A table stopped by a per-table error (here a row over the broker's `message.max.bytes`): its
+/// transaction is never ACKed, so its COMMIT returns only after the primary's timeout, which then
+/// goes asynchronous; the other tables keep streaming, and nothing after the stop is ACKed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_a_stopped_tables_transaction_is_never_acked() {
+    let primary = Primary::start(Flavor::MySql, 1000);
+    let db = unique("semistop");
+    let c = setup(&primary, &db).await;
+    admin(&primary.url, &[format!("CREATE TABLE {db}.big (id INT PRIMARY KEY, doc LONGTEXT)")]).await;
+    let mut child = c.start();
+    let mut conn = primary.conn().await;
+    primary.until_semi_sync(&mut conn, &db, &c).await;
+    assert!(!insert_timed_out(&primary, &mut conn, &db, 1).await, "ACKed while streaming");
+
+    let no = primary.count(&mut conn, "no_tx").await;
+    conn.query_drop(format!("INSERT INTO {db}.big VALUES (1, REPEAT('x', 2000000))")).await.expect("insert");
+    assert_eq!(primary.count(&mut conn, "no_tx").await, no + 1, "the stopped table's commit was ACKed");
+    let yes = primary.count(&mut conn, "yes_tx").await;
+    for id in 2..=4 {
+        conn.query_drop(format!("INSERT INTO {db}.t VALUES ({id}, 'after')")).await.expect("insert");
+    }
+    let topic = format!("{db}.{db}.t");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ids_in(&topic) != (1..=4).collect::<BTreeSet<_>>() {
+        assert!(Instant::now() < deadline, "the other table stopped too; log:\n{}", c.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(primary.count(&mut conn, "yes_tx").await, yes, "a commit after the stop was ACKed");
+    assert_eq!(primary.status(&mut conn, "status").await, "OFF");
+    assert!(c.log().contains("table stopped"), "{}", c.log());
+    assert_eq!(stop(&mut child).await, Some(0));
+}

@@ -379,6 +379,7 @@ impl Delivery {
         self.publisher.check_size(topic, key, value, headers)?;
         let record = self.committer.sent(txn)?;
         self.publisher.send(record, topic, key, value, headers, &mut self.acks).await?;
+        self.ack_sent();
         if let Some(t) = &mut self.kafka_txn {
             t.sent(key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len));
         }

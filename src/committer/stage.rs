@@ -281,6 +281,12 @@ impl Committer {
         self.tracker.acked_before(upto)
     }
 
+    /// The first transaction held by a stopped table, if any: nothing from it on is released
+    /// (or, semi-sync, ACKed) by this process.
+    pub fn held(&self) -> Option<TxnId> {
+        self.tracker.held()
+    }
+
     /// The id the next transaction will get: every transaction begun so far is before it.
     pub fn next_txn(&self) -> TxnId {
         self.tracker.next_id()

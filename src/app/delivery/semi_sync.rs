@@ -8,6 +8,10 @@
 //! only once its changes can be read from Kafka. A point with nothing before it waiting goes at
 //! once (transactions without captured rows). Points leave in order and only the latest of those
 //! due is handed over: an ACK of a position covers every earlier one.
+//!
+//! Memory: a point is queued only when records were sent since the one before (otherwise it
+//! replaces that one, due at the same moment), so the queue is bounded by the records in flight,
+//! which the publisher bounds; points behind a hold are dropped, not queued.
 
 use super::Delivery;
 use crate::committer::TxnId;
@@ -24,22 +28,45 @@ pub(super) struct SemiSync {
     to_reader: watch::Sender<Option<AckPoint>>,
     /// Exactly-once: every transaction before this one is in a committed Kafka transaction.
     committed_before: TxnId,
+    /// A record was sent since the last point was queued.
+    sent: bool,
 }
 
 impl SemiSync {
     pub(super) fn new(to_reader: watch::Sender<Option<AckPoint>>) -> SemiSync {
-        SemiSync { points: VecDeque::new(), to_reader, committed_before: 0 }
+        SemiSync { points: VecDeque::new(), to_reader, committed_before: 0, sent: false }
     }
 }
 
 impl Delivery {
-    /// A point the source waits for an ACK of, after everything routed so far.
+    /// A point the source waits for an ACK of, after everything routed so far. One behind a
+    /// stopped table's hold is never ACKed by this process, and is not kept: the source asks for
+    /// an ACK after every transaction while it waits for its replica to catch up, and the other
+    /// tables go on streaming for as long as the stop lasts.
     pub(super) fn ack_point(&mut self, point: AckPoint) {
         let upto = self.committer.next_txn();
+        let held = self.committer.held().is_some_and(|h| h < upto);
         if let Some(s) = &mut self.semi_sync {
-            s.points.push_back((upto, point));
+            if held {
+                s.points.clear();
+                return;
+            }
+            match s.points.back_mut() {
+                // No record since the last point: this one is due exactly when that one is, and
+                // covers it (transactions without captured rows queue nothing).
+                Some((_, last)) if !s.sent => *last = point,
+                _ => s.points.push_back((upto, point)),
+            }
+            s.sent = false;
         }
         self.release_acks();
+    }
+
+    /// A record was sent (semi-sync counts whether points can be merged).
+    pub(super) fn ack_sent(&mut self) {
+        if let Some(s) = &mut self.semi_sync {
+            s.sent = true;
+        }
     }
 
     /// Exactly-once: a Kafka transaction committed with every record of the transactions before
