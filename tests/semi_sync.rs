@@ -224,8 +224,9 @@ async fn post(c: &Connector, path: &str) {
 
 /// `commits` autocommit INSERTs, each checked the moment its COMMIT returns: the topic already
 /// holds its record (exactly-once: committed — the watermark a `read_committed` client gets is the
-/// last stable offset). The primary waited for an ACK every time (no `no_tx`), and the records
-/// read back are the rows.
+/// last stable offset); then an XA transaction with a commit beside it between its PREPARE and
+/// its COMMIT. The primary waited for an ACK every time (no `no_tx`), and the records read back
+/// are the rows.
 async fn commit_returns_after_kafka_has_it(flavor: Flavor, commits: i64, exactly_once: bool) {
     let primary = Primary::start(flavor, 10_000);
     let db = unique("semi");
@@ -249,13 +250,34 @@ async fn commit_returns_after_kafka_has_it(flavor: Flavor, commits: i64, exactly
             c.log()
         );
     }
+    // XA (at-least-once): the PREPARE is ACKed once everything before it is in Kafka (its rows
+    // are published at its COMMIT; the prepared transaction, whose offset waits for its
+    // decision, does not hold later ACKs back), and the COMMIT once its rows are. (Exactly-once
+    // commits no Kafka transaction while an XA transaction is prepared: docs/running.md.)
+    let rows = if exactly_once { commits } else { commits + 2 };
+    if !exactly_once {
+        let (xa, beside) = (commits + 1, commits + 2);
+        for sql in [
+            "XA START 'semi'".to_string(),
+            format!("INSERT INTO {db}.t VALUES ({xa}, 'xa')"),
+            "XA END 'semi'".to_string(),
+            "XA PREPARE 'semi'".to_string(),
+        ] {
+            conn.query_drop(sql).await.expect("XA");
+        }
+        let mut second = primary.conn().await;
+        second.query_drop(format!("INSERT INTO {db}.t VALUES ({beside}, 'beside')")).await.expect("insert");
+        assert!(visible.records() > commits, "a commit after the XA PREPARE returned before its record was readable");
+        conn.query_drop("XA COMMIT 'semi'").await.expect("XA COMMIT");
+        assert!(visible.records() >= rows, "XA COMMIT returned before its record was readable");
+    }
     let no_tx = primary.count(&mut conn, "no_tx").await - no_before;
     let yes_tx = primary.count(&mut conn, "yes_tx").await - yes_before;
     assert_eq!(no_tx, 0, "commits that did not wait for rowferry's ACK");
-    assert!(yes_tx >= commits as u64, "only {yes_tx} commits waited for an ACK");
-    let records = consume(&c, &topic, commits as usize).await;
+    assert!(yes_tx >= rows as u64, "only {yes_tx} commits waited for an ACK");
+    let records = consume(&c, &topic, rows as usize).await;
     let ids: BTreeSet<i64> = records.iter().filter_map(|r| r["value"]["after"]["id"].as_i64()).collect();
-    assert_eq!(ids, (1..=commits).collect::<BTreeSet<_>>());
+    assert_eq!(ids, (1..=rows).collect::<BTreeSet<_>>());
     assert_eq!(stop(&mut child).await, Some(0));
 }
 
