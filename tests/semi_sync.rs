@@ -127,7 +127,8 @@ async fn setup(primary: &Primary, db: &str) -> Connector {
     Connector::new(&primary.url, db).with_source_keys("semi_sync = true").with_http("token = \"t0k\"")
 }
 
-/// What a consumer can read of `topic` now: the sum of its partitions' high watermarks.
+/// What is in `topic` now: the sum of its partitions' high watermarks (`read_uncommitted`: every
+/// record written; `read_committed`: up to the last stable offset).
 struct Watermarks {
     consumer: BaseConsumer,
     topic: String,
@@ -135,9 +136,12 @@ struct Watermarks {
 }
 
 impl Watermarks {
-    fn new(topic: &str) -> Watermarks {
-        let consumer: BaseConsumer =
-            rdkafka::ClientConfig::new().set("bootstrap.servers", env("ROWFERRY_TEST_KAFKA")).create().expect("client");
+    fn new(topic: &str, isolation: &str) -> Watermarks {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", env("ROWFERRY_TEST_KAFKA"))
+            .set("isolation.level", isolation)
+            .create()
+            .expect("client");
         Watermarks { consumer, topic: topic.to_string(), partitions: Vec::new() }
     }
 
@@ -175,7 +179,8 @@ fn key_id(key: &[u8]) -> Option<i64> {
     None
 }
 
-/// Every `id` in `topic`'s record keys, read to the end (no registry needed: rowferry may be dead).
+/// Every `id` in `topic`'s record keys, read `read_committed` to the end (no registry needed:
+/// rowferry may be dead).
 fn ids_in(topic: &str) -> BTreeSet<i64> {
     use rdkafka::message::Message;
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
@@ -183,6 +188,7 @@ fn ids_in(topic: &str) -> BTreeSet<i64> {
         .set("group.id", "rowferry-semi-sync")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
         .create()
         .expect("consumer");
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
@@ -223,8 +229,9 @@ async fn post(c: &Connector, path: &str) {
 }
 
 /// `commits` autocommit INSERTs, each checked the moment its COMMIT returns: the topic already
-/// holds its record (exactly-once: committed — the watermark a `read_committed` client gets is the
-/// last stable offset); then an XA transaction with a commit beside it between its PREPARE and
+/// holds its record (exactly-once: written — a committed Kafka transaction becomes visible to
+/// `read_committed` clients once the broker has written its markers, which the coordinator does
+/// after answering the commit; that the ACK waits for the commit is the kill test's to show); then an XA transaction with a commit beside it between its PREPARE and
 /// its COMMIT. The primary waited for an ACK every time (no `no_tx`), and the records read back
 /// are the rows.
 async fn commit_returns_after_kafka_has_it(flavor: Flavor, commits: i64, exactly_once: bool) {
@@ -240,7 +247,7 @@ async fn commit_returns_after_kafka_has_it(flavor: Flavor, commits: i64, exactly
     let no_before = primary.count(&mut conn, "no_tx").await;
     let yes_before = primary.count(&mut conn, "yes_tx").await;
     let topic = format!("{db}.{db}.t");
-    let mut visible = Watermarks::new(&topic);
+    let mut visible = Watermarks::new(&topic, if exactly_once { "read_uncommitted" } else { "read_committed" });
     for i in 1..=commits {
         conn.query_drop(format!("INSERT INTO {db}.t VALUES ({i}, 'row {i}')")).await.expect("insert");
         let readable = visible.records();
@@ -345,7 +352,10 @@ async fn falls_back_and_resumes(flavor: Flavor) {
     post(&c, "/resume").await;
     primary.until_semi_sync(&mut conn, &db, &c).await;
     assert!(!insert_timed_out(&primary, &mut conn, &db, 3).await, "not ACKed after the resume");
-    assert!(Watermarks::new(&topic).records() >= 3, "row 3's COMMIT returned before its record was in Kafka");
+    assert!(
+        Watermarks::new(&topic, "read_committed").records() >= 3,
+        "row 3's COMMIT returned before its record was in Kafka"
+    );
 
     child.kill().expect("kill -9");
     let _ = child.wait();
@@ -361,7 +371,10 @@ async fn falls_back_and_resumes(flavor: Flavor) {
     let mut child = c.start();
     primary.until_semi_sync(&mut conn, &db, &c).await;
     assert!(!insert_timed_out(&primary, &mut conn, &db, 5).await, "not ACKed after the restart");
-    assert!(Watermarks::new(&topic).records() >= 5, "row 5's COMMIT returned before its record was in Kafka");
+    assert!(
+        Watermarks::new(&topic, "read_committed").records() >= 5,
+        "row 5's COMMIT returned before its record was in Kafka"
+    );
     assert_eq!(primary.count(&mut conn, "clients").await, 1);
     let now = position_now(&primary.url).await.to_string();
     offset_reaches(&c, |g| covers(g, &now)).await;
@@ -380,13 +393,18 @@ async fn mariadb_pause_and_kill_fall_back_and_semi_sync_resumes() {
 }
 
 /// Writers commit rows as fast as they can; rowferry is killed with `kill -9` in the middle.
-/// Every row whose COMMIT had returned before the kill is already in Kafka right after it (read
-/// before any restart); after the restart every committed row is.
-async fn kill_under_load(flavor: Flavor) {
+/// Every row whose COMMIT had returned before the kill is in Kafka after it, read
+/// `read_committed` before any restart — exactly-once: in a committed Kafka transaction (one still
+/// open when rowferry died stays invisible until the coordinator aborts it); after the restart
+/// every committed row is.
+async fn kill_under_load(flavor: Flavor, exactly_once: bool) {
     const WRITERS: i64 = 4;
     let primary = Primary::start(flavor, 5000);
     let db = unique("semikill");
-    let c = setup(&primary, &db).await;
+    let mut c = setup(&primary, &db).await;
+    if exactly_once {
+        c = c.with_store(Store::Kafka).with_kafka_keys("delivery = \"exactly_once\"\n");
+    }
     let topic = format!("{db}.{db}.t");
     let mut child = c.start();
     let mut conn = primary.conn().await;
@@ -421,7 +439,15 @@ async fn kill_under_load(flavor: Flavor) {
     let _ = child.wait();
     let acknowledged: BTreeSet<i64> =
         committed.lock().expect("lock").iter().filter(|(_, at)| *at < killed_at).map(|(id, _)| *id).collect();
-    let in_kafka = ids_in(&topic);
+    // The coordinator writes a committed Kafka transaction's markers after it has answered the
+    // commit: the last one's records become readable a moment later (a transaction left open by
+    // the kill would stay unreadable for the whole transaction timeout, 60 s).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut in_kafka = ids_in(&topic);
+    while !acknowledged.is_subset(&in_kafka) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        in_kafka = ids_in(&topic);
+    }
     let missing: Vec<_> = acknowledged.difference(&in_kafka).take(10).collect();
     assert!(
         missing.is_empty(),
@@ -445,12 +471,17 @@ async fn kill_under_load(flavor: Flavor) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_kill_9_under_load_loses_no_acknowledged_commit() {
-    kill_under_load(Flavor::MySql).await;
+    kill_under_load(Flavor::MySql, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_exactly_once_kill_9_under_load_loses_no_acknowledged_commit() {
+    kill_under_load(Flavor::MySql, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_kill_9_under_load_loses_no_acknowledged_commit() {
-    kill_under_load(Flavor::MariaDb).await;
+    kill_under_load(Flavor::MariaDb, false).await;
 }
 
 /// A table stopped by a per-table error (here a row over the broker's `message.max.bytes`): its
