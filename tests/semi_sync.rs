@@ -298,10 +298,11 @@ async fn mariadb_commit_returns_only_once_kafka_has_it() {
     commit_returns_after_kafka_has_it(Flavor::MariaDb, 1000, false).await;
 }
 
-/// Exactly-once: the ACK waits for the Kafka transaction's commit (every
-/// `transaction_interval_ms`, 100 by default), not for the records' acks.
+/// Exactly-once: every COMMIT waits for the Kafka transaction's commit (every
+/// `transaction_interval_ms`, 100 by default); that it is the commit, not the records' acks, the
+/// exactly-once kill test shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mysql_exactly_once_commit_returns_only_once_the_kafka_transaction_committed() {
+async fn mysql_exactly_once_commit_returns_only_once_its_records_are_written() {
     commit_returns_after_kafka_has_it(Flavor::MySql, 100, true).await;
 }
 
