@@ -4,11 +4,14 @@
 //!
 //! The judge of "in Kafka" is the broker itself: right after a COMMIT returns, the topic's high
 //! watermarks (what a consumer can read now) already count the transaction's record, and the
-//! records read back are the rows written. The primary's own counters tell whether it waited for
-//! an ACK (`yes_tx`) or timed out and committed without one (`no_tx`).
+//! records read back are the rows written; after a `kill -9` of rowferry, every row whose COMMIT
+//! had returned is readable `read_committed` before any restart (exactly-once: only a committed
+//! Kafka transaction gets there). The primary's own counters tell whether it waited for an ACK
+//! (`yes_tx`) or timed out and committed without one (`no_tx`).
 //!
-//! Shown to fail: with `semi_sync = false` the first check fails within the first commits (the
-//! COMMIT returns before rowferry has even read the transaction).
+//! Shown to fail: with `semi_sync = false` the commit and kill tests fail (the COMMIT returns
+//! before rowferry has even read the transaction); with the ACK sent on the records' acks instead
+//! of the Kafka commit, the exactly-once kill test; with the hold ignored, the stopped-table test.
 
 mod common;
 
@@ -231,9 +234,10 @@ async fn post(c: &Connector, path: &str) {
 /// `commits` autocommit INSERTs, each checked the moment its COMMIT returns: the topic already
 /// holds its record (exactly-once: written — a committed Kafka transaction becomes visible to
 /// `read_committed` clients once the broker has written its markers, which the coordinator does
-/// after answering the commit; that the ACK waits for the commit is the kill test's to show); then an XA transaction with a commit beside it between its PREPARE and
-/// its COMMIT. The primary waited for an ACK every time (no `no_tx`), and the records read back
-/// are the rows.
+/// after answering the commit; that the ACK waits for the commit is the kill test's to show);
+/// then (at-least-once) an XA transaction with a commit beside it between its PREPARE and its
+/// COMMIT. The primary waited for an ACK every time (no `no_tx`), and the records read back are
+/// the rows.
 async fn commit_returns_after_kafka_has_it(flavor: Flavor, commits: i64, exactly_once: bool) {
     let primary = Primary::start(flavor, 10_000);
     let db = unique("semi");
