@@ -16,6 +16,7 @@
 mod common;
 
 use common::connector::{Connector, Store, consume, covers, offset_reaches, stop};
+use common::kafka::read_to_end;
 use common::{admin, env, position_now, unique};
 use mysql_async::prelude::Queryable;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -186,36 +187,10 @@ fn key_id(key: &[u8]) -> Option<i64> {
 /// rowferry may be dead).
 fn ids_in(topic: &str) -> BTreeSet<i64> {
     use rdkafka::message::Message;
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", env("ROWFERRY_TEST_KAFKA"))
-        .set("group.id", "rowferry-semi-sync")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", "read_committed")
-        .create()
-        .expect("consumer");
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
-    let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for &p in &partitions {
-        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning).expect("partition");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let (mut ids, mut ended) = (BTreeSet::new(), BTreeSet::new());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ended.len() < partitions.len() {
-        assert!(Instant::now() < deadline, "{topic} not read to its end");
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                ids.insert(m.key().and_then(key_id).expect("an Avro key"));
-            }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                ended.insert(p);
-            }
-            Some(Err(e)) => panic!("consume {topic}: {e}"),
-            None => {}
-        }
-    }
+    let mut ids = BTreeSet::new();
+    read_to_end(&env("ROWFERRY_TEST_KAFKA"), topic, "read_committed", |m| {
+        ids.insert(m.key().and_then(key_id).expect("an Avro key"));
+    });
     ids
 }
 

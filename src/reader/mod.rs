@@ -41,8 +41,8 @@ mod semi_sync;
 mod setup;
 
 pub use assembler::{Assembler, AssemblerError, TxnEvent};
-use semi_sync::{AbortOnDrop, send_acks};
-pub use semi_sync::{AckPoint, semi_sync_capable};
+pub use semi_sync::AckPoint;
+use semi_sync::{AbortOnDrop, semi_sync_capable, send_acks};
 pub use setup::{check_start, collations, current_position, flavor, mariadb_extras};
 
 use crate::config::SourceSettings;

@@ -23,7 +23,7 @@ pub struct AckPoint {
 /// Whether the source can do semi-sync: its semi-sync variable exists (MySQL: the source plugin
 /// is installed; MariaDB: always). Whether it is enabled is `rowferry check`'s business: a
 /// disabled source still sends the header, and starts waiting for ACKs when enabled.
-pub async fn semi_sync_capable(conn: &mut Conn) -> Result<bool, SourceError> {
+pub(super) async fn semi_sync_capable(conn: &mut Conn) -> Result<bool, SourceError> {
     let rows = query_text(
         conn,
         "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('rpl_semi_sync_source_enabled', 'rpl_semi_sync_master_enabled')",

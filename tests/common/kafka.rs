@@ -96,12 +96,25 @@ impl Drop for Kafka {
 /// How many records `topic` (every partition) holds for a consumer with `isolation`
 /// (`read_committed` or `read_uncommitted`), read to each partition's end (its EOF).
 pub fn count_records(bootstrap: &str, topic: &str, isolation: &str) -> usize {
+    let mut count = 0;
+    read_to_end(bootstrap, topic, isolation, |_| count += 1);
+    count
+}
+
+/// Reads every record of `topic` (every partition, from the beginning) with `isolation` up to
+/// each partition's end (its EOF), handing each to `each`.
+pub fn read_to_end(
+    bootstrap: &str,
+    topic: &str,
+    isolation: &str,
+    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+) {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::error::KafkaError;
     use std::time::{Duration, Instant};
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", "rowferry-count")
+        .set("group.id", "rowferry-read-to-end")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("isolation.level", isolation)
@@ -114,12 +127,12 @@ pub fn count_records(bootstrap: &str, topic: &str, isolation: &str) -> usize {
         tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning).expect("partition");
     }
     consumer.assign(&tpl).expect("assign");
-    let (mut count, mut ended) = (0, std::collections::HashSet::new());
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ended = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
     while ended.len() < partitions.len() {
         assert!(Instant::now() < deadline, "{topic} not read to its end");
         match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(_)) => count += 1,
+            Some(Ok(m)) => each(&m),
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 ended.insert(p);
             }
@@ -127,5 +140,4 @@ pub fn count_records(bootstrap: &str, topic: &str, isolation: &str) -> usize {
             None => {}
         }
     }
-    count
 }
