@@ -99,11 +99,44 @@ def stream(rows, out):
         w["ratio_to_peer"] = round(w["rowferry_rows_per_s"] / w["peer_rows_per_s"], 1) if w["peer_rows_per_s"] else 0
         # rowferry's own CPU (user + system) per million rows of the workload.
         w["rowferry_cpu_s_per_mrow"] = round(w["rowferry_cpu_s"] / n * 1e6, 2)
+        if all(len(r) >= 21 for r in rs):
+            # Where the machine's CPU went in each of the three runs, per million rows of the workload:
+            # the whole machine (cores busy × seconds) and each process taking part (medians).
+            per = lambda i: round(med(i) / n * 1e6, 2)
+            w["cpu_s_per_mrow"] = {
+                "rowferry_run": {"machine": round(med(12) * secs / n * 1e6, 2), "rowferry": per(5),
+                                 "server": per(13), "broker": per(14), "machine_cores": med(12)},
+                "raw_read": {"machine": round(med(15) * med(2) / n * 1e6, 2), "server": per(16), "client": per(17),
+                             "machine_cores": med(15)},
+                "producer_only": {"machine": round(med(18) * med(3) / n * 1e6, 2), "broker": per(19), "producer": per(20),
+                                  "machine_cores": med(18)},
+            }
+        if all(len(r) >= 25 for r in rs):
+            # Start-up apart from streaming: the seconds to rowferry's first stored offset, and the
+            # rate after it — the rows after that offset (the workload's transactions are alike, so
+            # rows ∝ sequence numbers) over the time from it to the last one.
+            def steady(r):
+                secs, first_s, first_seq, start, end = float(r[4]), float(r[21]), int(r[22]), int(r[23]), int(r[24])
+                return n * (end - first_seq) / max(end - start, 1) / max(secs - first_s, 1e-3)
+            w["rowferry_start_s"] = med(21)
+            w["rowferry_streaming_rows_per_s"] = round(statistics.median(steady(r) for r in rs))
+            w["streaming_ratio_to_ceiling"] = round(w["rowferry_streaming_rows_per_s"] / ceiling, 2)
         out["workloads"][name] = w
         print(f"{name + (' bulk' if name == 'A' else ' OLTP'):14}{w['rows']:>10,}{w['rowferry_rows_per_s']:>10,} r/s"
               f"{w['rowferry_mb_per_s']:>8}{w['rowferry_cpu_s']:>8}{w['rowferry_cpu_s_per_mrow']:>8}{w['rowferry_peak_rss_mib']:>9}"
               f"{w['raw_read_rows_per_s']:>10,} r/s{w['producer_rows_per_s']:>10,} r/s{w['peer_rows_per_s']:>8,} r/s"
               f"{w['ratio_to_ceiling']:>10}{w['ratio_to_peer']:>8}")
+    for name, w in out["workloads"].items():
+        if "rowferry_start_s" in w:
+            print(f"{name}: {w['rowferry_start_s']} s to rowferry's first stored offset, then "
+                  f"{w['rowferry_streaming_rows_per_s']:,} rows/s (÷ceiling {w['streaming_ratio_to_ceiling']})")
+    cpu = {k: w["cpu_s_per_mrow"] for k, w in out["workloads"].items() if "cpu_s_per_mrow" in w}
+    if cpu:
+        print("\nCPU s per million rows (machine = cores busy × seconds; the others: that process alone)")
+        for name, c in cpu.items():
+            for run, f in c.items():
+                parts = ", ".join(f"{k} {v}" for k, v in f.items() if k not in ("machine", "machine_cores"))
+                print(f"  {name} {run:14} machine {f['machine']:>6} ({f['machine_cores']} cores busy): {parts}")
 
 
 def latency(rows, tps, secs, out, key="latency", mode="at-least-once"):
