@@ -324,6 +324,17 @@ pub fn read_to_end(
     fast_reads(&mut c);
     c.set("isolation.level", "read_committed").set("enable.partition.eof", "true");
     let consumer: BaseConsumer<Context> = create(&c).map_err(|e| e.to_string())?;
+    let read = read_with(&consumer, topic, limit, &mut each);
+    close_in_background(consumer);
+    read
+}
+
+fn read_with(
+    consumer: &BaseConsumer<Context>,
+    topic: &str,
+    limit: Duration,
+    each: &mut impl FnMut(&BorrowedMessage<'_>) -> Result<(), String>,
+) -> Result<(), String> {
     let deadline = Instant::now() + limit;
     // A leader election (a broker restarted, leadership moved back) answers "not leader" for a
     // moment: asked again until the limit. A refusal (no permission) is final.
@@ -359,6 +370,16 @@ pub fn read_to_end(
         if message.offset() + 1 >= high {
             return Ok(());
         }
+    }
+}
+
+/// Drops a librdkafka client on a thread of its own: its destruction joins librdkafka's threads,
+/// ~100 ms that nothing needs to wait for (a start-up would, once per client it is done with).
+pub fn close_in_background<T: Send + 'static>(client: T) {
+    let spawned = std::thread::Builder::new().name("rowferry-close".into()).spawn(move || drop(client));
+    if let Err(e) = spawned {
+        // No thread to spare: the client is dropped on this one, as it would have been.
+        tracing::debug!(error = %e, "closing a Kafka client in place");
     }
 }
 

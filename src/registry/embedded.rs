@@ -43,16 +43,19 @@ impl EmbeddedRegistry {
     pub async fn open(kafka: &KafkaSettings, topic: &str, replication: i32) -> Result<EmbeddedRegistry, RegistryError> {
         let log = |detail: String| RegistryError::Log { topic: topic.to_string(), detail };
         let config = client_config(kafka);
+        // The producer first: librdkafka asks for its idempotent producer id in the background,
+        // while the topic is made and replayed, so the first schema written does not wait for it.
+        let producer: FutureProducer<Context> =
+            crate::kafka::create(&crate::kafka::internal_producer(&config)).map_err(|e| log(e.to_string()))?;
         let admin: std::sync::Arc<AdminClient<Context>> =
             crate::kafka::create(&config).map(std::sync::Arc::new).map_err(|e| log(e.to_string()))?;
         create_topic(&admin, topic, &TopicSpec::internal(replication)).await.map_err(log)?;
+        crate::kafka::close_in_background(admin);
         let store = {
             let config = config.clone();
             let topic = topic.to_string();
             tokio::task::spawn_blocking(move || replay(&config, &topic)).await.map_err(|e| log(e.to_string()))??
         };
-        let producer: FutureProducer<Context> =
-            crate::kafka::create(&crate::kafka::internal_producer(&config)).map_err(|e| log(e.to_string()))?;
         Ok(EmbeddedRegistry {
             store: RwLock::new(store),
             producer,
