@@ -188,6 +188,19 @@ impl Tracker {
         if id < front {
             return Err(TrackerError::Misuse(format!("transaction {id} was released")));
         }
+        // Records are sent for the newest transaction and mostly acknowledged for the oldest:
+        // both ends are looked at before a search (per record, the search was 2% of the CPU).
+        let last = self.open.len() - 1;
+        if self.open[last].id <= id {
+            return if id <= self.open[last].last {
+                Ok(last)
+            } else {
+                Err(TrackerError::Misuse(format!("transaction {id} is unknown")))
+            };
+        }
+        if id <= self.open[0].last {
+            return Ok(0);
+        }
         let at = self.open.partition_point(|t| t.last < id);
         match self.open.get(at) {
             Some(t) if t.id <= id => Ok(at),
