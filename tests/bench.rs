@@ -91,6 +91,20 @@ fn the_benchmark_runs_tiny_and_reports_every_phase() {
             assert!(w(figure) > 0.0, "{name}: {figure}");
         }
         assert!(w("ratio_to_ceiling") > 0.0);
+        // Start-up measured apart (the rate after it is 0 when the first stored offset is the
+        // last, as it can be on these sizes), and where the machine's CPU went in each run.
+        assert!(w("rowferry_start_s") > 0.0, "{name}: seconds to the first stored offset");
+        assert!(w("rowferry_streaming_rows_per_s") >= 0.0);
+        for (run, figures) in [
+            ("rowferry_run", &["machine", "rowferry", "server", "broker"][..]),
+            ("raw_read", &["machine", "server", "client"][..]),
+            ("producer_only", &["machine", "broker", "producer"][..]),
+        ] {
+            for figure in figures {
+                assert!(number(&json, &["workloads", name, "cpu_s_per_mrow", run, figure]) >= 0.0);
+            }
+        }
+        assert!(number(&json, &["workloads", name, "cpu_s_per_mrow", "rowferry_run", "rowferry"]) > 0.0);
     }
     // C: A's rows as compressed MySQL transactions.
     assert_eq!(number(&json, &["workloads", "C", "rows"]) as u64, BULK_ROWS);
