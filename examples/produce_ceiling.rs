@@ -15,7 +15,6 @@
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rowferry::committer::RecordId;
 use rowferry::config::KafkaSettings;
 use rowferry::kafka::TopicSpec;
@@ -97,49 +96,40 @@ async fn produce(bootstrap: &str, topic: &str, count: u64, records: Vec<Record>)
 
 /// Writes `count` records of `topic` spread evenly over it (every n-th record of its first
 /// partition, n = its length / count; all of it if shorter) to `file`: per record the key and the
-/// value, each a u32 length (u32::MAX: null, as a tombstone's value) and the bytes.
+/// value, each a u32 length (u32::MAX: null, as a tombstone's value) and the bytes. Read with
+/// rowferry's own `kafka::read_to_end`.
 fn sample(bootstrap: &str, topic: &str, count: u64, file: &str) -> Result<(), Error> {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "rowferry-bench-sample")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()?;
-    let (low, high) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10))?;
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    let watermarks: BaseConsumer = rowferry::kafka::assigning(&config).create()?;
+    let (low, high) = watermarks.fetch_watermarks(topic, 0, Duration::from_secs(10))?;
     let step = ((high - low).max(0) as u64 / count.max(1)).max(1);
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)?;
-    consumer.assign(&tpl)?;
     let mut out = BufWriter::new(std::fs::File::create(file)?);
-    let (mut read, mut taken, deadline) = (0u64, 0u64, Instant::now() + Duration::from_secs(300));
-    while taken < count {
-        if Instant::now() > deadline {
-            return Err(format!("{topic}: only {taken} records sampled in 300 s").into());
+    let (mut read, mut taken) = (0u64, 0u64);
+    rowferry::kafka::read_to_end(&config, topic, Duration::from_secs(300), |m| {
+        read += 1;
+        if (read - 1) % step != 0 || taken == count {
+            return Ok(());
         }
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                read += 1;
-                if (read - 1) % step != 0 {
-                    continue;
-                }
-                for part in [m.key(), m.payload()] {
-                    match part {
-                        Some(bytes) => {
-                            out.write_all(&u32::try_from(bytes.len())?.to_le_bytes())?;
-                            out.write_all(bytes)?;
-                        }
-                        None => out.write_all(&u32::MAX.to_le_bytes())?,
-                    }
-                }
-                taken += 1;
-            }
-            Some(Err(KafkaError::PartitionEOF(_))) => break,
-            Some(Err(e)) => return Err(e.into()),
-            None => {}
-        }
-    }
+        taken += 1;
+        write_record(&mut out, m.key(), m.payload()).map_err(|e| e.to_string())
+    })?;
     out.flush()?;
     println!("{taken}");
+    Ok(())
+}
+
+fn write_record(out: &mut impl Write, key: Option<&[u8]>, value: Option<&[u8]>) -> std::io::Result<()> {
+    for part in [key, value] {
+        match part {
+            Some(bytes) => {
+                let len = u32::try_from(bytes.len()).map_err(|_| std::io::Error::other("a record over 4 GiB"))?;
+                out.write_all(&len.to_le_bytes())?;
+                out.write_all(bytes)?;
+            }
+            None => out.write_all(&u32::MAX.to_le_bytes())?,
+        }
+    }
     Ok(())
 }
 
