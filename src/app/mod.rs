@@ -156,12 +156,27 @@ pub async fn run(settings: Settings) -> Result<(), RunError> {
 pub async fn run_with(settings: Settings, options: RunOptions) -> Result<(), RunError> {
     // Signals first: a SIGTERM during start-up must also end in a clean stop.
     let signals = Signals::register().map_err(|e| RunError::Other(format!("installing signal handlers: {e}")))?;
-    // Downstream first: the source checked and the start worked out (offsets opened), the
-    // registry, the HTTP API; then the stages, the channel, and only then the reader.
+    // Downstream first: the source checked and the start worked out (offsets opened), the HTTP
+    // port taken; then the stages, the channel, and only then the reader. The registry opens
+    // meanwhile (its topic made and replayed: about a tenth of a second on a new cluster), since
+    // only the first record's schema needs it.
     let started = start::prepare(&settings, &options).await?;
-    let registry = start::registry(&settings).await?;
-    let ops = serve_http(&settings, &registry).await?;
-    let outcome = stream(&settings, started, registry, signals, &ops, &options).await;
+    let registry = tokio::spawn({
+        let settings = settings.clone();
+        async move { start::registry(&settings).await }
+    });
+    let listener = tokio::net::TcpListener::bind(settings.http.listen)
+        .await
+        .map_err(|e| RunError::Other(format!("http.listen {}: {e}", settings.http.listen)));
+    let listener = match listener {
+        Ok(l) => l,
+        Err(e) => {
+            registry.abort();
+            return Err(e);
+        }
+    };
+    let ops = Ops::new(&settings.name, settings.stall_timeout);
+    let outcome = stream(&settings, Opening { started, registry, listener }, signals, &ops, &options).await;
     match &outcome {
         Ok(()) => ops.set_state(State::Stopped),
         Err(e) => ops.failed(&e.to_string()),
@@ -169,39 +184,42 @@ pub async fn run_with(settings: Settings, options: RunOptions) -> Result<(), Run
     outcome
 }
 
-/// Starts the HTTP API (ops endpoints; the embedded registry's REST API for consumers).
-async fn serve_http(settings: &Settings, registry: &Registry) -> Result<Arc<Ops>, RunError> {
-    let listener = tokio::net::TcpListener::bind(settings.http.listen)
-        .await
-        .map_err(|e| RunError::Other(format!("http.listen {}: {e}", settings.http.listen)))?;
-    let ops = Ops::new(&settings.name, settings.stall_timeout);
+/// What the start left for streaming: where and how it starts, the registry being opened, and the
+/// HTTP API's port.
+struct Opening {
+    started: start::Started,
+    registry: tokio::task::JoinHandle<Result<Registry, RunError>>,
+    listener: tokio::net::TcpListener,
+}
+
+/// Serves the HTTP API on `listener` (ops endpoints; the embedded registry's REST API for
+/// consumers).
+fn serve_http(listener: tokio::net::TcpListener, settings: &Settings, registry: &Registry, ops: &Arc<Ops>) {
     let gate = crate::ops::http::Gate::new(settings.http.token.clone(), settings.http.listen);
-    let mut http = crate::ops::http::router(Arc::clone(&ops), gate.clone());
+    let mut http = crate::ops::http::router(Arc::clone(ops), gate.clone());
     if let Registry::Embedded(embedded) = registry {
         // An external registry serves itself.
         http = http.merge(crate::registry::http::router(Arc::clone(embedded), gate));
     }
     tokio::spawn(async move { axum::serve(listener, http).await });
-    Ok(ops)
 }
 
-/// The streaming part of [`run`], once the HTTP server is up.
+/// The streaming part of [`run`], once the start is worked out: the stages, the reader, and —
+/// once the registry is open — the HTTP API and the loop.
 async fn stream(
     settings: &Settings,
-    started: start::Started,
-    registry: Registry,
+    opening: Opening,
     signals: Signals,
     ops: &Arc<Ops>,
     options: &RunOptions,
 ) -> Result<(), RunError> {
+    let Opening { started, registry, listener } = opening;
     let start::Started { flavor, position, offsets, plan, publisher } = started;
     ops.attach_latency(publisher.latency());
     let connector = match flavor {
         Flavor::MySql => "mysql",
         Flavor::MariaDb => "mariadb",
     };
-    let encoder =
-        Encoder::new(registry, settings.topics.clone(), settings.columns.clone(), settings.envelope, connector);
     let mut committer = Committer::new(position.clone(), offsets, &settings.name, settings.commit_interval);
     let mut router = Router::new(
         RouterSettings {
@@ -226,14 +244,30 @@ async fn stream(
         },
         commit_interval: settings.commit_interval,
     };
-    let mut delivery = Delivery::new(delivery_settings, encoder, publisher, committer, Arc::clone(ops));
     // Semi-sync: delivery tells the reader which binlog point is in Kafka, to ACK.
-    let acks = settings.source.semi_sync.then(|| {
+    let (to_reader, acks) = if settings.source.semi_sync {
         let (to_reader, acks) = tokio::sync::watch::channel(None);
-        delivery.ack_to(to_reader);
-        acks
-    });
+        (Some(to_reader), Some(acks))
+    } else {
+        (None, None)
+    };
     let (reader, events, budget, reader_stats) = spawn_reader(settings, position, ops, acks);
+    // The reader fills its bounded channel while the registry finishes opening.
+    let opened = registry.await.unwrap_or_else(|e| Err(RunError::Other(format!("opening the registry: {e}"))));
+    let registry = match opened {
+        Ok(registry) => registry,
+        Err(e) => {
+            reader.abort();
+            return Err(e);
+        }
+    };
+    serve_http(listener, settings, &registry, ops);
+    let encoder =
+        Encoder::new(registry, settings.topics.clone(), settings.columns.clone(), settings.envelope, connector);
+    let mut delivery = Delivery::new(delivery_settings, encoder, publisher, committer, Arc::clone(ops));
+    if let Some(to_reader) = to_reader {
+        delivery.ack_to(to_reader);
+    }
     let mut driver = Driver {
         settings,
         ops,

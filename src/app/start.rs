@@ -1,7 +1,8 @@
 //! Before streaming: the source checked as `rowferry check` checks it, the position to start
 //! from (stored, or the source's current one, or — when the stored one was purged and a snapshot
 //! may repair it — now plus a snapshot of every captured table), the snapshot to take or resume,
-//! and the registry. Nothing here reads the binlog.
+//! and the registry (which the driver opens while the reader starts: only the first record's
+//! schema waits for it). Nothing here reads the binlog.
 //!
 //! Invariant: a first start stores where it begins (and the snapshot it is about to take) before
 //! anything is published, so a crash before the first commit resumes there, not at a later "now".
