@@ -374,6 +374,27 @@ fn read_with(
     }
 }
 
+/// How long a producer looks up a new topic's leader ahead of its first record.
+const LEADER_LOOKUP: Duration = Duration::from_secs(5);
+
+/// Has `producer` fetch `topic`'s metadata now (on a blocking thread), so its first record finds
+/// the leader: asked for only when that record is produced, librdkafka skips the request while no
+/// connection of its own is up and waits for its next leader query (~40 ms on a new topic, with
+/// everything behind that record waiting). Only a head start: on failure the first record asks
+/// again, as it would have.
+pub async fn look_up_leader<C, P>(producer: P, topic: &str)
+where
+    C: rdkafka::producer::ProducerContext + 'static,
+    P: rdkafka::producer::Producer<C> + Send + 'static,
+{
+    let topic = topic.to_string();
+    let looked_up =
+        tokio::task::spawn_blocking(move || producer.client().fetch_metadata(Some(&topic), LEADER_LOOKUP)).await;
+    if let Ok(Err(e)) = looked_up {
+        tracing::debug!(error = %e, "a new topic's leader was not looked up ahead; its first record will");
+    }
+}
+
 /// Drops a librdkafka client on a thread of its own: its destruction joins librdkafka's threads,
 /// ~100 ms that nothing needs to wait for (a start-up would, once per client it is done with).
 pub fn close_in_background<T: Send + 'static>(client: T) {

@@ -189,9 +189,6 @@ pub struct Publisher {
     headers: bool,
 }
 
-/// How long a new topic's leader is looked up for ahead of its first record.
-const LEADER_LOOKUP: Duration = Duration::from_secs(5);
-
 /// librdkafka's default `message.max.bytes`.
 const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
 
@@ -293,12 +290,7 @@ impl Publisher {
         crate::kafka::create_topic(&self.admin, topic, spec)
             .await
             .map_err(|detail| PublishError::Topic { topic: topic.into(), detail })?;
-        // The producer asks for the new topic's leader now, not when its first record needs it:
-        // that request waited for a connection of its own and librdkafka's next leader query
-        // (~40 ms on a new topic, with the pipeline stalled behind it). Only a head start: if it
-        // fails, the first record asks again.
-        let (producer, name) = (self.producer.clone(), topic.to_string());
-        let _ = tokio::task::spawn_blocking(move || producer.client().fetch_metadata(Some(&name), LEADER_LOOKUP)).await;
+        crate::kafka::look_up_leader(self.producer.clone(), topic).await;
         self.topics.insert(topic.to_string());
         Ok(())
     }

@@ -51,11 +51,15 @@ impl EmbeddedRegistry {
             crate::kafka::create(&config).map(std::sync::Arc::new).map_err(|e| log(e.to_string()))?;
         create_topic(&admin, topic, &TopicSpec::internal(replication)).await.map_err(log)?;
         crate::kafka::close_in_background(admin);
-        let store = {
+        // The producer looks up the topic's leader while the log is replayed, so the first schema
+        // written does not wait for that either.
+        let replayed = {
             let config = config.clone();
             let topic = topic.to_string();
-            tokio::task::spawn_blocking(move || replay(&config, &topic)).await.map_err(|e| log(e.to_string()))??
+            tokio::task::spawn_blocking(move || replay(&config, &topic))
         };
+        let (replayed, ()) = tokio::join!(replayed, crate::kafka::look_up_leader(producer.clone(), topic));
+        let store = replayed.map_err(|e| log(e.to_string()))??;
         Ok(EmbeddedRegistry {
             store: RwLock::new(store),
             producer,
