@@ -149,7 +149,7 @@ impl Committer {
         if self.pending.is_some() {
             return Ok(false);
         }
-        if self.dirty && (force || self.last_store.elapsed() >= self.interval) {
+        if self.dirty && (force || self.due()) {
             let offset = self.offset_now();
             self.last_store = Instant::now();
             match self.store.begin(&offset).await {
@@ -165,6 +165,14 @@ impl Committer {
             }
         }
         Ok(!self.dirty && self.pending.is_none())
+    }
+
+    /// Whether the interval has passed since the last write began. Called on a tick of the same
+    /// interval, which fires on a fixed schedule while that write began a little after its own
+    /// tick: a tick up to a quarter interval early still counts, or every other tick would skip
+    /// and the offset would be stored every two intervals.
+    fn due(&self) -> bool {
+        self.last_store.elapsed() >= self.interval - self.interval / 4
     }
 
     /// The record to store for the position now.
@@ -322,6 +330,36 @@ mod tests {
 
     fn gtid(seq: u64) -> Option<Gtid> {
         Some(Gtid::MariaDb(MariaDbGtid { domain: 0, server: 1, seq }))
+    }
+
+    /// Makes the position move: one transaction, acknowledged and ended.
+    fn one_acked(c: &mut Committer, seq: u64) {
+        let t = c.begin(gtid(seq));
+        let r = c.sent(t).expect("sent");
+        c.delivered(r, Ok(())).expect("ack");
+        c.end(t).expect("end");
+    }
+
+    /// The driver's tick has the committer's interval and a fixed schedule, so a write that began
+    /// a little after its tick leaves a little less than the interval until the next one. That
+    /// tick stores (it skipped, storing every two intervals); one right after a write does not.
+    #[tokio::test]
+    async fn a_tick_one_interval_after_a_write_stores_again() {
+        let interval = Duration::from_secs(1);
+        let dir = tempfile::tempdir().expect("dir");
+        let store = OffsetStore::File { path: dir.path().join("offset.json") };
+        let start = Position::MariaDb(MariaDbPosition::parse("0-1-10").expect("position"));
+        let mut c = Committer::new(start, store, "t", interval);
+        one_acked(&mut c, 11);
+        assert!(!c.commit(false).await.expect("commit"), "no interval since the start yet");
+        tokio::time::sleep(interval).await;
+        assert!(c.commit(false).await.expect("commit"), "an interval passed");
+        one_acked(&mut c, 12);
+        assert!(!c.commit(false).await.expect("commit"), "right after a write");
+        // The next tick, 10% early against the write's start.
+        tokio::time::sleep(interval - interval / 10).await;
+        assert!(c.commit(false).await.expect("commit"), "the next tick stores");
+        assert_eq!(c.position().to_string(), "0-1-12");
     }
 
     #[tokio::test]
