@@ -6,8 +6,10 @@
 
 mod common;
 
-use common::connector::{Connector, consume, covers, offset_reaches, stop};
-use common::{MARIADB, MARIADB_11, MYSQL, admin, env, unique};
+use common::connector::{Connector, consume, covers, exit_code, offset_reaches, stop};
+use common::{KAFKA, MARIADB, MARIADB_11, MYSQL, admin, env, unique};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use std::time::Duration;
 
 async fn current_gtid_text(url: &str) -> String {
     common::position_now(url).await.to_string()
@@ -204,4 +206,36 @@ async fn mariadb_uuid_and_inet_arrive_as_text() {
 #[tokio::test]
 async fn mariadb_11_uuid_inet_and_vector_arrive_decoded() {
     mariadb_plugin_types(MARIADB_11, true).await;
+}
+
+/// The registry opens while the reader and a snapshot's copier start: one that cannot open still
+/// stops the run, promptly, with its error naming its topic and nothing published.
+#[tokio::test]
+async fn a_registry_that_cannot_open_stops_the_run_with_its_error() {
+    let url = env(MARIADB);
+    let db = unique("noreg");
+    admin(
+        &url,
+        &[
+            format!("CREATE DATABASE {db}"),
+            format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)"),
+            format!("INSERT INTO {db}.t VALUES (1), (2)"),
+        ],
+    )
+    .await;
+    // One broker cannot hold a topic of three replicas: the registry's topic cannot be made.
+    let connector = Connector::new(&url, &db).with_snapshots().with_extra("[topics]\nreplication_factor = 3\n");
+    let mut child = connector.start();
+    let code = exit_code(&mut child, Duration::from_secs(60), "stopped on the registry's error").await;
+    let log = connector.log();
+    assert_ne!(code, Some(0), "{log}");
+    assert!(log.contains(&format!("schema log (topic _schemas_{db})")), "the error names the topic: {log}");
+    let consumer: BaseConsumer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", env(KAFKA)).create().expect("consumer");
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10)).expect("metadata");
+    assert!(
+        metadata.topics().iter().all(|t| !t.name().starts_with(&format!("{db}."))),
+        "nothing was published (no topic of {db} was made)"
+    );
+    admin(&url, &[format!("DROP DATABASE {db}")]).await;
 }

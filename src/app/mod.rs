@@ -257,7 +257,9 @@ async fn stream(
     let registry = match opened {
         Ok(registry) => registry,
         Err(e) => {
+            // Nothing was published; the tasks started for it end here too.
             reader.abort();
+            side.copier.abort();
             return Err(e);
         }
     };
