@@ -7,8 +7,7 @@
 mod common;
 
 use common::connector::{Connector, consume, covers, exit_code, offset_reaches, stop};
-use common::{KAFKA, MARIADB, MARIADB_11, MYSQL, admin, env, unique};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use common::{MARIADB, MARIADB_11, MYSQL, admin, env, unique};
 use std::time::Duration;
 
 async fn current_gtid_text(url: &str) -> String {
@@ -209,7 +208,8 @@ async fn mariadb_11_uuid_inet_and_vector_arrive_decoded() {
 }
 
 /// The registry opens while the reader and a snapshot's copier start: one that cannot open still
-/// stops the run, promptly, with its error naming its topic and nothing published.
+/// stops the run, promptly, with its error naming its topic. (Nothing can be published either way
+/// here — no topic of three replicas can be made on one broker — so that is not what it checks.)
 #[tokio::test]
 async fn a_registry_that_cannot_open_stops_the_run_with_its_error() {
     let url = env(MARIADB);
@@ -230,12 +230,5 @@ async fn a_registry_that_cannot_open_stops_the_run_with_its_error() {
     let log = connector.log();
     assert_ne!(code, Some(0), "{log}");
     assert!(log.contains(&format!("schema log (topic _schemas_{db})")), "the error names the topic: {log}");
-    let consumer: BaseConsumer =
-        rdkafka::ClientConfig::new().set("bootstrap.servers", env(KAFKA)).create().expect("consumer");
-    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10)).expect("metadata");
-    assert!(
-        metadata.topics().iter().all(|t| !t.name().starts_with(&format!("{db}."))),
-        "nothing was published (no topic of {db} was made)"
-    );
     admin(&url, &[format!("DROP DATABASE {db}")]).await;
 }
