@@ -161,20 +161,13 @@ pub async fn run_with(settings: Settings, options: RunOptions) -> Result<(), Run
     // meanwhile (its topic made and replayed: about a tenth of a second on a new cluster), since
     // only the first record's schema needs it.
     let started = start::prepare(&settings, &options).await?;
+    let listener = tokio::net::TcpListener::bind(settings.http.listen)
+        .await
+        .map_err(|e| RunError::Other(format!("http.listen {}: {e}", settings.http.listen)))?;
     let registry = tokio::spawn({
         let settings = settings.clone();
         async move { start::registry(&settings).await }
     });
-    let listener = tokio::net::TcpListener::bind(settings.http.listen)
-        .await
-        .map_err(|e| RunError::Other(format!("http.listen {}: {e}", settings.http.listen)));
-    let listener = match listener {
-        Ok(l) => l,
-        Err(e) => {
-            registry.abort();
-            return Err(e);
-        }
-    };
     let ops = Ops::new(&settings.name, settings.stall_timeout);
     let outcome = stream(&settings, Opening { started, registry, listener }, signals, &ops, &options).await;
     match &outcome {
