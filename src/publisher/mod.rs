@@ -198,6 +198,24 @@ impl std::fmt::Debug for Publisher {
     }
 }
 
+/// The data producer's librdkafka settings: the pass-through, rowferry's defaults where it is
+/// silent, and what the commit rule depends on whatever it says.
+pub fn producer_config(kafka: &KafkaSettings, transactional_id: Option<&str>) -> rdkafka::ClientConfig {
+    let mut config = crate::kafka::client_config(kafka);
+    if let Some(id) = transactional_id {
+        config.set("transactional.id", id);
+    }
+    // Defaults the pass-through may change...
+    for (key, value) in [("compression.type", "lz4"), ("partitioner", "murmur2_random"), ("linger.ms", "5")] {
+        if !kafka.librdkafka.contains_key(key) {
+            config.set(key, value);
+        }
+    }
+    // ...but never what the commit rule depends on (config validation rejects them too).
+    config.set("enable.idempotence", "true").set("acks", "all");
+    config
+}
+
 impl Publisher {
     /// `max_inflight` records and `max_inflight_bytes` bytes at most may await their delivery report.
     pub fn new(
@@ -218,18 +236,7 @@ impl Publisher {
         max_inflight_bytes: usize,
         transactional_id: Option<&str>,
     ) -> Result<Publisher, PublishError> {
-        let mut config = crate::kafka::client_config(kafka);
-        if let Some(id) = transactional_id {
-            config.set("transactional.id", id);
-        }
-        // Defaults the pass-through may change...
-        for (key, value) in [("compression.type", "lz4"), ("partitioner", "murmur2_random"), ("linger.ms", "5")] {
-            if !kafka.librdkafka.contains_key(key) {
-                config.set(key, value);
-            }
-        }
-        // ...but never what the commit rule depends on (config validation rejects them too).
-        config.set("enable.idempotence", "true").set("acks", "all");
+        let config = producer_config(kafka, transactional_id);
         let context = Acks {
             log: Context::default(),
             latency: Arc::default(),
