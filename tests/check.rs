@@ -146,7 +146,7 @@ fn wrong_password_is_a_failed_connection_line() {
 #[test]
 fn unreachable_kafka_fails_the_kafka_line() {
     // A port that was just free: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let port = common::free_port();
     let url = env(MARIADB);
     let out = rowferry(&["check"], &config_for(&url, "root", "rowferry", &format!("127.0.0.1:{port}")));
     assert_eq!(out.code, Some(1), "{out:#?}");

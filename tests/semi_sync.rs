@@ -42,7 +42,7 @@ struct Primary {
 impl Primary {
     fn start(flavor: Flavor, timeout_ms: u64) -> Primary {
         let name = unique("semisync");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let port = common::free_port();
         let args: Vec<String> = match flavor {
             Flavor::MySql => vec![
                 "--plugin-load-add=semisync_source.so".into(),

@@ -245,7 +245,7 @@ struct PrivateMariaDb {
 impl PrivateMariaDb {
     fn start() -> PrivateMariaDb {
         let name = unique("purge");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let port = common::free_port();
         let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mariadb"))
             .args(["start", &name, &port.to_string()])
             .output()

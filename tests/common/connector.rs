@@ -46,7 +46,7 @@ pub struct Connector {
 impl Connector {
     pub fn new(url: &str, db: &str) -> Connector {
         let offsets = tempfile::tempdir().expect("tempdir");
-        let http_port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let http_port = super::free_port();
         let config = tempfile::NamedTempFile::new().expect("config");
         let c = Connector {
             config,

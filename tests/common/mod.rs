@@ -34,6 +34,15 @@ pub fn env(var: &str) -> String {
     })
 }
 
+/// A port for a server or a connector a test starts: free now, below the kernel's ephemeral range
+/// (so no client socket takes it before the server binds it) and never handed out twice in this
+/// process (tests run in parallel threads). `bind("127.0.0.1:0")` and closing is not enough: the
+/// kernel may give the same port to the next test's `bind(0)` before the first server binds it —
+/// two connectors once shared an HTTP port that way, and one test's requests reached the other's.
+pub fn free_port() -> u16 {
+    kafka::port_block(1)
+}
+
 /// A name no other test (or earlier run) uses: `prefix_<pid>_<n>`.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
