@@ -158,8 +158,8 @@ pub async fn run_with(settings: Settings, options: RunOptions) -> Result<(), Run
     let signals = Signals::register().map_err(|e| RunError::Other(format!("installing signal handlers: {e}")))?;
     // Downstream first: the source checked and the start worked out (offsets opened), the HTTP
     // port taken; then the stages, the channel, and only then the reader. The registry opens
-    // meanwhile (its topic made and replayed: about a tenth of a second on a new cluster), since
-    // only the first record's schema needs it.
+    // meanwhile (its topic made, and replayed unless just made), since only the first record's
+    // schema needs it.
     let started = start::prepare(&settings, &options).await?;
     let listener = tokio::net::TcpListener::bind(settings.http.listen)
         .await
@@ -207,7 +207,7 @@ async fn stream(
     options: &RunOptions,
 ) -> Result<(), RunError> {
     let Opening { started, registry, listener } = opening;
-    let start::Started { flavor, position, offsets, plan, publisher } = started;
+    let start::Started { flavor, position, offsets, plan, mut publisher } = started;
     ops.attach_latency(publisher.latency());
     let connector = match flavor {
         Flavor::MySql => "mysql",
@@ -244,9 +244,10 @@ async fn stream(
     } else {
         (None, None)
     };
-    let (reader, events, budget, reader_stats) = spawn_reader(settings, position, ops, acks);
-    // The reader fills its bounded channel while the registry finishes opening.
-    let opened = registry.await.unwrap_or_else(|e| Err(RunError::Other(format!("opening the registry: {e}"))));
+    let (reader, mut events, budget, reader_stats) = spawn_reader(settings, position, ops, acks);
+    // The reader fills its bounded channel while the registry finishes opening; the first
+    // batch's new topics are made meanwhile.
+    let (opened, first) = start::open_registry(registry, &mut events, &mut publisher, settings).await;
     let registry = match opened {
         Ok(registry) => registry,
         Err(e) => {
@@ -279,6 +280,9 @@ async fn stream(
         paused: ops.paused(),
         stalled: false,
     };
+    if let Some(batch) = first {
+        driver.take(batch);
+    }
     let mut shutdown: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(shutdown_signal(signals));
     let reader_ended = driver.run(&mut shutdown).await?;
     driver.stop(reader, reader_ended).await

@@ -2,7 +2,8 @@
 //! from (stored, or the source's current one, or — when the stored one was purged and a snapshot
 //! may repair it — now plus a snapshot of every captured table), the snapshot to take or resume,
 //! and the registry (which the driver opens while the reader starts: only the first record's
-//! schema waits for it). Nothing here reads the binlog.
+//! schema waits for it; the reader's first batch's new topics are made meanwhile,
+//! [`open_registry`]). Nothing here reads the binlog.
 //!
 //! Invariant: a first start stores where it begins (and the snapshot it is about to take) before
 //! anything is published, so a crash before the first commit resumes there, not at a later "now".
@@ -165,4 +166,46 @@ pub(super) async fn registry(settings: &Settings) -> Result<Registry, RunError> 
             ExternalRegistry::new(url, username.as_deref(), password.as_ref(), ca_file.as_deref())?,
         )),
     })
+}
+
+/// Waits for the registry being opened. If the reader's first batch comes meanwhile, the data
+/// topics of its rows are made at the same time (each would be made before its first record
+/// anyway, after its schema: a new cluster's start then waits for one topic creation instead of
+/// two in a row). Best effort: a topic that fails here is tried again, and its failure reported,
+/// when its first record is sent. Returns the opened registry and the batch taken, for the loop.
+pub(super) async fn open_registry(
+    mut registry: tokio::task::JoinHandle<Result<Registry, RunError>>,
+    events: &mut tokio::sync::mpsc::Receiver<crate::reader::EventBatch>,
+    publisher: &mut Publisher,
+    settings: &Settings,
+) -> (Result<Registry, RunError>, Option<crate::reader::EventBatch>) {
+    let joined = |opened: Result<Result<Registry, RunError>, tokio::task::JoinError>| {
+        opened.unwrap_or_else(|e| Err(RunError::Other(format!("opening the registry: {e}"))))
+    };
+    let first = tokio::select! {
+        biased;
+        opened = &mut registry => return (joined(opened), None),
+        batch = events.recv() => batch,
+    };
+    // A closed channel stays closed: the loop sees it on its first receive.
+    let Some(batch) = first else { return (joined(registry.await), None) };
+    let mut topics: Vec<String> = Vec::new();
+    for event in &batch.events {
+        if let crate::reader::TxnEvent::Row(change) = event
+            && settings.tables.captures(&change.table.db, &change.table.table)
+            && let Ok(topic) = settings.topics.topic_for(&change.table.db, &change.table.table)
+            && !topics.contains(&topic)
+        {
+            topics.push(topic);
+        }
+    }
+    let create = async {
+        for topic in &topics {
+            if let Err(e) = publisher.ensure_topic(topic).await {
+                tracing::debug!(topic, error = %e, "creating the topic ahead of its first record failed");
+            }
+        }
+    };
+    let (opened, ()) = tokio::join!(registry, create);
+    (joined(opened), Some(batch))
 }

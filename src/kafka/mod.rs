@@ -215,29 +215,35 @@ const TOPIC_LISTED: Duration = Duration::from_secs(30);
 /// the topic exists), and returns once the cluster's metadata lists it with a leader for every
 /// partition. (A KRaft broker learns of a new topic from the metadata log a moment after
 /// CreateTopics has answered; a read or write before that fails with "Unknown partition".)
-pub async fn create_topic(admin: &Arc<AdminClient<Context>>, topic: &str, spec: &TopicSpec) -> Result<(), String> {
+/// Returns whether this call created it (so it held nothing when it was listed).
+pub async fn create_topic(admin: &Arc<AdminClient<Context>>, topic: &str, spec: &TopicSpec) -> Result<bool, String> {
     let exists = {
         let (admin, name) = (Arc::clone(admin), topic.to_string());
         tokio::task::spawn_blocking(move || listed(&admin, &name)).await.map_err(|e| e.to_string())?
     };
+    let mut created = false;
     if !exists {
         let mut new = NewTopic::new(topic, spec.partitions, TopicReplication::Fixed(spec.replication));
         for (key, value) in &spec.config {
             new = new.set(key, value);
         }
         for result in admin.create_topics([&new], &AdminOptions::new()).await.map_err(|e| e.to_string())? {
-            if let Err((_, code)) = result
-                && code != RDKafkaErrorCode::TopicAlreadyExists
-            {
-                return Err(match refusal_fix(code) {
-                    Some(fix) => format!("creating topic {topic}: {code} — fix: {fix}"),
-                    None => format!("creating topic {topic}: {code}"),
-                });
+            match result {
+                Ok(_) => created = true,
+                // Made meanwhile by another client (another rowferry, an operator).
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => {
+                    return Err(match refusal_fix(code) {
+                        Some(fix) => format!("creating topic {topic}: {code} — fix: {fix}"),
+                        None => format!("creating topic {topic}: {code}"),
+                    });
+                }
             }
         }
     }
     let (admin, name) = (Arc::clone(admin), topic.to_string());
-    tokio::task::spawn_blocking(move || wait_listed(&admin, &name)).await.map_err(|e| e.to_string())?
+    tokio::task::spawn_blocking(move || wait_listed(&admin, &name)).await.map_err(|e| e.to_string())??;
+    Ok(created)
 }
 
 /// Whether the metadata lists `topic` with a leader for each partition (blocking).

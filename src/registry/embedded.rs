@@ -1,7 +1,8 @@
 //! The embedded registry: a [`Store`] persisted in the `_schemas` topic.
 //!
 //! `open` creates the topic when missing (one partition, compacted — as Confluent's registry
-//! does) and replays it to its end. `register` writes the new version's record and waits for
+//! does) and replays it to its end (a topic this call created held nothing when it was made: not
+//! read). `register` writes the new version's record and waits for
 //! Kafka's acknowledgement (acks=all) before applying it and returning the id. Registrations are
 //! serialised, so two writers never pick the same id.
 
@@ -49,14 +50,16 @@ impl EmbeddedRegistry {
             crate::kafka::create(&crate::kafka::internal_producer(&config)).map_err(|e| log(e.to_string()))?;
         let admin: std::sync::Arc<AdminClient<Context>> =
             crate::kafka::create(&config).map(std::sync::Arc::new).map_err(|e| log(e.to_string()))?;
-        create_topic(&admin, topic, &TopicSpec::internal(replication)).await.map_err(log)?;
+        let created = create_topic(&admin, topic, &TopicSpec::internal(replication)).await.map_err(log)?;
         crate::kafka::close_in_background(admin);
         // The producer looks up the topic's leader while the log is replayed, so the first schema
-        // written does not wait for that either.
+        // written does not wait for that either. A log just created is empty (what another
+        // writer adds after that is missed as it would be after a replay's end): a new
+        // cluster's first start saves the consumer's set-up and watermark query.
         let replayed = {
             let config = config.clone();
             let topic = topic.to_string();
-            tokio::task::spawn_blocking(move || replay(&config, &topic))
+            tokio::task::spawn_blocking(move || if created { Ok(Store::new()) } else { replay(&config, &topic) })
         };
         let (replayed, ()) = tokio::join!(replayed, crate::kafka::look_up_leader(producer.clone(), topic));
         let store = replayed.map_err(|e| log(e.to_string()))??;
