@@ -96,6 +96,8 @@ pub struct DumpConn {
     packet: Vec<u8>,
     /// Dump packets carry the semi-sync header.
     semi_sync: bool,
+    /// The server's id of this connection (its dump thread's, for `KILL`).
+    id: u32,
 }
 
 /// One event of the dump: its bytes as the server sent them, and whether the source waits for
@@ -128,6 +130,11 @@ pub enum DumpStart<'a> {
 }
 
 impl DumpConn {
+    /// The server's id of this connection (`KILL CONNECTION` ends its dump thread).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
     /// Connects, upgrades to TLS as `settings.tls` says, and authenticates.
     pub async fn connect(settings: &SourceSettings) -> Result<DumpConn, DumpError> {
         let tcp = TcpStream::connect((settings.host.as_str(), settings.port)).await?;
@@ -140,6 +147,7 @@ impl DumpConn {
             capabilities: CapabilityFlags::empty(),
             packet: Vec::new(),
             semi_sync: false,
+            id: 0,
         };
         conn.read_packet().await?;
         if conn.packet.first() == Some(&0xff) {
@@ -147,6 +155,7 @@ impl DumpConn {
         }
         let handshake: HandshakePacket<'_> =
             ParseBuf(&conn.packet).parse(()).map_err(|e| DumpError::Protocol(format!("handshake: {e}")))?;
+        conn.id = handshake.connection_id();
         let server = handshake.capabilities();
         let version = handshake.server_version_parsed().unwrap_or((0, 0, 0));
         let mut nonce = handshake.nonce();
@@ -580,6 +589,7 @@ mod tests {
             capabilities: CapabilityFlags::empty(),
             packet: Vec::new(),
             semi_sync,
+            id: 0,
         };
         (conn, server)
     }
