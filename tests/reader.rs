@@ -522,15 +522,12 @@ where
     }
 }
 
-/// A reader that stops (its receiver dropped, as at rowferry's shutdown) ends its dump on the
-/// source at once. Left to itself, the source keeps the dump thread until a heartbeat to the
-/// closed link fails (here 30 s away), and a restart with the same server_id waits while the
-/// source kills it (~100 ms on MariaDB 10.11).
-async fn a_stopped_reader_ends_its_dump(server: &str) {
-    let url = env(server);
-    let user = unique("rf_stop");
+/// A new account with a replica's grants (password `pw`), so that its dump threads can be told
+/// apart from the other tests'.
+async fn replica_user(url: &str, server: &str, prefix: &str) -> String {
+    let user = unique(prefix);
     admin(
-        &url,
+        url,
         &[
             format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"),
             format!("GRANT REPLICATION SLAVE, SELECT ON *.* TO '{user}'@'%'"),
@@ -541,6 +538,16 @@ async fn a_stopped_reader_ends_its_dump(server: &str) {
         ],
     )
     .await;
+    user
+}
+
+/// A reader that stops (its receiver dropped, as at rowferry's shutdown) ends its dump on the
+/// source at once. Left to itself, the source keeps the dump thread until a heartbeat to the
+/// closed link fails (here 30 s away), and a restart with the same server_id waits while the
+/// source kills it (~100 ms on MariaDB 10.11).
+async fn a_stopped_reader_ends_its_dump(server: &str) {
+    let url = env(server);
+    let user = replica_user(&url, server, "rf_stop").await;
     let mut settings = source_settings(&url, unique_server_id(), None);
     settings.user = user.clone();
     settings.password = rowferry::config::Secret::new("pw");
@@ -576,21 +583,8 @@ async fn dead_links_lose_nothing(server: &str) {
     const ROWS_PER_TXN: usize = 5;
     let url = env(server);
     let db = unique("relink");
-    let user = unique("rf_relink");
-    admin(
-        &url,
-        &[
-            format!("CREATE DATABASE {db}"),
-            format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)"),
-            format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"),
-            format!("GRANT REPLICATION SLAVE, SELECT ON *.* TO '{user}'@'%'"),
-            format!(
-                "GRANT {} ON *.* TO '{user}'@'%'",
-                if server == MYSQL { "REPLICATION CLIENT" } else { "BINLOG MONITOR" }
-            ),
-        ],
-    )
-    .await;
+    admin(&url, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)")]).await;
+    let user = replica_user(&url, server, "rf_relink").await;
     let (host, port) = common::host_port(&url);
     let proxy = common::proxy::Proxy::start(format!("{host}:{port}").parse().expect("address")).await;
     let mut settings = source_settings(&url, unique_server_id(), Some(proxy.addr));

@@ -206,6 +206,14 @@ pub(super) async fn open_registry(
             }
         }
     };
-    let (opened, ()) = tokio::join!(registry, create);
-    (joined(opened), Some(batch))
+    // Both finish, unless the registry fails: its error is not held up by a slow topic.
+    let mut create = std::pin::pin!(create);
+    let opened = tokio::select! {
+        opened = &mut registry => joined(opened),
+        () = &mut create => return (joined(registry.await), Some(batch)),
+    };
+    if opened.is_ok() {
+        create.await;
+    }
+    (opened, Some(batch))
 }
