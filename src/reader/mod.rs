@@ -328,8 +328,10 @@ impl Reader {
     /// Retryable errors reconnect with backoff; `reconnects` counts them. Either way, the dump
     /// ends on the source too ([`Reader::end_dump`]).
     pub async fn run(&self, start: Position, tx: impl EventSink) -> Result<(), ReaderError> {
-        let outcome = self.stream(start, tx).await;
+        let outcome = self.stream(start, &tx).await;
         self.end_dump().await;
+        // The channel closes with the outcome ready: whoever sees it closed finds out why.
+        drop(tx);
         outcome
     }
 
@@ -374,7 +376,7 @@ impl Reader {
         }
     }
 
-    async fn stream(&self, start: Position, tx: impl EventSink) -> Result<(), ReaderError> {
+    async fn stream(&self, start: Position, tx: &impl EventSink) -> Result<(), ReaderError> {
         let mut assembler = Assembler::new(start, self.options.buffer_rows);
         let mut delay = self.options.backoff_initial;
         // Events the assembler has passed and the session has not handed on yet: kept across a
@@ -387,7 +389,7 @@ impl Reader {
             // Downstream gone (shutdown) ends the reader whatever the session is doing: waiting
             // for a connection, for an event, or for room in the channel.
             let outcome = tokio::select! {
-                outcome = self.session(session, &mut assembler, &tx, &mut progressed, &mut out) => outcome,
+                outcome = self.session(session, &mut assembler, tx, &mut progressed, &mut out) => outcome,
                 _ = tx.closed() => return Ok(()),
             };
             let error = match outcome {
@@ -396,12 +398,12 @@ impl Reader {
                 Err(e) => return Err(e),
             };
             // What was decoded before the connection was lost goes on first, then the void.
-            if !out.events.is_empty() && self.send(&tx, std::mem::take(&mut out)).await.is_err() {
+            if !out.events.is_empty() && self.send(tx, std::mem::take(&mut out)).await.is_err() {
                 return Ok(());
             }
             let mut voided = EventBatch::default();
             assembler.reset(&mut |e| voided.push(e));
-            if !voided.events.is_empty() && self.send(&tx, voided).await.is_err() {
+            if !voided.events.is_empty() && self.send(tx, voided).await.is_err() {
                 return Ok(());
             }
             if progressed {
