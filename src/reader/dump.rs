@@ -214,12 +214,9 @@ impl DumpConn {
                         .parse(())
                         .map_err(|e| DumpError::Protocol(format!("auth switch: {e}")))?;
                     plugin = switch.auth_plugin().into_owned();
-                    // The request's data as sent (mysql_common's `plugin_data` drops a last 0
-                    // byte, which may belong to an ed25519 nonce): after 0xfe and the plugin's
-                    // NUL-terminated name.
-                    let sent = conn.packet.get(1..).unwrap_or_default();
-                    let data = sent.iter().position(|&b| b == 0).map_or(&[][..], |end| &sent[end + 1..]);
-                    nonce = switch_nonce(data);
+                    // Without a scramble's terminator; an ed25519 nonce's last 0 byte is kept
+                    // (third_party/mysql_common's patch).
+                    nonce = switch.plugin_data().to_vec();
                     let data = auth_data(&plugin, password, &nonce, tls)?;
                     conn.write_packet(&data).await?;
                 }
@@ -452,17 +449,6 @@ impl Acker {
     }
 }
 
-/// The nonce of an auth switch request's data: mysql_native_password's and
-/// caching_sha2_password's 20-byte scramble comes with a terminating NUL (21 bytes); MariaDB's
-/// ed25519 nonce is 32 random bytes with none, and its last byte is 0 once in 256 (cutting it
-/// failed the login with "Access denied").
-fn switch_nonce(data: &[u8]) -> Vec<u8> {
-    match data {
-        [scramble @ .., 0] if scramble.len() == 20 => scramble.to_vec(),
-        _ => data.to_vec(),
-    }
-}
-
 /// The auth response for `plugin`; plugins rowferry cannot answer are an error naming the fix.
 fn auth_data(plugin: &AuthPlugin<'_>, password: &str, nonce: &[u8], tls: bool) -> Result<Vec<u8>, DumpError> {
     match plugin {
@@ -591,16 +577,23 @@ impl rustls::client::danger::ServerCertVerifier for Lenient {
 mod tests {
     use super::*;
 
+    /// The nonce an auth switch request hands over (mysql_common, patched): a 20-byte scramble
+    /// loses its terminator; MariaDB's 32-byte ed25519 nonce keeps a last 0 byte, which the
+    /// published crate dropped (the login then failed once in 256).
     #[test]
     fn an_auth_switch_nonce_loses_only_a_terminator() {
+        let nonce = |plugin: &[u8], data: &[u8]| {
+            let mut packet = Vec::new();
+            AuthSwitchRequest::new(plugin.to_vec(), data.to_vec()).serialize(&mut packet);
+            let parsed: AuthSwitchRequest<'_> = ParseBuf(&packet).parse(()).expect("auth switch");
+            parsed.plugin_data().to_vec()
+        };
         let mut scramble = vec![7u8; 20];
         scramble.push(0);
-        assert_eq!(switch_nonce(&scramble), vec![7u8; 20], "native/caching_sha2: the NUL goes");
+        assert_eq!(nonce(b"mysql_native_password", &scramble), vec![7u8; 20], "the terminator goes");
         let mut ed25519 = vec![9u8; 31];
         ed25519.push(0);
-        assert_eq!(switch_nonce(&ed25519), ed25519, "ed25519: 32 bytes, the last one 0, all kept");
-        assert_eq!(switch_nonce(&[1u8; 32]), vec![1u8; 32]);
-        assert_eq!(switch_nonce(&[]), Vec::<u8>::new());
+        assert_eq!(nonce(b"client_ed25519", &ed25519), ed25519, "ed25519: all 32 bytes kept");
     }
 
     /// A connection over an in-memory pipe; the other end plays the server.
