@@ -461,6 +461,12 @@ impl Delivery {
         self.committer.snapshot().is_some_and(|s| !s.is_complete())
     }
 
+    /// When the position is next to be stored (at-least-once; exactly-once commits it with its
+    /// Kafka transaction, on the tick).
+    pub fn store_due_at(&self) -> Option<std::time::Instant> {
+        if self.kafka_txn.is_some() { None } else { self.committer.store_due_at() }
+    }
+
     /// The committer, for snapshot requests.
     pub fn committer(&mut self) -> &mut Committer {
         &mut self.committer

@@ -22,14 +22,14 @@
 //! 4. Kafka acknowledges it; the report comes back to delivery, which tells the committer. Once
 //!    every record of the transaction and of all transactions before it is acknowledged, the
 //!    tracker releases its GTID, and `committer::stage` stores the position (`committer::offsets`)
-//!    on the next tick.
+//!    as soon as `offsets.interval_ms` has passed since its last write (the loop wakes then).
 //!
 //! Snapshot chunks (`snapshot::copier`) come in through the router too, which releases them
 //! between transactions (`snapshot::merge`); `app::snapshot` holds the copier's side of the loop,
 //! `app::start` what happens before streaming.
 //!
 //! The loop is `biased`: delivery reports first (they free capacity and move the offset), then
-//! shutdown, then the commit tick, then snapshot chunks (so a copy is never starved by a busy
+//! shutdown, then the commit tick and the offset's store time, then snapshot chunks (so a copy is never starved by a busy
 //! binlog), then new events — chunks and events only while the publisher has room, so memory is
 //! bounded by the publisher's records and bytes in flight ([`MAX_INFLIGHT`],
 //! [`MAX_INFLIGHT_BYTES`]) plus the channels. On SIGTERM/SIGINT it stops taking events, waits for
@@ -373,8 +373,18 @@ impl Driver<'_> {
         }
         let mut tick = tokio::time::interval(every);
         let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+        // The position is stored as soon as its interval allows (not on the next tick).
+        let mut store = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let mut store_armed = None;
         loop {
             let open = self.delivery.has_capacity() && !*self.paused.borrow();
+            let store_at = self.delivery.store_due_at();
+            if let Some(at) = store_at
+                && store_at != store_armed
+            {
+                store_armed = store_at;
+                store.as_mut().reset(at.into());
+            }
             let side = &mut self.side;
             tokio::select! {
                 biased;
@@ -384,6 +394,10 @@ impl Driver<'_> {
                     if self.tick().await? {
                         return Ok(false);
                     }
+                }
+                _ = &mut store, if store_at.is_some() => {
+                    store_armed = None;
+                    self.delivery.commit(false).await?;
                 }
                 _ = &mut side.copier, if !side.copier_done => self.side.copier_done = true,
                 request = side.requests.recv(), if side.requests_open => {

@@ -1,5 +1,6 @@
 //! The committer stage: feeds the [`Tracker`] from the stream and from delivery reports, and
-//! stores the released position — on an interval and once more at shutdown.
+//! stores the released position — at most once per interval, as soon as the interval allows
+//! ([`Committer::store_due_at`]), and once more at shutdown.
 //!
 //! One write to the store is in flight at a time. It is checked, never awaited, on the ticks
 //! between (a write to the offsets topic lasts as long as a leader election, or until librdkafka's
@@ -167,12 +168,21 @@ impl Committer {
         Ok(!self.dirty && self.pending.is_none())
     }
 
-    /// Whether the interval has passed since the last write began. Called on a tick of the same
-    /// interval, which fires on a fixed schedule while that write began a little after its own
-    /// tick: a tick up to a quarter interval early still counts, or every other tick would skip
-    /// and the offset would be stored every two intervals.
+    /// When the position is next to be stored: `interval` after the last write began, while
+    /// something acknowledged (or a snapshot's progress) is not stored yet and no write is in
+    /// flight. The driver wakes then, so a position is stored as soon as its interval allows,
+    /// not on the tick after (which is up to an interval later: the first offset after a start
+    /// and the last of a burst waited for it).
+    pub fn store_due_at(&self) -> Option<Instant> {
+        let waiting = self.dirty || self.tracker.releasable();
+        (waiting && self.pending.is_none()).then(|| self.last_store + self.interval)
+    }
+
+    /// Whether the interval has passed since the last write began: at most one write per
+    /// interval, whether the driver's wake-up at [`Committer::store_due_at`] or its tick comes
+    /// first.
     fn due(&self) -> bool {
-        self.last_store.elapsed() >= self.interval - self.interval / 4
+        self.last_store.elapsed() >= self.interval
     }
 
     /// The record to store for the position now.
@@ -340,25 +350,28 @@ mod tests {
         c.end(t).expect("end");
     }
 
-    /// The driver's tick has the committer's interval and a fixed schedule, so a write that began
-    /// a little after its tick leaves a little less than the interval until the next one. That
-    /// tick stores (it skipped, storing every two intervals); one right after a write does not.
+    /// At most one write per interval, and as soon as the interval allows: the driver wakes at
+    /// [`Committer::store_due_at`], which names the time the next commit stores at.
     #[tokio::test]
-    async fn a_tick_one_interval_after_a_write_stores_again() {
-        let interval = Duration::from_secs(1);
+    async fn the_position_is_stored_as_soon_as_its_interval_allows() {
+        let interval = Duration::from_millis(50);
         let dir = tempfile::tempdir().expect("dir");
         let store = OffsetStore::File { path: dir.path().join("offset.json") };
         let start = Position::MariaDb(MariaDbPosition::parse("0-1-10").expect("position"));
         let mut c = Committer::new(start, store, "t", interval);
+        assert_eq!(c.store_due_at(), None, "nothing to store");
         one_acked(&mut c, 11);
+        let due = c.store_due_at().expect("11 waits to be stored");
         assert!(!c.commit(false).await.expect("commit"), "no interval since the start yet");
-        tokio::time::sleep(interval).await;
-        assert!(c.commit(false).await.expect("commit"), "an interval passed");
+        tokio::time::sleep_until(due.into()).await;
+        assert!(c.commit(false).await.expect("commit"), "stored at the time named");
+        assert_eq!(c.store_due_at(), None, "nothing waits after the write");
         one_acked(&mut c, 12);
+        let next = c.store_due_at().expect("12 waits to be stored");
+        assert!(next >= due + interval, "an interval after the last write, not sooner");
         assert!(!c.commit(false).await.expect("commit"), "right after a write");
-        // The next tick, 10% early against the write's start.
-        tokio::time::sleep(interval - interval / 10).await;
-        assert!(c.commit(false).await.expect("commit"), "the next tick stores");
+        tokio::time::sleep_until(next.into()).await;
+        assert!(c.commit(false).await.expect("commit"), "stored at the time named");
         assert_eq!(c.position().to_string(), "0-1-12");
     }
 
