@@ -30,6 +30,29 @@ impl TablePattern {
         glob(self.db.as_bytes(), db.as_bytes()) && glob(self.table.as_bytes(), table.as_bytes())
     }
 
+    /// The pattern as SQL `LIKE` patterns of its schema and its table (`*` → `%`, `?` → `_`, `%`,
+    /// `_` and `\` escaped), to narrow a query of information_schema: where the server compares
+    /// names without case they match a superset of what [`TablePattern::matches`] does, which
+    /// decides.
+    pub fn like(&self) -> (String, String) {
+        let like = |glob: &str| {
+            let mut out = String::with_capacity(glob.len() + 4);
+            for c in glob.chars() {
+                match c {
+                    '*' => out.push('%'),
+                    '?' => out.push('_'),
+                    '%' | '_' | '\\' => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c => out.push(c),
+                }
+            }
+            out
+        };
+        (like(&self.db), like(&self.table))
+    }
+
     /// One name against one glob (`*`, `?`), the matching every pattern here uses.
     pub fn glob(pattern: &str, text: &str) -> bool {
         glob(pattern.as_bytes(), text.as_bytes())
@@ -64,6 +87,11 @@ impl TableFilter {
             });
         }
         Ok(TableFilter { include, exclude: parse("tables.exclude", exclude)? })
+    }
+
+    /// The include patterns (never empty).
+    pub fn includes(&self) -> &[TablePattern] {
+        &self.include
     }
 
     /// Whether `db.table` is captured.
@@ -130,6 +158,15 @@ mod tests {
         }
         let err = TableFilter::new(vec!["*.*".into()], vec!["nodot".into()]).expect_err("exclude");
         assert!(err.to_string().contains("tables.exclude"), "{err}");
+    }
+
+    #[test]
+    fn patterns_as_sql_like() {
+        let like = |p: &str| TablePattern::parse(p).expect("pattern").like();
+        assert_eq!(like("shop.*"), ("shop".into(), "%".into()));
+        assert_eq!(like("crm.customer?"), ("crm".into(), "customer_".into()));
+        // SQL's wildcards and escape are literal in a glob.
+        assert_eq!(like("my_db.50%\\off*"), ("my\\_db".into(), "50\\%\\\\off%".into()));
     }
 
     /// Reference: the textbook recursive matcher.

@@ -446,7 +446,7 @@ impl Reader {
             check_start(&mut conn, assembler.position()).await?;
             let collations = collations(&mut conn).await?;
             let extras = match flavor {
-                Flavor::MariaDb => Some(mariadb_extras(&mut conn).await?),
+                Flavor::MariaDb => Some(mariadb_extras(&mut conn, self.options.tables.as_ref()).await?),
                 Flavor::MySql => None,
             };
             let semi_sync = self.options.acks.is_some() && semi_sync_capable(&mut conn).await?;
@@ -552,7 +552,7 @@ impl Reader {
                     })?;
                 }
                 if ddl && let Some(conn) = metadata.as_mut() {
-                    let refresh = mariadb_extras(conn);
+                    let refresh = mariadb_extras(conn, self.options.tables.as_ref());
                     let extras = tokio::time::timeout(self.options.read_timeout, refresh)
                         .await
                         .map_err(|_| ReaderError::Silent(self.options.read_timeout))??;

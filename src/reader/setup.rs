@@ -3,6 +3,7 @@
 //! behind; purged), its collations, and what MariaDB's binlog does not say about its columns.
 
 use super::ReaderError;
+use crate::config::TableFilter;
 use crate::position::{MariaDbPosition, MySqlGtidSet, Position};
 use crate::schema::{CollationMap, TableExtras};
 use crate::source::{self, Flavor, SourceError, query_one, query_text};
@@ -135,13 +136,25 @@ pub async fn collations(conn: &mut Conn) -> Result<CollationMap, SourceError> {
 /// - its UUID, INET4, INET6 and VECTOR types are binlogged as BINARY/VARBINARY;
 /// - MariaDB 11.8 leaves generated columns out of UPDATE and DELETE images
 ///   ([`crate::source::ServerInfo::omits_generated_on_change`]).
-pub async fn mariadb_extras(conn: &mut Conn) -> Result<HashMap<(String, String), TableExtras>, SourceError> {
-    let rows = query_text(
-        conn,
+///
+/// Only of the tables `tables` may capture (the decoder skips the others): information_schema
+/// opens every table it lists, unless a condition on the names rules it out first, so a server
+/// with many tables took as long as it has tables, at each connection and after each DDL (3,000
+/// tables: 42 ms against 2.5 ms narrowed, docs/reading.md).
+pub async fn mariadb_extras(
+    conn: &mut Conn,
+    tables: Option<&TableFilter>,
+) -> Result<HashMap<(String, String), TableExtras>, SourceError> {
+    let narrowed = |select: &str, schema_column: &str| {
+        let (condition, params) = narrowing(tables, schema_column);
+        (format!("{select} AND ({condition})"), params)
+    };
+    let (query, params) = narrowed(
         "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
          WHERE CHECK_CLAUSE LIKE 'json\\_valid(%'",
-    )
-    .await?;
+        "CONSTRAINT_SCHEMA",
+    );
+    let rows = source::exec_text(conn, &query, params).await?;
     let mut out: HashMap<(String, String), TableExtras> = HashMap::new();
     for row in rows {
         if let [Some(db), Some(table), Some(clause)] = row.as_slice()
@@ -150,23 +163,23 @@ pub async fn mariadb_extras(conn: &mut Conn) -> Result<HashMap<(String, String),
             out.entry((db.clone(), table.clone())).or_default().json_columns.insert(column.replace("``", "`"));
         }
     }
-    let typed = query_text(
-        conn,
+    let (query, params) = narrowed(
         "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS \
          WHERE DATA_TYPE IN ('uuid', 'inet4', 'inet6', 'vector')",
-    )
-    .await?;
+        "TABLE_SCHEMA",
+    );
+    let typed = source::exec_text(conn, &query, params).await?;
     for row in typed {
         if let [Some(db), Some(table), Some(column), Some(ty)] = row.as_slice() {
             out.entry((db.clone(), table.clone())).or_default().plugin_types.insert(column.clone(), ty.to_lowercase());
         }
     }
     if crate::source::server_info(conn).await?.omits_generated_on_change() {
-        let generated = query_text(
-            conn,
+        let (query, params) = narrowed(
             "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE IS_GENERATED = 'ALWAYS'",
-        )
-        .await?;
+            "TABLE_SCHEMA",
+        );
+        let generated = source::exec_text(conn, &query, params).await?;
         for row in generated {
             if let [Some(db), Some(table), Some(column)] = row.as_slice() {
                 out.entry((db.clone(), table.clone())).or_default().omitted_on_change.insert(column.clone());
@@ -174,6 +187,24 @@ pub async fn mariadb_extras(conn: &mut Conn) -> Result<HashMap<(String, String),
         }
     }
     Ok(out)
+}
+
+/// A condition on `schema_column` and `TABLE_NAME` that holds for every table `tables` may
+/// capture, and its parameters: one `LIKE` pair per include pattern.
+fn narrowing(tables: Option<&TableFilter>, schema_column: &str) -> (String, Vec<mysql_async::Value>) {
+    let Some(tables) = tables else { return ("TRUE".into(), Vec::new()) };
+    let mut params = Vec::new();
+    let terms: Vec<String> = tables
+        .includes()
+        .iter()
+        .map(|p| {
+            let (schema, table) = p.like();
+            params.push(schema.into());
+            params.push(table.into());
+            format!("({schema_column} LIKE ? AND TABLE_NAME LIKE ?)")
+        })
+        .collect();
+    (terms.join(" OR "), params)
 }
 
 #[cfg(test)]
