@@ -135,6 +135,14 @@ impl EventBatch {
     fn full(&self) -> bool {
         self.events.len() >= MAX_BATCH || self.kib >= MAX_BATCH_KIB
     }
+
+    /// Takes the batch, leaving an empty one with room for as many events: a batch regrown from
+    /// nothing reallocated and copied its events up to eight times on its way to 1,024 (with
+    /// glibc's free-chunk consolidation, ~1.6% of rowferry's samples on bench B).
+    fn take(&mut self) -> EventBatch {
+        let room = self.events.len().min(MAX_BATCH);
+        std::mem::replace(self, EventBatch { events: Vec::with_capacity(room), kib: 0 })
+    }
 }
 
 /// Where the reader hands its events: a channel of batches (the pipeline), or of single events
@@ -398,7 +406,7 @@ impl Reader {
                 Err(e) => return Err(e),
             };
             // What was decoded before the connection was lost goes on first, then the void.
-            if !out.events.is_empty() && self.send(tx, std::mem::take(&mut out)).await.is_err() {
+            if !out.events.is_empty() && self.send(tx, out.take()).await.is_err() {
                 return Ok(());
             }
             let mut voided = EventBatch::default();
@@ -497,7 +505,7 @@ impl Reader {
             // full): batches take only what the socket had already delivered.
             if !out.events.is_empty()
                 && (out.full() || !stream.event_buffered())
-                && self.send(tx, std::mem::take(out)).await.is_err()
+                && self.send(tx, out.take()).await.is_err()
             {
                 // Downstream is gone: stop reading (nothing is lost: the position did not move).
                 return Ok(());
@@ -567,7 +575,7 @@ impl Reader {
                     break;
                 }
                 // A compressed transaction's batch goes on before the next one is decoded.
-                if !out.events.is_empty() && self.send(tx, std::mem::take(out)).await.is_err() {
+                if !out.events.is_empty() && self.send(tx, out.take()).await.is_err() {
                     return Ok(());
                 }
                 self.stats.last_seen_ms.store(crate::clock::now_ms(), std::sync::atomic::Ordering::Relaxed);
