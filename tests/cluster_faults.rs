@@ -102,6 +102,7 @@ impl Loaded {
     /// A graceful stop, a restart that streams a last write, another graceful stop; then the
     /// checks of the module docs.
     async fn finish(mut self, kafka: &Kafka) {
+        self.audit.as_ref().expect("audit").until_samples(21).await;
         assert_eq!(stop(&mut self.child).await, Some(0), "graceful stop:\n{}", self.connector.log());
         let mut again = self.connector.start();
         let mut conn = mysql_async::Conn::from_url(self.url.as_str()).await.expect("connect");

@@ -97,6 +97,7 @@ async fn outage_loses_nothing(server: &str) {
     let mut finals = Vec::new();
     for (u, audit) in under.iter_mut().zip(audits) {
         offset_reaches(&u.connector, |g| covers(g, &after)).await;
+        audit.until_samples(11).await;
         let records = consume(&u.connector, &u.topic, 0).await;
         assert_eq!(stop(&mut u.child).await, Some(0), "graceful stop:\n{}", u.connector.log());
         let samples = audit.finish();

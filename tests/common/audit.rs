@@ -11,8 +11,8 @@
 use super::connector::Connector;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// One observation: the stored GTID set, then the topic's high watermark (partition 0).
 pub type Sample = (String, i64);
@@ -20,6 +20,7 @@ pub type Sample = (String, i64);
 #[derive(Debug)]
 pub struct Audit {
     stop: Arc<AtomicBool>,
+    taken: Arc<AtomicUsize>,
     thread: Option<std::thread::JoinHandle<Vec<Sample>>>,
 }
 
@@ -61,9 +62,15 @@ impl Audit {
     /// Starts sampling `connector`'s stored offset and `topic`.
     pub fn start(connector: &Connector, topic: &str) -> Audit {
         let stop = Arc::new(AtomicBool::new(false));
+        let taken = Arc::new(AtomicUsize::new(0));
         // The connector's reading side only: a config to read the store, the topic's cluster.
-        let (reader, topic, kafka, stopping) =
-            (connector.offset_reader(), topic.to_string(), connector.observer().to_string(), Arc::clone(&stop));
+        let (reader, topic, kafka, stopping, count) = (
+            connector.offset_reader(),
+            topic.to_string(),
+            connector.observer().to_string(),
+            Arc::clone(&stop),
+            Arc::clone(&taken),
+        );
         let thread = std::thread::spawn(move || {
             let mut samples = Vec::new();
             while !stopping.load(Ordering::Relaxed) {
@@ -71,13 +78,29 @@ impl Audit {
                     && let Some(high) = high_watermark(&kafka, &topic)
                 {
                     samples.push((stored, high));
+                    count.fetch_add(1, Ordering::Relaxed);
                 }
                 // Sampling pace, not synchronisation: each sample stands on its own.
                 std::thread::sleep(Duration::from_millis(50));
             }
             samples
         });
-        Audit { stop, thread: Some(thread) }
+        Audit { stop, taken, thread: Some(thread) }
+    }
+
+    /// Waits (a minute at most) until `n` samples were taken. How many a run gets depends on how
+    /// long its phases last (a sample is skipped while the cluster does not answer), so a test
+    /// that requires a number awaits it before it stops the connector.
+    pub async fn until_samples(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.taken.load(Ordering::Relaxed) < n {
+            assert!(
+                Instant::now() < deadline,
+                "the auditor took only {} of {n} samples in a minute",
+                self.taken.load(Ordering::Relaxed)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Stops sampling; returns the samples.
