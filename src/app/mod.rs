@@ -303,7 +303,7 @@ fn spawn_reader(
     let (tx, rx) = mpsc::channel(CHANNEL);
     // Heartbeats at least three times per stall bound; a dead link is noticed after three.
     let heartbeat = Duration::from_secs(5).min(settings.stall_timeout / 3);
-    let budget = EventBudget::new(CHANNEL_BYTES);
+    let budget = EventBudget::new(CHANNEL_BYTES, CHANNEL);
     let options = ReaderOptions {
         heartbeat,
         read_timeout: heartbeat * 3,

@@ -37,10 +37,12 @@
 
 pub mod assembler;
 pub mod dump;
+mod handoff;
 mod semi_sync;
 mod setup;
 
 pub use assembler::{Assembler, AssemblerError, TxnEvent};
+pub use handoff::{EventBatch, EventBudget, EventSink, MAX_BATCH, MAX_BATCH_KIB};
 pub use semi_sync::AckPoint;
 use semi_sync::{AbortOnDrop, semi_sync_capable, send_acks};
 pub use setup::{check_start, collations, current_position, flavor, mariadb_extras};
@@ -53,7 +55,6 @@ use crate::schema::SchemaOptions;
 use crate::source::{self, Flavor, SourceError};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// Reader tuning.
 #[derive(Debug, Clone)]
@@ -74,107 +75,6 @@ pub struct ReaderOptions {
     /// Semi-sync: the latest binlog point that is in Kafka, to ACK (`None`: no ACKs are sent, and
     /// the connection does not register as a semi-sync replica).
     pub acks: Option<tokio::sync::watch::Receiver<Option<AckPoint>>>,
-}
-
-/// A bound in bytes on the rows between the reader and its consumer: the reader takes an
-/// event's bytes before sending it, the consumer gives them back once it has taken the event on
-/// (the channel's length alone would let 100 KB rows pile up by the thousand). A row larger than
-/// the whole budget takes all of it.
-#[derive(Debug)]
-pub struct EventBudget {
-    kib: tokio::sync::Semaphore,
-    total_kib: u32,
-}
-
-impl EventBudget {
-    pub fn new(bytes: usize) -> Arc<EventBudget> {
-        let total_kib = u32::try_from(bytes / 1024).unwrap_or(u32::MAX).max(1);
-        Arc::new(EventBudget { kib: tokio::sync::Semaphore::new(total_kib as usize), total_kib })
-    }
-
-    /// Waits until a batch of `kib` fits (a batch larger than the whole budget takes all of it).
-    async fn take(&self, kib: u32) {
-        let cost = kib.min(self.total_kib);
-        if cost > 0
-            && let Ok(permits) = self.kib.acquire_many(cost).await
-        {
-            permits.forget();
-        }
-    }
-
-    /// The consumer has taken on a batch of `kib` ([`EventBatch::kib`]).
-    pub fn give_back(&self, kib: u32) {
-        let cost = kib.min(self.total_kib);
-        if cost > 0 {
-            self.kib.add_permits(cost as usize);
-        }
-    }
-}
-
-/// Events handed downstream together, and the KiB of their rows (for the [`EventBudget`]).
-#[derive(Debug, Default)]
-pub struct EventBatch {
-    pub events: Vec<TxnEvent>,
-    pub kib: u32,
-}
-
-/// Events per batch at most...
-pub const MAX_BATCH: usize = 1024;
-/// ...and KiB of rows (a single larger row makes a batch of its own).
-pub const MAX_BATCH_KIB: u32 = 4096;
-
-impl EventBatch {
-    fn push(&mut self, event: TxnEvent) {
-        if let TxnEvent::Row(row) = &event {
-            let kib = u32::try_from(row.approx_bytes().div_ceil(1024)).unwrap_or(u32::MAX);
-            self.kib = self.kib.saturating_add(kib);
-        }
-        self.events.push(event);
-    }
-
-    fn full(&self) -> bool {
-        self.events.len() >= MAX_BATCH || self.kib >= MAX_BATCH_KIB
-    }
-
-    /// Takes the batch, leaving an empty one with room for as many events: a batch regrown from
-    /// nothing reallocated and copied its events up to eight times on its way to 1,024 (with
-    /// glibc's free-chunk consolidation, ~1.6% of rowferry's samples on bench B).
-    fn take(&mut self) -> EventBatch {
-        let room = self.events.len().min(MAX_BATCH);
-        std::mem::replace(self, EventBatch { events: Vec::with_capacity(room), kib: 0 })
-    }
-}
-
-/// Where the reader hands its events: a channel of batches (the pipeline), or of single events
-/// (tests, tools).
-pub trait EventSink: Send + Sync {
-    /// Hands `batch` on; an error means the receiver is gone.
-    fn send_batch(&self, batch: EventBatch) -> impl std::future::Future<Output = Result<(), ()>> + Send;
-    /// Resolves once the receiver is gone.
-    fn closed(&self) -> impl std::future::Future<Output = ()> + Send;
-}
-
-impl EventSink for mpsc::Sender<EventBatch> {
-    async fn send_batch(&self, batch: EventBatch) -> Result<(), ()> {
-        self.send(batch).await.map_err(|_| ())
-    }
-
-    async fn closed(&self) {
-        mpsc::Sender::closed(self).await
-    }
-}
-
-impl EventSink for mpsc::Sender<TxnEvent> {
-    async fn send_batch(&self, batch: EventBatch) -> Result<(), ()> {
-        for event in batch.events {
-            self.send(event).await.map_err(|_| ())?;
-        }
-        Ok(())
-    }
-
-    async fn closed(&self) {
-        mpsc::Sender::closed(self).await
-    }
 }
 
 impl Default for ReaderOptions {
