@@ -82,6 +82,20 @@ impl EventBudget {
     }
 }
 
+/// Sends `batch` into `tx` once `budget` has room for it. A consumer that is gone ends the wait
+/// too (`Err`): the budget of a stopping consumer is never given back, and a reader waiting on
+/// it would not see its channel closed — nor stop, nor end its dump thread on the source.
+pub(super) async fn send(budget: Option<&EventBudget>, tx: &impl EventSink, batch: EventBatch) -> Result<(), ()> {
+    if let Some(budget) = budget {
+        tokio::select! {
+            biased;
+            () = budget.take(batch.kib) => {}
+            () = tx.closed() => return Err(()),
+        }
+    }
+    tx.send_batch(batch).await
+}
+
 /// Events handed downstream together, and the KiB of their rows (for the [`EventBudget`]).
 #[derive(Debug, Default)]
 pub struct EventBatch {
@@ -152,15 +166,6 @@ impl EventSink for mpsc::Sender<TxnEvent> {
 mod tests {
     use super::*;
 
-    /// Whether `f` is still waiting after everything ready has run.
-    async fn pending(f: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>) -> bool {
-        tokio::select! {
-            biased;
-            () = f.as_mut() => false,
-            () = tokio::task::yield_now() => true,
-        }
-    }
-
     #[tokio::test]
     async fn a_reader_that_found_the_budget_spent_waits_for_half_of_it() {
         let budget = EventBudget::new(64 << 10, 8);
@@ -185,6 +190,30 @@ mod tests {
         // With room, a take does not wait at all.
         budget.take(1).await;
         assert_eq!(budget.free(), (59, 3));
+    }
+
+    #[tokio::test]
+    async fn a_reader_waiting_on_the_budget_stops_when_its_consumer_is_gone() {
+        let budget = EventBudget::new(64 << 10, 1);
+        let (tx, rx) = mpsc::channel::<EventBatch>(1);
+        let batch = || EventBatch { events: vec![TxnEvent::Heartbeat], kib: 0 };
+        assert_eq!(send(Some(&budget), &tx, batch()).await, Ok(()));
+        let second = send(Some(&budget), &tx, batch());
+        let mut second = std::pin::pin!(second);
+        assert!(pending(&mut second).await, "sent past a spent budget");
+        // The consumer stops without giving the budget back.
+        drop(rx);
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(5), second).await;
+        assert_eq!(ended, Ok(Err(())), "still waiting on the budget of a consumer that is gone");
+    }
+
+    /// Whether `f` is still waiting after everything ready has run.
+    async fn pending<T>(f: &mut std::pin::Pin<&mut impl std::future::Future<Output = T>>) -> bool {
+        tokio::select! {
+            biased;
+            _ = f.as_mut() => false,
+            () = tokio::task::yield_now() => true,
+        }
     }
 
     #[tokio::test]

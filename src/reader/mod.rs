@@ -331,12 +331,9 @@ impl Reader {
         }
     }
 
-    /// Sends `batch` once the budget has room for it.
+    /// Sends `batch` once the budget has room for it (see [`handoff::send`]).
     async fn send(&self, tx: &impl EventSink, batch: EventBatch) -> Result<(), ()> {
-        if let Some(budget) = &self.options.budget {
-            budget.take(batch.kib).await;
-        }
-        tx.send_batch(batch).await
+        handoff::send(self.options.budget.as_deref(), tx, batch).await
     }
 
     async fn session(
