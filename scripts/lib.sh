@@ -78,3 +78,20 @@ ensure_build_deps() {
   command -v pkg-config >/dev/null && pkg-config --exists openssl && command -v make >/dev/null && command -v g++ >/dev/null && return 0
   apt_install pkg-config libssl-dev make g++
 }
+
+# settle_vendored_times: gives the files of third_party/rdkafka-sys the time of the last commit
+# that changed them, when the clone holds them as committed. Cargo reruns a build script that
+# names no rerun-if-changed files whenever its package's newest file has another time than at the
+# last run, and a fresh clone's files are all new: librdkafka's C build (~2 min on 2 cores) ran
+# twice (clippy's profile and the tests') in every CI run. With the commit's time, an unchanged
+# librdkafka is built once; a changed one comes with a new commit time (or, uncommitted, keeps its
+# fresh times), so it is still rebuilt. Only this package: its build script's freshness is that
+# time compared for equality, whereas a library's own sources (mysql_common's) are compared by age
+# against its last build, where an older time could hide a change.
+settle_vendored_times() {
+  local dir=third_party/rdkafka-sys t
+  command -v git >/dev/null && git rev-parse --git-dir >/dev/null 2>&1 || return 0
+  git diff --quiet HEAD -- "$dir" && [ -z "$(git ls-files --others --exclude-standard -- "$dir")" ] || return 0
+  t=$(git log -1 --format=%ct -- "$dir") && [ -n "$t" ] || return 0
+  git ls-files -z -- "$dir" | xargs -0 touch -m -d "@$t"
+}
