@@ -215,29 +215,11 @@ async fn stream(
         Flavor::MariaDb => "mariadb",
     };
     let mut committer = Committer::new(position.clone(), offsets, &settings.name, settings.commit_interval);
-    let mut router = Router::new(
-        RouterSettings {
-            tables: settings.tables.clone(),
-            transaction_metadata: settings.topics.transaction_metadata,
-            tombstones: settings.topics.tombstones,
-            truncate_records: settings.topics.truncate_records,
-        },
-        Merger::new(position.clone()),
-    );
+    let mut router = Router::new(router_settings(settings), Merger::new(position.clone()));
     // Snapshot chunks come into the loop before any binlog event is read.
     let side =
         snapshot::Side::start(settings, flavor, plan, ops, (&mut router, &mut committer), options.stop_after_snapshot);
-    let delivery_settings = DeliverySettings {
-        connector,
-        name: settings.name.as_str().into(),
-        metadata_topic: TopicSpec { partitions: 1, ..TopicSpec::data(&settings.topics) },
-        inline_verify_every: settings.snapshot.inline_verify_every,
-        transactions: match settings.kafka.delivery {
-            DeliveryMode::AtLeastOnce => None,
-            DeliveryMode::ExactlyOnce(bounds) => Some((bounds, settings.kafka.transaction_timeout())),
-        },
-        commit_interval: settings.commit_interval,
-    };
+    let delivery_settings = delivery_settings(settings, connector);
     // Semi-sync: delivery tells the reader which binlog point is in Kafka, to ACK.
     let (to_reader, acks) = if settings.source.semi_sync {
         let (to_reader, acks) = tokio::sync::watch::channel(None);
@@ -287,6 +269,31 @@ async fn stream(
     let mut shutdown: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(shutdown_signal(signals));
     let reader_ended = driver.run(&mut shutdown).await?;
     driver.stop(reader, reader_ended).await
+}
+
+/// The router's part of the settings.
+fn router_settings(settings: &Settings) -> RouterSettings {
+    RouterSettings {
+        tables: settings.tables.clone(),
+        transaction_metadata: settings.topics.transaction_metadata,
+        tombstones: settings.topics.tombstones,
+        truncate_records: settings.topics.truncate_records,
+    }
+}
+
+/// The delivery stage's part of the settings (`connector`: the source's flavor, as `source.connector`).
+fn delivery_settings(settings: &Settings, connector: &'static str) -> DeliverySettings {
+    DeliverySettings {
+        connector,
+        name: settings.name.as_str().into(),
+        metadata_topic: TopicSpec { partitions: 1, ..TopicSpec::data(&settings.topics) },
+        inline_verify_every: settings.snapshot.inline_verify_every,
+        transactions: match settings.kafka.delivery {
+            DeliveryMode::AtLeastOnce => None,
+            DeliveryMode::ExactlyOnce(bounds) => Some((bounds, settings.kafka.transaction_timeout())),
+        },
+        commit_interval: settings.commit_interval,
+    }
 }
 
 /// Starts the binlog reader, sending into a channel bounded by count and bytes. It runs on a
