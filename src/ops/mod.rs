@@ -207,12 +207,15 @@ impl Ops {
     pub fn row(&self, table: &str, op: &str, commit_ms: i64, now: i64) {
         self.behind_ms.store(if commit_ms > 0 { (now - commit_ms).max(0) } else { 0 }, Ordering::Relaxed);
         if let Ok(mut tables) = self.tables.lock() {
-            // The table's counts are found without building a key (this runs for every row).
-            let key = if tables.contains_key(table) || tables.len() < MAX_TABLES { table } else { "_other" };
-            if !tables.contains_key(key) {
-                tables.insert(key.to_string(), TableCounts::default());
-            }
-            let Some(counts) = tables.get_mut(key) else { return };
+            // A known table's counts are found with one lookup and no key built (this runs for
+            // every row); a new one gets its own entry while there is room, else "_other"'s.
+            let counts = match tables.get_mut(table) {
+                Some(counts) => counts,
+                None => {
+                    let key = if tables.len() < MAX_TABLES { table } else { "_other" };
+                    tables.entry(key.to_string()).or_default()
+                }
+            };
             match op {
                 "c" => counts.inserts += 1,
                 "u" => counts.updates += 1,
