@@ -52,6 +52,8 @@ fn the_benchmark_runs_tiny_and_reports_every_phase() {
         .env("LAT_TPS", "100")
         .env("LAT_ROWS", "1000")
         .env("SEMI_MAX_SECS", "2")
+        // Debezium with JSON schemas on only for A (checked below): each of its runs starts a JVM.
+        .env("DBZ_SCHEMAS_ON", "A")
         .output()
         .expect("run scripts/bench");
     let stdout = String::from_utf8_lossy(&output.stdout);
