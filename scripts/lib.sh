@@ -93,5 +93,5 @@ settle_vendored_times() {
   command -v git >/dev/null && git rev-parse --git-dir >/dev/null 2>&1 || return 0
   git diff --quiet HEAD -- "$dir" && [ -z "$(git ls-files --others --exclude-standard -- "$dir")" ] || return 0
   t=$(git log -1 --format=%ct -- "$dir") && [ -n "$t" ] || return 0
-  git ls-files -z -- "$dir" | xargs -0 touch -m -d "@$t"
+  git ls-files -z -- "$dir" | xargs -0 -r touch -m -d "@$t"
 }
