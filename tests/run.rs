@@ -71,6 +71,11 @@ async fn streams_stops_and_resumes(server: &str) {
     assert_eq!(records[2]["value"]["after"]["name"], "z");
     assert_eq!(records[3]["value"]["after"], serde_json::Value::Null);
     assert_eq!(records[5]["value"]["source"]["db"], db);
+    // Each record's Kafka timestamp (CreateTime) is its envelope's ts_ms, a tombstone's its delete's.
+    for (i, r) in records.iter().enumerate() {
+        let of = if r["value"].is_null() { &records[i - 1] } else { r };
+        assert_eq!(r["timestamp"], serde_json::json!([1, of["value"]["ts_ms"]]), "record {i}: {r}");
+    }
     admin(&url, &[format!("DROP DATABASE {db}")]).await;
 }
 

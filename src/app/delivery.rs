@@ -169,7 +169,7 @@ impl Delivery {
                 let txn = self.parked.remove(&xid);
                 self.open = Some(txn.ok_or_else(|| RunError::Other(format!("XA transaction {xid} never parked")))?);
             }
-            Step::Metadata { txn, end, position } => self.metadata(&txn, end, position).await?,
+            Step::Metadata { txn, end, position } => self.metadata(&txn, end, position, now_ms).await?,
             Step::Record(record) => return self.record(record, now_ms).await,
             Step::End => {
                 let txn = self.take_open("a commit")?;
@@ -253,7 +253,7 @@ impl Delivery {
         if op != Op::Truncate {
             self.ops.row(r.table.dotted(), crate::encoder::datum::op_code(op), r.txn.commit_ms, now_ms);
         }
-        let headers = headers(&r.txn, r.position, r.table.dotted());
+        let headers = headers(&r.txn, r.position, r.table.dotted(), now_ms);
         match self.send(&topic, key, Some(value), txn, &headers).await {
             Err(RunError::Publish(e)) if e.class() == ErrorClass::PerTable => {
                 return Ok(Some((r.table.clone(), format!("{e} (the row's key: {})", key_text(&r.change)))));
@@ -276,13 +276,14 @@ impl Delivery {
         txn: &TxnContext,
         end: Option<Vec<(TableId, u64)>>,
         position: u64,
+        now_ms: i64,
     ) -> Result<(), RunError> {
         let open = self.current("transaction metadata")?;
         let record = self.encoder.transaction_record(&txn.gtid_text, end.as_deref(), txn.commit_ms).await?;
         if end.is_none() {
             self.publisher.ensure_topic_as(&record.topic, &self.settings.metadata_topic).await?;
         }
-        let headers = headers(txn, position, "");
+        let headers = headers(txn, position, "", now_ms);
         self.send(&record.topic, record.key.as_deref(), Some(&record.value), open, &headers).await
     }
 
@@ -358,7 +359,8 @@ impl Delivery {
         {
             return Ok(Some(e.to_string()));
         }
-        let headers = RecordHeaders { gtid: "", position: i + 1, table: at.table, commit_us: 0 };
+        let headers =
+            RecordHeaders { gtid: "", position: i + 1, table: at.table, commit_us: 0, timestamp_ms: at.now_ms };
         match self.send(topic, key, Some(value), at.txn, &headers).await {
             Err(RunError::Publish(e)) if e.class() == ErrorClass::PerTable => Ok(Some(e.to_string())),
             other => other.map(|()| None),
@@ -498,8 +500,9 @@ impl Delivery {
     }
 }
 
-fn headers<'a>(txn: &'a TxnContext, position: u64, table: &'a str) -> RecordHeaders<'a> {
-    RecordHeaders { gtid: &txn.gtid_text, position, table, commit_us: txn.commit_us }
+/// A record's headers; its Kafka timestamp is `now_ms`, its envelope's `ts_ms`.
+fn headers<'a>(txn: &'a TxnContext, position: u64, table: &'a str, now_ms: i64) -> RecordHeaders<'a> {
+    RecordHeaders { gtid: &txn.gtid_text, position, table, commit_us: txn.commit_us, timestamp_ms: now_ms }
 }
 
 /// The primary key of a change's row as `col=value, …` (the whole row when it has none), for

@@ -79,11 +79,14 @@ pub struct RecordHeaders<'a> {
     /// Source commit time of the transaction, µs since the epoch (0: unknown); not a header, it
     /// feeds the commit → ack latency histogram.
     pub commit_us: u64,
+    /// The record's Kafka timestamp (CreateTime), ms since the epoch; 0: librdkafka's clock when it
+    /// takes the record. rowferry gives the time its batch was routed — the envelope's `ts_ms` —
+    /// which spares librdkafka a clock read per record.
+    pub timestamp_ms: i64,
 }
 
-/// One delivery report: the record's slot in [`Slots`], when the report came (µs since the epoch),
-/// and the outcome.
-type Report = (usize, u64, Result<(), String>);
+/// One delivery report: the record's slot in [`Slots`] and the outcome.
+type Report = (usize, Result<(), String>);
 
 /// What travels with a record through librdkafka: its slot in [`Slots`] (a number, so nothing is
 /// allocated per record here and freed on librdkafka's thread).
@@ -125,7 +128,8 @@ impl Slots {
 /// The producer's context: rowferry's logging, plus delivery reports queued for the pipeline.
 struct Acks {
     log: Context,
-    /// Source commit → acknowledgement (the report's arrival), observed as reports are taken.
+    /// Source commit → acknowledgement (when the pipeline takes the report: one clock read per
+    /// batch of reports, not per report), observed as reports are taken.
     latency: Arc<Histogram>,
     queue: Mutex<VecDeque<Report>>,
     ready: tokio::sync::Notify,
@@ -146,10 +150,8 @@ impl ProducerContext for Acks {
 
     fn delivery(&self, result: &DeliveryResult<'_>, slot: Self::DeliveryOpaque) {
         let outcome = result.as_ref().map(|_| ()).map_err(|(e, _)| crate::kafka::produce_failure(e));
-        // When the report came, for the commit → ack latency (observed once the slot is read).
-        let at_us = crate::clock::now_us();
         if let Ok(mut queue) = self.queue.lock() {
-            queue.push_back((slot, at_us, outcome));
+            queue.push_back((slot, outcome));
         }
         self.ready.notify_one();
     }
@@ -383,6 +385,9 @@ impl Publisher {
         if let Some(v) = value {
             record = record.payload(v);
         }
+        if headers.timestamp_ms > 0 {
+            record = record.timestamp(headers.timestamp_ms);
+        }
         loop {
             match self.producer.send(record) {
                 Ok(()) => {
@@ -410,7 +415,12 @@ impl Publisher {
     /// Moves every delivery report received so far into `out`.
     pub fn take_acks(&mut self, out: &mut Vec<(RecordId, Result<(), String>)>) {
         let Ok(mut queue) = self.acks.queue.lock() else { return };
-        for (slot, at_us, result) in queue.drain(..) {
+        if queue.is_empty() {
+            return;
+        }
+        // When the reports were taken, for the commit → ack latency.
+        let at_us = crate::clock::now_us();
+        for (slot, result) in queue.drain(..) {
             if slot == OFFSET_SLOT {
                 // Not a record of the tracker: the commit reports its fate.
                 continue;

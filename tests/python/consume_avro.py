@@ -6,7 +6,8 @@ ISOLATION is the consumer's isolation.level: read_committed (the default, librdk
 read_uncommitted (also shows records of aborted and open Kafka transactions).
 COUNT 0 reads every record the topic holds when called (up to each partition's end: its high
 watermark, or the partition EOF — a topic written in Kafka transactions ends in a marker no record has). Each line also carries the record's
-offset, partition and headers ([[name, text], …]; all partitions are read; order is kept within each). Values that JSON cannot hold are printed as text: bytes as hex, decimals and datetimes as str.
+offset, partition, headers ([[name, text], …]) and Kafka timestamp (ms; [type, ms]: 1 CreateTime, 2
+LogAppendTime); all partitions are read; order is kept within each. Values that JSON cannot hold are printed as text: bytes as hex, decimals and datetimes as str.
 """
 import datetime
 import decimal
@@ -80,7 +81,8 @@ def main():
         key = deserialize(msg.key(), SerializationContext(topic, MessageField.KEY)) if msg.key() else None
         value = deserialize(msg.value(), SerializationContext(topic, MessageField.VALUE)) if msg.value() else None
         headers = [[k, v.decode() if v is not None else None] for k, v in (msg.headers() or [])]
-        print(json.dumps({"key": plain(key), "value": plain(value), "offset": msg.offset(), "partition": msg.partition(), "headers": headers}, sort_keys=True))
+        print(json.dumps({"key": plain(key), "value": plain(value), "offset": msg.offset(), "partition": msg.partition(),
+                          "headers": headers, "timestamp": list(msg.timestamp())}, sort_keys=True))
         seen += 1
     consumer.close()
     if count and seen < count:
