@@ -39,7 +39,7 @@ use crate::encoder::datum::SourceInfo;
 use crate::encoder::stage::Encoder;
 use crate::error::ErrorClass;
 use crate::kafka::TopicSpec;
-use crate::ops::Ops;
+use crate::ops::{Ops, RowCounts};
 use crate::publisher::{Publisher, RecordHeaders};
 use crate::snapshot::merge::{Chunk, Outcome};
 use semi_sync::SemiSync;
@@ -90,6 +90,10 @@ pub struct Delivery {
     kafka_txn: Option<KafkaTxn>,
     /// Semi-sync: the points waiting to be ACKed (`None`: off).
     semi_sync: Option<SemiSync>,
+    /// The rows published in this batch per table, and the last one's commit time (ms): reported
+    /// to `ops` once per batch.
+    rows: Vec<(TableId, RowCounts)>,
+    last_commit_ms: i64,
 }
 
 /// Where a snapshot chunk's records go: their `source` block, table, pseudo-transaction and time.
@@ -125,6 +129,8 @@ impl Delivery {
                 .transactions
                 .map(|(bounds, timeout)| KafkaTxn::new(bounds, timeout, settings.commit_interval)),
             semi_sync: None,
+            rows: Vec::new(),
+            last_commit_ms: 0,
             settings,
         }
     }
@@ -138,6 +144,7 @@ impl Delivery {
     /// `router`, and its records left in `steps` become holds of their transaction.
     pub async fn carry_out(&mut self, steps: &mut Vec<Step>, router: &mut Router, now_ms: i64) -> Result<(), RunError> {
         let outcome = self.carry_out_steps(steps, router, now_ms).await;
+        self.report_rows(now_ms);
         self.fenced_or(outcome)
     }
 
@@ -251,7 +258,7 @@ impl Delivery {
     ) -> Result<Failure, RunError> {
         let op = r.change.op;
         if op != Op::Truncate {
-            self.ops.row(r.table.dotted(), crate::encoder::datum::op_code(op), r.txn.commit_ms, now_ms);
+            self.count_row(&r.table, crate::encoder::datum::op_code(op), r.txn.commit_ms);
         }
         let headers = headers(&r.txn, r.position, r.table.dotted(), now_ms);
         match self.send(&topic, key, Some(value), txn, &headers).await {
@@ -268,6 +275,27 @@ impl Delivery {
             tracing::info!(table = %r.table, gtid = %r.txn.gtid_text, "TRUNCATE TABLE: op \"t\" record sent");
         }
         Ok(None)
+    }
+
+    /// Counts a published row of `table` for `ops` (reported at the end of the batch).
+    fn count_row(&mut self, table: &TableId, op: &str, commit_ms: i64) {
+        self.last_commit_ms = commit_ms;
+        // A batch's rows are mostly of one table, or a few: the last entry is checked first.
+        let at = match self.rows.iter().rposition(|(t, _)| t == table) {
+            Some(at) => at,
+            None => {
+                self.rows.push((table.clone(), RowCounts::default()));
+                self.rows.len() - 1
+            }
+        };
+        self.rows[at].1.add(op);
+    }
+
+    /// Reports the batch's rows to `ops`, processed at `now_ms`.
+    fn report_rows(&mut self, now_ms: i64) {
+        for (table, counts) in self.rows.drain(..) {
+            self.ops.rows(table.dotted(), counts, self.last_commit_ms, now_ms);
+        }
     }
 
     /// A transaction metadata record (BEGIN, or END with the counts per table).

@@ -229,4 +229,23 @@ mod tests {
         assert_eq!(text.matches("rowferry_rows_total{").count(), 3 * (super::super::MAX_TABLES + 1));
         assert!(text.contains("table=\"_other\",op=\"c\"} 5\n"));
     }
+
+    #[test]
+    fn a_batch_of_rows_adds_to_the_counts() {
+        let ops = Ops::new("c1", Duration::from_secs(60));
+        let mut counts = crate::ops::RowCounts::default();
+        for op in ["c", "c", "u", "d", "c"] {
+            counts.add(op);
+        }
+        ops.row("shop.orders", "u", 0, 0);
+        ops.rows("shop.orders", counts, 1_000, 1_250);
+        let text = render(&ops);
+        for (op, n) in [("c", 3), ("u", 2), ("d", 1)] {
+            assert!(
+                text.contains(&format!("rowferry_rows_total{{table=\"shop.orders\",op=\"{op}\"}} {n}\n")),
+                "{text}"
+            );
+        }
+        assert!(text.contains("rowferry_seconds_behind_source 0.25\n"), "{text}");
+    }
 }

@@ -49,6 +49,26 @@ pub enum State {
 
 pub use crate::clock::{now_ms, now_us};
 
+/// Rows of one table by operation, added up before they are reported ([`Ops::rows`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RowCounts {
+    pub inserts: u64,
+    pub updates: u64,
+    /// Deletes, and any other op (as `rowferry_rows_total{op="d"}`).
+    pub deletes: u64,
+}
+
+impl RowCounts {
+    /// One row of `op` (`c`, `u`, else counted as a delete).
+    pub fn add(&mut self, op: &str) {
+        match op {
+            "c" => self.inserts += 1,
+            "u" => self.updates += 1,
+            _ => self.deletes += 1,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct TableCounts {
     inserts: u64,
@@ -205,22 +225,29 @@ impl Ops {
 
     /// A row of `table` (`op` is `c`, `u` or `d`) committed at `commit_ms` was processed at `now`.
     pub fn row(&self, table: &str, op: &str, commit_ms: i64, now: i64) {
+        let mut counts = RowCounts::default();
+        counts.add(op);
+        self.rows(table, counts, commit_ms, now);
+    }
+
+    /// `counts` rows of `table` were processed at `now`, the last of them committed at
+    /// `commit_ms` (the pipeline adds up a batch's rows and reports them once: one lock and one
+    /// lookup per table and batch, not per row).
+    pub fn rows(&self, table: &str, counts: RowCounts, commit_ms: i64, now: i64) {
         self.behind_ms.store(if commit_ms > 0 { (now - commit_ms).max(0) } else { 0 }, Ordering::Relaxed);
         if let Ok(mut tables) = self.tables.lock() {
-            // A known table's counts are found with one lookup and no key built (this runs for
-            // every row); a new one gets its own entry while there is room, else "_other"'s.
-            let counts = match tables.get_mut(table) {
-                Some(counts) => counts,
+            // A known table's counts are found with one lookup and no key built; a new one gets
+            // its own entry while there is room, else "_other"'s.
+            let entry = match tables.get_mut(table) {
+                Some(entry) => entry,
                 None => {
                     let key = if tables.len() < MAX_TABLES { table } else { "_other" };
                     tables.entry(key.to_string()).or_default()
                 }
             };
-            match op {
-                "c" => counts.inserts += 1,
-                "u" => counts.updates += 1,
-                _ => counts.deletes += 1,
-            }
+            entry.inserts += counts.inserts;
+            entry.updates += counts.updates;
+            entry.deletes += counts.deletes;
         }
     }
 

@@ -176,6 +176,8 @@ pub struct Publisher {
     admin: Arc<AdminClient<Context>>,
     /// Topics known to exist, and how to create the others.
     topics: HashSet<String>,
+    /// The topic [`Publisher::ensure_topic`] last found (one of `topics`).
+    last_topic: Option<String>,
     spec: TopicSpec,
     /// Records sent and not yet reported.
     inflight: usize,
@@ -261,6 +263,7 @@ impl Publisher {
             acks,
             admin,
             topics: HashSet::new(),
+            last_topic: None,
             spec: topics,
             inflight: 0,
             acked_bytes: 0,
@@ -284,11 +287,22 @@ impl Publisher {
     /// Creates `topic` the first time it is seen, if the cluster does not have it, as the data
     /// topics' spec says.
     pub async fn ensure_topic(&mut self, topic: &str) -> Result<(), PublishError> {
-        if self.topics.contains(topic) {
+        // Runs for every record: the previous record's topic is compared before hashing the name.
+        if self.last_topic.as_deref() == Some(topic) {
             return Ok(());
         }
-        let spec = self.spec.clone();
-        self.ensure_topic_as(topic, &spec).await
+        if !self.topics.contains(topic) {
+            let spec = self.spec.clone();
+            self.ensure_topic_as(topic, &spec).await?;
+        }
+        match &mut self.last_topic {
+            Some(last) => {
+                last.clear();
+                last.push_str(topic);
+            }
+            None => self.last_topic = Some(topic.to_string()),
+        }
+        Ok(())
     }
 
     /// Like [`Publisher::ensure_topic`], with another layout.
