@@ -91,7 +91,7 @@ pub struct Delivery {
     /// Semi-sync: the points waiting to be ACKed (`None`: off).
     semi_sync: Option<SemiSync>,
     /// The rows published in this batch per table, and the last one's commit time (ms): reported
-    /// to `ops` once per batch.
+    /// to `ops` once per batch ([`Delivery::report_rows`]).
     rows: Vec<(TableId, RowCounts)>,
     last_commit_ms: i64,
 }
@@ -144,7 +144,6 @@ impl Delivery {
     /// `router`, and its records left in `steps` become holds of their transaction.
     pub async fn carry_out(&mut self, steps: &mut Vec<Step>, router: &mut Router, now_ms: i64) -> Result<(), RunError> {
         let outcome = self.carry_out_steps(steps, router, now_ms).await;
-        self.report_rows(now_ms);
         self.fenced_or(outcome)
     }
 
@@ -291,8 +290,9 @@ impl Delivery {
         self.rows[at].1.add(op);
     }
 
-    /// Reports the batch's rows to `ops`, processed at `now_ms`.
-    fn report_rows(&mut self, now_ms: i64) {
+    /// Reports the rows published since the last call to `ops`, processed at `now_ms` (the driver
+    /// calls it once per batch of events).
+    pub fn report_rows(&mut self, now_ms: i64) {
         for (table, counts) in self.rows.drain(..) {
             self.ops.rows(table.dotted(), counts, self.last_commit_ms, now_ms);
         }

@@ -436,6 +436,7 @@ impl Driver<'_> {
     /// final offset stays before its transaction and a restart sends it again.
     async fn route_events(&mut self, shutdown: &mut Shutdown) -> Result<bool, RunError> {
         let now_ms = crate::ops::now_ms() as i64;
+        let mut interrupted = false;
         for _ in 0..EVENT_BATCH {
             let Some(event) = self.next_event() else { break };
             self.ops.event();
@@ -444,13 +445,17 @@ impl Driver<'_> {
             tokio::select! {
                 biased;
                 outcome = self.delivery.carry_out(&mut self.steps, &mut self.router, now_ms) => outcome?,
-                _ = &mut *shutdown => return Ok(true),
+                _ = &mut *shutdown => {
+                    interrupted = true;
+                    break;
+                }
             }
             if self.router.holds_stream() || !self.delivery.has_capacity() {
                 break;
             }
         }
-        Ok(false)
+        self.delivery.report_rows(now_ms);
+        Ok(interrupted)
     }
 
     /// A batch from the reader becomes the one being routed.
@@ -485,6 +490,7 @@ impl Driver<'_> {
             self.router.release_chunks(&mut self.steps);
             let now_ms = crate::ops::now_ms() as i64;
             self.delivery.carry_out(&mut self.steps, &mut self.router, now_ms).await?;
+            self.delivery.report_rows(now_ms);
         }
         Ok(())
     }

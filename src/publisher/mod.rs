@@ -28,6 +28,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -132,6 +133,9 @@ struct Acks {
     /// batch of reports, not per report), observed as reports are taken.
     latency: Arc<Histogram>,
     queue: Mutex<VecDeque<Report>>,
+    /// How many reports `queue` holds, read without its lock: the pipeline looks for reports
+    /// after every event, and most of the time there are none.
+    queued: AtomicUsize,
     ready: tokio::sync::Notify,
 }
 
@@ -152,6 +156,7 @@ impl ProducerContext for Acks {
         let outcome = result.as_ref().map(|_| ()).map_err(|(e, _)| crate::kafka::produce_failure(e));
         if let Ok(mut queue) = self.queue.lock() {
             queue.push_back((slot, outcome));
+            self.queued.fetch_add(1, Ordering::Release);
         }
         self.ready.notify_one();
     }
@@ -245,6 +250,7 @@ impl Publisher {
             log: Context::default(),
             latency: Arc::default(),
             queue: Mutex::new(VecDeque::new()),
+            queued: AtomicUsize::new(0),
             ready: Default::default(),
         };
         let producer: ThreadedProducer<Acks> =
@@ -428,10 +434,11 @@ impl Publisher {
 
     /// Moves every delivery report received so far into `out`.
     pub fn take_acks(&mut self, out: &mut Vec<(RecordId, Result<(), String>)>) {
-        let Ok(mut queue) = self.acks.queue.lock() else { return };
-        if queue.is_empty() {
+        if self.acks.queued.load(Ordering::Acquire) == 0 {
             return;
         }
+        let Ok(mut queue) = self.acks.queue.lock() else { return };
+        self.acks.queued.fetch_sub(queue.len(), Ordering::Release);
         // When the reports were taken, for the commit → ack latency.
         let at_us = crate::clock::now_us();
         for (slot, result) in queue.drain(..) {
@@ -458,7 +465,7 @@ impl Publisher {
     /// Waits until delivery reports are available (returns at once when some are queued).
     pub async fn acks_ready(&self) {
         let notified = self.acks.ready.notified();
-        if self.acks.queue.lock().is_ok_and(|q| !q.is_empty()) {
+        if self.acks.queued.load(Ordering::Acquire) > 0 {
             return;
         }
         notified.await;
