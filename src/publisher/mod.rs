@@ -98,16 +98,19 @@ type Opaque = usize;
 const OFFSET_SLOT: Opaque = usize::MAX;
 
 /// The records in flight: id, key + value bytes, source commit time (µs, 0 when unknown), by slot.
-/// Slots are reused; there are as many as records were ever in flight at once.
+/// Slots are reused; there are as many as records were ever in flight at once. Freed slots are
+/// reused first in, first out: reports come in the order records were sent, so sends and reports
+/// walk the slots in order (the cache's prefetcher follows) instead of jumping around a table of
+/// up to 50,000 (a cache miss per record on each side, with a stack of free slots).
 #[derive(Debug, Default)]
 struct Slots {
     slots: Vec<Option<(RecordId, usize, u64)>>,
-    free: Vec<usize>,
+    free: VecDeque<usize>,
 }
 
 impl Slots {
     fn insert(&mut self, record: (RecordId, usize, u64)) -> usize {
-        match self.free.pop() {
+        match self.free.pop_front() {
             Some(slot) => {
                 self.slots[slot] = Some(record);
                 slot
@@ -121,7 +124,7 @@ impl Slots {
 
     fn remove(&mut self, slot: usize) -> Option<(RecordId, usize, u64)> {
         let record = self.slots.get_mut(slot)?.take()?;
-        self.free.push(slot);
+        self.free.push_back(slot);
         Some(record)
     }
 }
@@ -507,6 +510,18 @@ mod tests {
         assert_eq!(slots.insert((RecordId { txn: 3 }, 30, 0)), a, "a freed slot is reused");
         assert_eq!(slots.remove(b), Some((RecordId { txn: 2 }, 20, 5)));
         assert_eq!(slots.remove(99), None);
+    }
+
+    #[test]
+    fn freed_slots_are_reused_in_the_order_freed() {
+        use crate::committer::RecordId;
+        let mut slots = super::Slots::default();
+        let taken: Vec<usize> = (0..4).map(|n| slots.insert((RecordId { txn: n }, 1, 0))).collect();
+        for &slot in &taken {
+            slots.remove(slot);
+        }
+        let again: Vec<usize> = (0..4).map(|n| slots.insert((RecordId { txn: n }, 1, 0))).collect();
+        assert_eq!(again, taken, "reports come in send order: the slots are walked in order again");
     }
 
     #[test]
