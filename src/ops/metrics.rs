@@ -199,11 +199,18 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// One row of `table` (`op`: `c`, `u` or `d`), as the pipeline reports a batch of one.
+    fn row(ops: &Ops, table: &str, op: &str) {
+        let mut counts = crate::ops::RowCounts::default();
+        counts.add(op);
+        ops.rows(table, counts, 0, 0);
+    }
+
     #[test]
     fn every_declared_metric_is_rendered_once_with_help_and_type() {
         let ops = Ops::new("c1", Duration::from_secs(60));
-        ops.row("shop.orders", "c", 0, 0);
-        ops.row("shop.\"odd\"", "d", 0, 0);
+        row(&ops, "shop.orders", "c");
+        row(&ops, "shop.\"odd\"", "d");
         ops.committed("0-1-5".into());
         let text = render(&ops);
         for (name, kind, _) in METRICS {
@@ -223,7 +230,7 @@ mod tests {
     fn table_series_are_bounded() {
         let ops = Ops::new("c1", Duration::from_secs(60));
         for i in 0..super::super::MAX_TABLES + 5 {
-            ops.row(&format!("db.t{i}"), "c", 0, 0);
+            row(&ops, &format!("db.t{i}"), "c");
         }
         let text = render(&ops);
         assert_eq!(text.matches("rowferry_rows_total{").count(), 3 * (super::super::MAX_TABLES + 1));
@@ -237,7 +244,7 @@ mod tests {
         for op in ["c", "c", "u", "d", "c"] {
             counts.add(op);
         }
-        ops.row("shop.orders", "u", 0, 0);
+        row(&ops, "shop.orders", "u");
         ops.rows("shop.orders", counts, 1_000, 1_250);
         let text = render(&ops);
         for (op, n) in [("c", 3), ("u", 2), ("d", 1)] {

@@ -223,13 +223,6 @@ impl Ops {
         self.truncates.load(Ordering::Relaxed)
     }
 
-    /// A row of `table` (`op` is `c`, `u` or `d`) committed at `commit_ms` was processed at `now`.
-    pub fn row(&self, table: &str, op: &str, commit_ms: i64, now: i64) {
-        let mut counts = RowCounts::default();
-        counts.add(op);
-        self.rows(table, counts, commit_ms, now);
-    }
-
     /// `counts` rows of `table` were processed at `now`, the last of them committed at
     /// `commit_ms` (the pipeline adds up a batch's rows and reports them once: one lock and one
     /// lookup per table and batch, not per row).
